@@ -1,0 +1,59 @@
+//! Gateway API condition types and reasons (v1.5.1), as constants.
+//!
+//! Grouped by the object they appear on; a reason string that is shared by several objects is
+//! defined once and re-used.
+
+/// Condition types.
+pub mod types {
+    pub const ACCEPTED: &str = "Accepted";
+    pub const PROGRAMMED: &str = "Programmed";
+    pub const RESOLVED_REFS: &str = "ResolvedRefs";
+    pub const CONFLICTED: &str = "Conflicted";
+    pub const SUPPORTED_VERSION: &str = "SupportedVersion";
+    pub const PARTIALLY_INVALID: &str = "PartiallyInvalid";
+    pub const OVERLAPPING_TLS_CONFIG: &str = "OverlappingTLSConfig";
+}
+
+/// Condition reasons.
+pub mod reasons {
+    // Shared positive reasons (equal to the condition type).
+    pub const ACCEPTED: &str = "Accepted";
+    pub const PROGRAMMED: &str = "Programmed";
+    pub const RESOLVED_REFS: &str = "ResolvedRefs";
+    pub const PENDING: &str = "Pending";
+    pub const INVALID: &str = "Invalid";
+
+    // GatewayClass
+    pub const INVALID_PARAMETERS: &str = "InvalidParameters";
+    pub const UNSUPPORTED: &str = "Unsupported";
+    pub const SUPPORTED_VERSION: &str = "SupportedVersion";
+    pub const UNSUPPORTED_VERSION: &str = "UnsupportedVersion";
+
+    // Gateway
+    pub const LISTENERS_NOT_VALID: &str = "ListenersNotValid";
+    pub const LISTENERS_NOT_RESOLVED: &str = "ListenersNotResolved";
+    pub const UNSUPPORTED_ADDRESS: &str = "UnsupportedAddress";
+    pub const ADDRESS_NOT_ASSIGNED: &str = "AddressNotAssigned";
+    pub const ADDRESS_NOT_USABLE: &str = "AddressNotUsable";
+    pub const NO_RESOURCES: &str = "NoResources";
+
+    // Listener
+    pub const PORT_UNAVAILABLE: &str = "PortUnavailable";
+    pub const UNSUPPORTED_PROTOCOL: &str = "UnsupportedProtocol";
+    pub const UNSUPPORTED_VALUE: &str = "UnsupportedValue";
+    pub const HOSTNAME_CONFLICT: &str = "HostnameConflict";
+    pub const PROTOCOL_CONFLICT: &str = "ProtocolConflict";
+    pub const NO_CONFLICTS: &str = "NoConflicts";
+    pub const INVALID_CERTIFICATE_REF: &str = "InvalidCertificateRef";
+    pub const INVALID_ROUTE_KINDS: &str = "InvalidRouteKinds";
+    pub const REF_NOT_PERMITTED: &str = "RefNotPermitted";
+    pub const OVERLAPPING_HOSTNAMES: &str = "OverlappingHostnames";
+
+    // Route parent
+    pub const NOT_ALLOWED_BY_LISTENERS: &str = "NotAllowedByListeners";
+    pub const NO_MATCHING_LISTENER_HOSTNAME: &str = "NoMatchingListenerHostname";
+    pub const NO_MATCHING_PARENT: &str = "NoMatchingParent";
+    pub const INCOMPATIBLE_FILTERS: &str = "IncompatibleFilters";
+    pub const INVALID_KIND: &str = "InvalidKind";
+    pub const BACKEND_NOT_FOUND: &str = "BackendNotFound";
+}

@@ -1,0 +1,35 @@
+//! Legate's API surface.
+//!
+//! * [`gateway`]: the Gateway API types (standard and experimental channels) from `gateway-api`.
+//! * [`k8s`]: the Kubernetes core types (`k8s-openapi`) Legate reads.
+//! * [`conditions`]: Gateway API condition types and reasons as constants.
+//! * [`backend`]: Legate's `Backend` kind (`gateway.legate.dev/v1alpha1`).
+//!
+//! This crate does no I/O.
+
+pub mod backend;
+pub mod conditions;
+pub mod gvk;
+
+pub use backend::{Backend, BackendEndpoint, BackendSpec, BackendStatus};
+
+/// Gateway API types, re-exported so that every crate uses one version.
+pub mod gateway {
+    pub use gateway_api::apis::experimental;
+    pub use gateway_api::apis::standard;
+    pub use gateway_api::apis::standard::gatewayclasses::{GatewayClass, GatewayClassSpec};
+    pub use gateway_api::apis::standard::gateways::{Gateway, GatewaySpec};
+    pub use gateway_api::apis::standard::httproutes::{HttpRoute, HttpRouteSpec};
+    pub use gateway_api::apis::standard::referencegrants::{ReferenceGrant, ReferenceGrantSpec};
+}
+
+/// Kubernetes core types Legate reads.
+pub mod k8s {
+    pub use k8s_openapi::ByteString;
+    pub use k8s_openapi::api::core::v1::{Namespace, Secret, Service, ServicePort, ServiceSpec};
+    pub use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort, EndpointSlice};
+    pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+}
+
+pub use kube;
+pub use kube::Resource;

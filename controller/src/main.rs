@@ -1,0 +1,19 @@
+use clap::Parser;
+use legate::cli::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match &cli.command {
+        Command::Translate(args) => legate::cli::translate::run(args),
+    };
+    if let Err(e) = result {
+        eprintln!("legate: error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,65 @@
+//! Conditions as the translator computes them: no `lastTransitionTime` (that is stamped when a
+//! status is rendered, see [`crate::render`]), so equal inputs give equal conditions.
+
+use serde::Serialize;
+
+/// A `metav1.Condition` without its transition time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: Status,
+    pub reason: String,
+    pub message: String,
+    pub observed_generation: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Status {
+    True,
+    False,
+    Unknown,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::True => "True",
+            Status::False => "False",
+            Status::Unknown => "Unknown",
+        }
+    }
+}
+
+impl From<bool> for Status {
+    fn from(b: bool) -> Self {
+        if b { Status::True } else { Status::False }
+    }
+}
+
+impl Condition {
+    pub fn new(type_: &str, status: impl Into<Status>, reason: &str, message: impl Into<String>, generation: i64) -> Self {
+        Condition {
+            type_: type_.to_owned(),
+            status: status.into(),
+            reason: reason.to_owned(),
+            message: message.into(),
+            observed_generation: generation,
+        }
+    }
+
+    pub fn is_true(&self) -> bool {
+        self.status == Status::True
+    }
+}
+
+/// Find a condition by type.
+pub fn find<'a>(conds: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conds.iter().find(|c| c.type_ == type_)
+}
+
+/// Whether the condition of that type is present and True.
+pub fn is_true(conds: &[Condition], type_: &str) -> bool {
+    find(conds, type_).is_some_and(Condition::is_true)
+}

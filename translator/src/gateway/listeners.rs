@@ -1,0 +1,305 @@
+//! Listener validation: protocols, hostnames, route kinds, certificates, and conflicts between
+//! the listeners of one Gateway.
+
+use std::collections::BTreeMap;
+
+use legate_api::conditions::{reasons, types};
+use legate_api::gateway::standard::gateways::{GatewayListeners, GatewayListenersTlsMode};
+use legate_api::gateway::Gateway;
+use legate_api::gvk::{GATEWAY_GROUP, KIND_HTTP_ROUTE};
+use serde::Serialize;
+
+use super::tls;
+use crate::conditions::Condition;
+use crate::hostname;
+use crate::ir::Certificate;
+use crate::resources::{namespace_of, Index, ObjKey};
+use crate::status::RouteGroupKind;
+
+/// The listener protocols Legate serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Protocol {
+    Http,
+    Https,
+}
+
+/// A Gateway of one of Legate's classes, with its listeners validated.
+pub struct GatewayState<'a> {
+    pub gw: &'a Gateway,
+    pub key: ObjKey,
+    pub class: String,
+    pub generation: i64,
+    pub listeners: Vec<ListenerState<'a>>,
+    /// A problem with the Gateway as a whole (duplicate listener names, …): not accepted.
+    pub invalid: Option<String>,
+}
+
+/// One listener after validation. `conditions` are complete except `attached_routes`.
+pub struct ListenerState<'a> {
+    pub spec: &'a GatewayListeners,
+    pub protocol: Option<Protocol>,
+    pub hostname: Option<String>,
+    pub supported_kinds: Vec<RouteGroupKind>,
+    /// Whether the listener is accepted (it generates data-plane config).
+    pub accepted: bool,
+    /// Whether it is programmed: accepted and every reference it needs resolved.
+    pub programmed: bool,
+    pub certificates: Vec<Certificate>,
+    pub conditions: Vec<Condition>,
+    pub attached_routes: i32,
+}
+
+impl ListenerState<'_> {
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+    pub fn port(&self) -> i32 {
+        self.spec.port
+    }
+    pub fn allows_kind(&self, group: &str, kind: &str) -> bool {
+        self.supported_kinds.iter().any(|k| k.group == group && k.kind == kind)
+    }
+}
+
+/// Accumulates one listener's verdicts, then turns them into conditions.
+#[derive(Default)]
+struct Verdict {
+    not_accepted: Option<(&'static str, String)>,
+    unresolved: Option<(&'static str, String)>,
+    conflict: Option<(&'static str, String)>,
+    not_programmed: Option<String>,
+    overlapping: Option<String>,
+}
+
+/// Validates a Gateway's listeners.
+pub fn validate<'a>(idx: &Index<'a>, gw: &'a Gateway) -> GatewayState<'a> {
+    let ns = namespace_of(&gw.metadata);
+    let generation = gw.metadata.generation.unwrap_or(0);
+    let specs = &gw.spec.listeners;
+    let mut verdicts: Vec<Verdict> = specs.iter().map(|_| Verdict::default()).collect();
+    let mut listeners: Vec<ListenerState<'a>> = Vec::with_capacity(specs.len());
+
+    for (l, v) in specs.iter().zip(verdicts.iter_mut()) {
+        let protocol = match l.protocol.as_str() {
+            "HTTP" => Some(Protocol::Http),
+            "HTTPS" => Some(Protocol::Https),
+            other => {
+                v.not_accepted = Some((
+                    reasons::UNSUPPORTED_PROTOCOL,
+                    format!("protocol {other} is not supported by Legate yet; use HTTP or HTTPS"),
+                ));
+                None
+            }
+        };
+        if !(1..=65535).contains(&l.port) {
+            v.not_accepted.get_or_insert((reasons::PORT_UNAVAILABLE, format!("port {} is out of range 1-65535", l.port)));
+        }
+        if let Some(h) = l.hostname.as_deref().filter(|h| !hostname::is_valid(h)) {
+            v.not_accepted.get_or_insert((
+                reasons::UNSUPPORTED_VALUE,
+                format!("hostname {h:?} is not a valid lower-case DNS name (a leading \"*.\" is allowed)"),
+            ));
+        }
+        let supported_kinds = route_kinds(l, protocol, v);
+        let certificates = match protocol {
+            Some(Protocol::Https) => certificates(idx, ns, l, v),
+            Some(Protocol::Http) if l.tls.is_some() => {
+                v.not_accepted.get_or_insert((reasons::UNSUPPORTED_VALUE, "tls must not be set on an HTTP listener".into()));
+                vec![]
+            }
+            _ => vec![],
+        };
+        listeners.push(ListenerState {
+            spec: l,
+            protocol,
+            hostname: l.hostname.clone().filter(|h| !h.is_empty()),
+            supported_kinds,
+            accepted: false,
+            programmed: false,
+            certificates,
+            conditions: vec![],
+            attached_routes: 0,
+        });
+    }
+
+    detect_conflicts(&listeners, &mut verdicts);
+
+    let mut invalid = None;
+    let mut names = BTreeMap::new();
+    for l in specs {
+        if names.insert(l.name.as_str(), ()).is_some() {
+            invalid = Some(format!("listener name {:?} is used more than once; listener names must be unique", l.name));
+        }
+    }
+
+    for (l, v) in listeners.iter_mut().zip(verdicts) {
+        finish(l, v, generation);
+    }
+    GatewayState {
+        gw,
+        key: ObjKey::new(ns, gw.metadata.name.clone().unwrap_or_default()),
+        class: gw.spec.gateway_class_name.clone(),
+        generation,
+        listeners,
+        invalid,
+    }
+}
+
+/// `supportedKinds`: from `allowedRoutes.kinds` if given (unsupported ones dropped and
+/// reported), else from the protocol.
+fn route_kinds(l: &GatewayListeners, protocol: Option<Protocol>, v: &mut Verdict) -> Vec<RouteGroupKind> {
+    let http_route = RouteGroupKind { group: GATEWAY_GROUP.into(), kind: KIND_HTTP_ROUTE.into() };
+    let Some(_) = protocol else { return vec![] };
+    let Some(kinds) = l.allowed_routes.as_ref().and_then(|a| a.kinds.as_ref()).filter(|k| !k.is_empty()) else {
+        return vec![http_route];
+    };
+    let mut out = vec![];
+    let mut bad = vec![];
+    for k in kinds {
+        let group = k.group.as_deref().unwrap_or(GATEWAY_GROUP);
+        if group == GATEWAY_GROUP && k.kind == KIND_HTTP_ROUTE {
+            if !out.contains(&http_route) {
+                out.push(http_route.clone());
+            }
+        } else {
+            bad.push(if group.is_empty() { k.kind.clone() } else { format!("{group}/{}", k.kind) });
+        }
+    }
+    if !bad.is_empty() {
+        v.unresolved = Some((
+            reasons::INVALID_ROUTE_KINDS,
+            format!("allowedRoutes.kinds: {} not supported on this listener; supported: HTTPRoute", bad.join(", ")),
+        ));
+    }
+    out
+}
+
+fn certificates(idx: &Index<'_>, ns: &str, l: &GatewayListeners, v: &mut Verdict) -> Vec<Certificate> {
+    let Some(tls) = &l.tls else {
+        v.not_accepted.get_or_insert((reasons::UNSUPPORTED_VALUE, "an HTTPS listener needs tls.certificateRefs".into()));
+        return vec![];
+    };
+    if matches!(tls.mode, Some(GatewayListenersTlsMode::Passthrough)) {
+        v.not_accepted.get_or_insert((
+            reasons::UNSUPPORTED_VALUE,
+            "tls.mode Passthrough is only valid on TLS listeners; HTTPS listeners terminate TLS".into(),
+        ));
+        return vec![];
+    }
+    let refs = tls.certificate_refs.as_deref().unwrap_or_default();
+    let mut certs = vec![];
+    let mut errors = vec![];
+    for r in refs {
+        match tls::resolve(idx, ns, r) {
+            Ok(c) => certs.push(c),
+            Err(e) => errors.push(e),
+        }
+    }
+    if let Some(first) = errors.first() {
+        let msg = errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; ");
+        v.unresolved.get_or_insert((first.reason, msg));
+    }
+    if certs.is_empty() {
+        v.not_programmed = Some(if refs.is_empty() {
+            "an HTTPS listener needs at least one certificateRef".into()
+        } else {
+            "no usable certificate: see ResolvedRefs".into()
+        });
+        if refs.is_empty() {
+            v.not_accepted.get_or_insert((reasons::UNSUPPORTED_VALUE, "an HTTPS listener needs tls.certificateRefs".into()));
+        }
+    }
+    certs
+}
+
+/// Listeners of one Gateway that cannot be served together: on one port, HTTP and HTTPS
+/// (`ProtocolConflict`), or the same protocol and hostname twice (`HostnameConflict`). All of
+/// them are rejected: within one Gateway there is no winner. Also flags HTTPS listeners on one
+/// port whose hostnames overlap (`OverlappingTLSConfig`).
+fn detect_conflicts(listeners: &[ListenerState<'_>], verdicts: &mut [Verdict]) {
+    let mut by_port: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+    for (i, l) in listeners.iter().enumerate() {
+        if l.protocol.is_some() && verdicts[i].not_accepted.is_none() {
+            by_port.entry(l.port()).or_default().push(i);
+        }
+    }
+    for (port, members) in by_port {
+        let protocols: Vec<_> = members.iter().map(|&i| listeners[i].protocol).collect();
+        if protocols.iter().any(|p| *p != protocols[0]) {
+            for &i in &members {
+                verdicts[i].conflict = Some((
+                    reasons::PROTOCOL_CONFLICT,
+                    format!("port {port} is used by listeners of different protocols (HTTP and HTTPS); give each protocol its own port"),
+                ));
+            }
+            continue;
+        }
+        for &i in &members {
+            let h = listeners[i].hostname.as_deref();
+            let twins: Vec<&str> = members
+                .iter()
+                .filter(|&&j| j != i && listeners[j].hostname.as_deref() == h)
+                .map(|&j| listeners[j].name())
+                .collect();
+            if !twins.is_empty() {
+                verdicts[i].conflict = Some((
+                    reasons::HOSTNAME_CONFLICT,
+                    format!(
+                        "listener shares port {port}, protocol and hostname {:?} with {}",
+                        h.unwrap_or("*"),
+                        twins.join(", ")
+                    ),
+                ));
+            } else if listeners[i].protocol == Some(Protocol::Https) {
+                let overlaps: Vec<&str> = members
+                    .iter()
+                    .filter(|&&j| j != i && overlap(h, listeners[j].hostname.as_deref()))
+                    .map(|&j| listeners[j].name())
+                    .collect();
+                if !overlaps.is_empty() {
+                    verdicts[i].overlapping =
+                        Some(format!("hostname overlaps with HTTPS listener(s) {} on port {port}", overlaps.join(", ")));
+                }
+            }
+        }
+    }
+}
+
+fn overlap(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (None, _) | (_, None) => true,
+        (Some(a), Some(b)) => hostname::covers(a, b) || hostname::covers(b, a),
+    }
+}
+
+fn finish(l: &mut ListenerState<'_>, v: Verdict, generation: i64) {
+    let mut conds = vec![];
+    let not_accepted = v.not_accepted.clone().or_else(|| v.conflict.clone());
+    l.accepted = not_accepted.is_none();
+    conds.push(match &not_accepted {
+        None => Condition::new(types::ACCEPTED, true, reasons::ACCEPTED, "listener is valid", generation),
+        Some((r, m)) => Condition::new(types::ACCEPTED, false, r, m.clone(), generation),
+    });
+    l.programmed = l.accepted && v.not_programmed.is_none();
+    conds.push(if l.programmed {
+        Condition::new(types::PROGRAMMED, true, reasons::PROGRAMMED, "listener is programmed", generation)
+    } else {
+        let m = v.not_programmed.clone().or_else(|| not_accepted.map(|(_, m)| m)).unwrap_or_default();
+        Condition::new(types::PROGRAMMED, false, reasons::INVALID, m, generation)
+    });
+    conds.push(match v.unresolved {
+        None => Condition::new(types::RESOLVED_REFS, true, reasons::RESOLVED_REFS, "all references resolved", generation),
+        Some((r, m)) => Condition::new(types::RESOLVED_REFS, false, r, m, generation),
+    });
+    conds.push(match v.conflict {
+        None => Condition::new(types::CONFLICTED, false, reasons::NO_CONFLICTS, "no conflicts", generation),
+        Some((r, m)) => Condition::new(types::CONFLICTED, true, r, m, generation),
+    });
+    if let Some(m) = v.overlapping {
+        conds.push(Condition::new(types::OVERLAPPING_TLS_CONFIG, true, reasons::OVERLAPPING_HOSTNAMES, m, generation));
+    }
+    if !l.accepted {
+        l.supported_kinds.clear();
+    }
+    l.conditions = conds;
+}

@@ -1,0 +1,236 @@
+//! The IR: every Gateway API decision made, no Envoy detail yet.
+//!
+//! Gateway → listeners (one per address and port) → virtual hosts (one per hostname, most
+//! specific first) → routes in precedence order → weighted destinations. Clusters and
+//! certificates are listed once per Gateway.
+
+use serde::Serialize;
+
+use crate::gateway::Protocol;
+use crate::resources::ObjKey;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GatewayIr {
+    pub gateway: ObjKey,
+    pub listeners: Vec<ListenerIr>,
+    pub clusters: Vec<ClusterIr>,
+    /// Certificates used by HTTPS listeners, by Secret, once each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertificateRef>,
+}
+
+/// One socket: all of a Gateway's listeners on one address and port.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ListenerIr {
+    /// Stable name, `<address>:<port>`.
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub protocol: Protocol,
+    /// For HTTPS: one TLS filter chain per Gateway listener, selected by SNI.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tls: Vec<TlsChainIr>,
+    /// Virtual hosts, most specific domain first. Each belongs to one Gateway listener.
+    pub virtual_hosts: Vec<VirtualHostIr>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TlsChainIr {
+    /// The Gateway listener (sectionName) this chain serves.
+    pub listener: String,
+    /// SNI names (the listener hostname); empty means any.
+    pub server_names: Vec<String>,
+    /// Secrets holding the certificates, by [`CertificateRef::name`].
+    pub certificates: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CertificateRef {
+    /// Stable name, `<namespace>/<name>` of the Secret.
+    pub name: String,
+    #[serde(skip)]
+    pub cert: Certificate,
+}
+
+/// A certificate chain and key read from a Secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Certificate {
+    pub secret: ObjKey,
+    #[serde(skip)]
+    pub cert_pem: String,
+    #[serde(skip)]
+    pub key_pem: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VirtualHostIr {
+    /// Stable name: `<listener>/<domain>`.
+    pub name: String,
+    /// The Gateway listener that owns requests for this domain.
+    pub listener: String,
+    /// `foo.example.com`, `*.example.com` or `*`.
+    pub domain: String,
+    pub routes: Vec<RouteIr>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RouteIr {
+    /// Stable name: `httproute/<namespace>/<name>/rule/<i>/match/<j>`.
+    pub name: String,
+    #[serde(rename = "match")]
+    pub match_: MatchIr,
+    pub action: ActionIr,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MatchIr {
+    pub path: PathMatch,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<ValueMatch>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub query_params: Vec<ValueMatch>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PathMatch {
+    Exact(String),
+    /// Element-wise prefix, trailing `/` removed (`/` itself stays `/`).
+    Prefix(String),
+    RegularExpression(String),
+}
+
+impl Default for PathMatch {
+    fn default() -> Self {
+        PathMatch::Prefix("/".into())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ValueMatch {
+    pub name: String,
+    pub value: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub regex: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ActionIr {
+    /// Send to backends; `filters` apply first.
+    Forward {
+        backends: Vec<WeightedBackend>,
+        #[serde(skip_serializing_if = "Filters::is_empty")]
+        filters: Filters,
+        /// Route timeout in milliseconds; 0 disables it; `None` keeps Envoy's default (15s).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+    },
+    Redirect(Redirect),
+    /// Answer directly (invalid rules, no usable backend).
+    Respond { status: u32, body: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WeightedBackend {
+    /// The cluster, or `None` for an invalid backendRef (its share is answered with 500).
+    pub cluster: Option<String>,
+    pub weight: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Filters {
+    #[serde(skip_serializing_if = "HeaderEdits::is_empty")]
+    pub request_headers: HeaderEdits,
+    #[serde(skip_serializing_if = "HeaderEdits::is_empty")]
+    pub response_headers: HeaderEdits,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<Rewrite>,
+}
+
+impl Filters {
+    pub fn is_empty(&self) -> bool {
+        self == &Filters::default()
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HeaderEdits {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+impl HeaderEdits {
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rewrite {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathRewrite>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PathRewrite {
+    Full(String),
+    /// Replace the matched prefix (the route's match must be a PathPrefix).
+    Prefix(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Redirect {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// The port to put in Location; `None` leaves the port out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathRewrite>,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ClusterIr {
+    /// Stable name: `service/<ns>/<name>/<port>` or `backend/<ns>/<name>`.
+    pub name: String,
+    pub protocol: UpstreamProtocol,
+    pub endpoints: Endpoints,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum UpstreamProtocol {
+    Http1,
+    /// HTTP/2 with prior knowledge (`kubernetes.io/h2c`).
+    Http2,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Endpoints {
+    /// IP endpoints, delivered over EDS.
+    Static(Vec<SocketAddr>),
+    /// Hostnames resolved by Envoy (STRICT_DNS); may contain IPs too.
+    Dns(Vec<SocketAddr>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct SocketAddr {
+    pub address: String,
+    pub port: u16,
+}

@@ -1,0 +1,24 @@
+//! Legate's translator: a pure, deterministic function from Gateway API resources to
+//!
+//! 1. an IR per Gateway plus the status of every object looked at ([`translate`], stage 1), and
+//! 2. Envoy xDS resources for each Gateway's IR ([`xds::generate`], stage 2).
+//!
+//! No I/O, no async runtime, no Kubernetes client. Same input, byte-identical output: every
+//! collection that reaches the output is ordered (BTreeMap or sorted Vec), never hash-ordered.
+
+pub mod conditions;
+pub mod gateway;
+pub mod hostname;
+pub mod ir;
+pub mod precedence;
+pub mod render;
+pub mod resources;
+pub mod routes;
+pub mod status;
+pub mod xds;
+
+mod assemble;
+mod translate;
+
+pub use resources::{ObjKey, Resources};
+pub use translate::{translate, GatewayOutput, Options, Output};

@@ -1,0 +1,86 @@
+//! The status the translator computes for every object it owns, before rendering (see
+//! [`crate::render`] for the Kubernetes shape with transition times).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::conditions::Condition;
+use crate::resources::ObjKey;
+
+/// Statuses of all objects Legate owns, keyed for deterministic order.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Statuses {
+    pub gateway_classes: BTreeMap<String, GatewayClassStatus>,
+    pub gateways: BTreeMap<ObjKey, GatewayStatus>,
+    pub http_routes: BTreeMap<ObjKey, RouteStatus>,
+    pub backends: BTreeMap<ObjKey, BackendStatus>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayClassStatus {
+    pub conditions: Vec<Condition>,
+    pub supported_features: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct GatewayStatus {
+    pub addresses: Vec<Address>,
+    pub conditions: Vec<Condition>,
+    pub listeners: Vec<ListenerStatus>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Address {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub value: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerStatus {
+    pub name: String,
+    pub supported_kinds: Vec<RouteGroupKind>,
+    pub attached_routes: i32,
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct RouteGroupKind {
+    pub group: String,
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RouteStatus {
+    pub parents: Vec<RouteParentStatus>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteParentStatus {
+    pub parent_ref: ParentRef,
+    pub controller_name: String,
+    pub conditions: Vec<Condition>,
+}
+
+/// A parentRef echoed into status, with group, kind and namespace written out.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentRef {
+    pub group: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct BackendStatus {
+    pub conditions: Vec<Condition>,
+}

@@ -1,0 +1,295 @@
+//! Stage 1 driver: Resources → statuses + per-Gateway IR (+ stage 2, xDS).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use legate_api::conditions::{reasons, types};
+use legate_api::gateway::{HttpRoute, standard::httproutes::HttpRouteParentRefs};
+use legate_api::gvk::{DEFAULT_CONTROLLER_NAME, GATEWAY_GROUP, KIND_GATEWAY, KIND_HTTP_ROUTE};
+use tracing::debug_span;
+
+use crate::conditions::{Condition, is_true};
+use crate::gateway::attach::{self, Attached, RouteView};
+use crate::gateway::{GatewayState, class, listeners};
+use crate::ir::GatewayIr;
+use crate::resources::{Index, ObjKey, Resources, namespace_of};
+use crate::routes::{backends, http};
+use crate::status::{Address, BackendStatus, GatewayStatus, ListenerStatus, ParentRef, RouteParentStatus, RouteStatus, Statuses};
+use crate::{assemble, xds};
+
+/// Translation settings.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The GatewayClass `controllerName` Legate answers to.
+    pub controller_name: String,
+    /// Where listeners bind when a Gateway has no `spec.addresses`.
+    pub listen_address: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { controller_name: DEFAULT_CONTROLLER_NAME.into(), listen_address: "0.0.0.0".into() }
+    }
+}
+
+/// The translation of one accepted Gateway.
+#[derive(Clone, Debug)]
+pub struct GatewayOutput {
+    pub gateway: ObjKey,
+    pub ir: GatewayIr,
+    pub xds: xds::Resources,
+}
+
+/// Everything a translation produces.
+#[derive(Clone, Debug, Default)]
+pub struct Output {
+    /// Accepted Gateways, by `namespace/name`.
+    pub gateways: Vec<GatewayOutput>,
+    pub statuses: Statuses,
+}
+
+/// A route's rules attached to one listener of one Gateway.
+pub(crate) struct Attachment<'a> {
+    pub route: &'a HttpRoute,
+    pub key: ObjKey,
+    pub rules: &'a http::RouteRules,
+    pub listener: usize,
+    pub hostnames: Vec<String>,
+}
+
+/// Translates everything. Pure and deterministic.
+pub fn translate(res: &Resources, opts: &Options) -> Output {
+    let _span = debug_span!("translate", gateways = res.gateways.len(), http_routes = res.http_routes.len()).entered();
+    let idx = Index::new(res);
+    let mut statuses = Statuses::default();
+
+    // GatewayClasses.
+    let mut accepted_classes = BTreeSet::new();
+    for c in &res.gateway_classes {
+        if c.spec.controller_name != opts.controller_name {
+            continue;
+        }
+        let name = c.metadata.name.clone().unwrap_or_default();
+        let (ok, st) = class::evaluate(c);
+        if ok {
+            accepted_classes.insert(name.clone());
+        }
+        statuses.gateway_classes.insert(name, st);
+    }
+    let ours = |class: &str| res.gateway_classes.iter().any(|c| {
+        c.metadata.name.as_deref() == Some(class) && c.spec.controller_name == opts.controller_name
+    });
+
+    // Gateways.
+    let mut gateways: BTreeMap<ObjKey, GatewayState<'_>> = BTreeMap::new();
+    for gw in &res.gateways {
+        if !ours(&gw.spec.gateway_class_name) {
+            continue;
+        }
+        let mut st = listeners::validate(&idx, gw);
+        if !accepted_classes.contains(&st.class) && st.invalid.is_none() {
+            st.invalid = Some(format!("GatewayClass {} is not accepted; see its status", st.class));
+        }
+        gateways.insert(st.key.clone(), st);
+    }
+
+    // Backends.
+    for b in &res.backends {
+        let g = b.metadata.generation.unwrap_or(0);
+        let cond = match backends::validate_backend(b) {
+            Ok(()) => Condition::new(types::ACCEPTED, true, reasons::ACCEPTED, "endpoints are valid", g),
+            Err(m) => Condition::new(types::ACCEPTED, false, reasons::INVALID, m, g),
+        };
+        statuses.backends.insert(ObjKey::of(&b.metadata), BackendStatus { conditions: vec![cond] });
+    }
+
+    // HTTPRoutes, sorted so attachments (and so everything after) come out in one order.
+    let mut routes: Vec<(&HttpRoute, ObjKey)> =
+        res.http_routes.iter().map(|r| (r, ObjKey::new(namespace_of(&r.metadata), r.metadata.name.clone().unwrap_or_default()))).collect();
+    routes.sort_by(|a, b| a.1.cmp(&b.1));
+    let built: Vec<http::RouteRules> = routes
+        .iter()
+        .map(|(r, k)| http::build(&idx, r, res.rejected_rules.get(k).map(Vec::as_slice).unwrap_or_default()))
+        .collect();
+    let mut attachments: BTreeMap<ObjKey, Vec<Attachment<'_>>> = BTreeMap::new();
+    for ((route, key), rules) in routes.iter().zip(&built) {
+        let generation = route.metadata.generation.unwrap_or(0);
+        let view = RouteView {
+            group: GATEWAY_GROUP,
+            kind: KIND_HTTP_ROUTE,
+            namespace: &key.namespace,
+            hostnames: route.spec.hostnames.as_deref().unwrap_or_default(),
+        };
+        let mut parents = vec![];
+        let mut seen = BTreeSet::new();
+        for p in route.spec.parent_refs.iter().flatten() {
+            let parent = parent_ref(p, &key.namespace);
+            if parent.group != GATEWAY_GROUP || parent.kind != KIND_GATEWAY || !seen.insert(parent.clone()) {
+                continue;
+            }
+            let gw_key = ObjKey::new(&parent.namespace, &parent.name);
+            let Some(gw) = gateways.get(&gw_key) else { continue };
+            let result = attach::attach(&idx, gw, &view, &parent);
+            let conditions = route_conditions(&result, rules, generation);
+            if let (Ok(list), true) = (&result, is_true(&conditions, types::ACCEPTED)) {
+                let entry = attachments.entry(gw_key).or_default();
+                for Attached { listener, hostnames } in list {
+                    match entry.iter_mut().find(|a| a.key == *key && a.listener == *listener) {
+                        Some(a) => {
+                            a.hostnames.extend(hostnames.iter().cloned());
+                            a.hostnames.sort();
+                            a.hostnames.dedup();
+                        }
+                        None => entry.push(Attachment {
+                            route,
+                            key: key.clone(),
+                            rules,
+                            listener: *listener,
+                            hostnames: hostnames.clone(),
+                        }),
+                    }
+                }
+            }
+            parents.push(RouteParentStatus { parent_ref: parent, controller_name: opts.controller_name.clone(), conditions });
+        }
+        if !parents.is_empty() {
+            statuses.http_routes.insert(key.clone(), RouteStatus { parents });
+        }
+    }
+
+    // Gateway status and IR.
+    let mut outputs = vec![];
+    let empty = vec![];
+    for (key, mut gw) in gateways {
+        let atts = attachments.get(&key).unwrap_or(&empty);
+        for a in atts {
+            gw.listeners[a.listener].attached_routes += 1;
+        }
+        let _span = debug_span!("gateway", gateway = %key).entered();
+        let (addresses, address_problem) = addresses(&gw, opts);
+        let (status, accepted) = gateway_status(&gw, addresses.clone(), address_problem);
+        statuses.gateways.insert(key.clone(), status);
+        if accepted {
+            let ir = assemble::gateway_ir(&gw, &addresses, atts);
+            let xds = xds::generate(&ir);
+            outputs.push(GatewayOutput { gateway: key, ir, xds });
+        }
+    }
+    Output { gateways: outputs, statuses }
+}
+
+fn parent_ref(p: &HttpRouteParentRefs, route_ns: &str) -> ParentRef {
+    ParentRef {
+        group: p.group.clone().unwrap_or_else(|| GATEWAY_GROUP.into()),
+        kind: p.kind.clone().unwrap_or_else(|| KIND_GATEWAY.into()),
+        namespace: p.namespace.clone().unwrap_or_else(|| route_ns.into()),
+        name: p.name.clone(),
+        section_name: p.section_name.clone(),
+        port: p.port,
+    }
+}
+
+/// A route's conditions for one parent.
+fn route_conditions(result: &Result<Vec<Attached>, attach::Rejection>, rules: &http::RouteRules, g: i64) -> Vec<Condition> {
+    let mut out = vec![];
+    let dropped = || rules.invalid.iter().map(|(_, _, m)| m.as_str()).collect::<Vec<_>>().join("; ");
+    out.push(match result {
+        Err(r) => Condition::new(types::ACCEPTED, false, r.reason, r.message.clone(), g),
+        Ok(_) if rules.rules.is_empty() => {
+            let reason = rules.invalid.first().map(|i| i.1).unwrap_or(reasons::UNSUPPORTED_VALUE);
+            Condition::new(types::ACCEPTED, false, reason, format!("no valid rule: {}", dropped()), g)
+        }
+        Ok(_) => Condition::new(types::ACCEPTED, true, reasons::ACCEPTED, "route is accepted", g),
+    });
+    out.push(match rules.unresolved.first() {
+        None => Condition::new(types::RESOLVED_REFS, true, reasons::RESOLVED_REFS, "all references resolved", g),
+        Some(first) => {
+            let msg = rules.unresolved.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; ");
+            Condition::new(types::RESOLVED_REFS, false, first.reason, msg, g)
+        }
+    });
+    if result.is_ok() && !rules.rules.is_empty() && !rules.invalid.is_empty() {
+        let reason = rules.invalid[0].1;
+        out.push(Condition::new(types::PARTIALLY_INVALID, true, reason, format!("Dropped Rule(s): {}", dropped()), g));
+    }
+    out
+}
+
+/// The addresses a Gateway binds, and the problem with its `spec.addresses` if any:
+/// `(reason, message, fatal)` where fatal means not accepted.
+fn addresses(gw: &GatewayState<'_>, opts: &Options) -> (Vec<Address>, Option<(&'static str, String, bool)>) {
+    let mut out = BTreeSet::new();
+    let mut problem = None;
+    for (i, a) in gw.gw.spec.addresses.iter().flatten().enumerate() {
+        let ty = a.r#type.as_deref().unwrap_or("IPAddress");
+        let value = a.value.as_deref().unwrap_or_default();
+        if ty != "IPAddress" {
+            problem.get_or_insert((
+                reasons::UNSUPPORTED_ADDRESS,
+                format!("spec.addresses[{i}]: type {ty} is not supported; use IPAddress"),
+                true,
+            ));
+        } else if value.is_empty() {
+            out.insert(opts.listen_address.clone());
+        } else if value.parse::<std::net::IpAddr>().is_ok() {
+            out.insert(value.to_owned());
+        } else {
+            problem.get_or_insert((
+                reasons::ADDRESS_NOT_USABLE,
+                format!("spec.addresses[{i}]: {value:?} is not an IP address"),
+                false,
+            ));
+        }
+    }
+    if out.is_empty() && problem.is_none() {
+        out.insert(opts.listen_address.clone());
+    }
+    (out.into_iter().map(|v| Address { type_: "IPAddress".into(), value: v }).collect(), problem)
+}
+
+fn gateway_status(gw: &GatewayState<'_>, addresses: Vec<Address>, address_problem: Option<(&'static str, String, bool)>) -> (GatewayStatus, bool) {
+    let g = gw.generation;
+    let valid: Vec<&str> = gw.listeners.iter().filter(|l| l.accepted).map(|l| l.name()).collect();
+    let invalid: Vec<&str> = gw.listeners.iter().filter(|l| !l.accepted).map(|l| l.name()).collect();
+    let accepted_cond = if let Some(m) = &gw.invalid {
+        Condition::new(types::ACCEPTED, false, reasons::INVALID, m.clone(), g)
+    } else if let Some((r, m, true)) = &address_problem {
+        Condition::new(types::ACCEPTED, false, r, m.clone(), g)
+    } else if valid.is_empty() {
+        Condition::new(types::ACCEPTED, false, reasons::LISTENERS_NOT_VALID, format!("no valid listener; invalid: {}", invalid.join(", ")), g)
+    } else if !invalid.is_empty() {
+        Condition::new(types::ACCEPTED, true, reasons::LISTENERS_NOT_VALID, format!("invalid listeners: {}", invalid.join(", ")), g)
+    } else {
+        Condition::new(types::ACCEPTED, true, reasons::ACCEPTED, "Gateway is accepted", g)
+    };
+    let accepted = accepted_cond.is_true();
+    let any_programmed = gw.listeners.iter().any(|l| l.programmed);
+    let programmed_cond = match &address_problem {
+        _ if !accepted => Condition::new(types::PROGRAMMED, false, reasons::INVALID, "Gateway is not accepted", g),
+        Some((r, m, false)) => Condition::new(types::PROGRAMMED, false, r, m.clone(), g),
+        _ if !any_programmed => Condition::new(types::PROGRAMMED, false, reasons::INVALID, "no listener is programmed", g),
+        _ => Condition::new(types::PROGRAMMED, true, reasons::PROGRAMMED, "configuration generated for Envoy", g),
+    };
+    let unresolved: Vec<&str> =
+        gw.listeners.iter().filter(|l| !is_true(&l.conditions, types::RESOLVED_REFS)).map(|l| l.name()).collect();
+    let resolved_cond = if unresolved.is_empty() {
+        Condition::new(types::RESOLVED_REFS, true, reasons::RESOLVED_REFS, "all references resolved", g)
+    } else {
+        Condition::new(types::RESOLVED_REFS, false, reasons::LISTENERS_NOT_RESOLVED, format!("listeners with unresolved references: {}", unresolved.join(", ")), g)
+    };
+    let programmed = programmed_cond.is_true();
+    let status = GatewayStatus {
+        addresses: if programmed { addresses } else { vec![] },
+        conditions: vec![accepted_cond, programmed_cond, resolved_cond],
+        listeners: gw
+            .listeners
+            .iter()
+            .map(|l| ListenerStatus {
+                name: l.name().to_owned(),
+                supported_kinds: l.supported_kinds.clone(),
+                attached_routes: l.attached_routes,
+                conditions: l.conditions.clone(),
+            })
+            .collect(),
+    };
+    (status, accepted && programmed)
+}

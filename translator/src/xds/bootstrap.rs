@@ -1,0 +1,71 @@
+//! A complete Envoy bootstrap with one Gateway's resources inlined as static resources: what
+//! `legate translate --show bootstrap` prints and what `envoy --mode validate` checks.
+
+use envoy_types::pb::envoy::config::bootstrap::v3::{bootstrap::StaticResources, Admin, Bootstrap};
+use envoy_types::pb::envoy::config::cluster::v3::cluster;
+use envoy_types::pb::envoy::config::core::v3::{transport_socket, Node};
+use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    http_connection_manager::RouteSpecifier, HttpConnectionManager,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext;
+use envoy_types::pb::google::protobuf::Any;
+use envoy_types::util::pack_any;
+use prost::{Message, Name};
+
+use super::listener::socket;
+use super::Resources;
+
+/// Where the bootstrap's admin interface listens (always loopback).
+#[derive(Clone, Debug)]
+pub struct BootstrapOptions {
+    pub node: String,
+    pub admin_address: String,
+    pub admin_port: u16,
+}
+
+fn unpack<M: Message + Name + Default>(a: &Any) -> Option<M> {
+    (a.type_url == M::type_url()).then(|| M::decode(a.value.as_slice()).ok()).flatten()
+}
+
+/// Inlines `res` into a static bootstrap.
+pub fn static_bootstrap(res: &Resources, opts: &BootstrapOptions) -> Bootstrap {
+    let mut listeners = res.listeners.clone();
+    for l in &mut listeners {
+        for chain in &mut l.filter_chains {
+            for f in &mut chain.filters {
+                let Some(ConfigType::TypedConfig(any)) = &f.config_type else { continue };
+                let Some(mut hcm) = unpack::<HttpConnectionManager>(any) else { continue };
+                if let Some(RouteSpecifier::Rds(rds)) = &hcm.route_specifier {
+                    let rc = res.route_configurations.iter().find(|r| r.name == rds.route_config_name).cloned().unwrap_or_default();
+                    hcm.route_specifier = Some(RouteSpecifier::RouteConfig(rc));
+                }
+                f.config_type = Some(ConfigType::TypedConfig(pack_any(hcm)));
+            }
+            if let Some(ts) = &mut chain.transport_socket {
+                if let Some(transport_socket::ConfigType::TypedConfig(any)) = &ts.config_type {
+                    if let Some(mut ctx) = unpack::<DownstreamTlsContext>(any) {
+                        // Name-only SDS configs refer to static secrets.
+                        for s in ctx.common_tls_context.iter_mut().flat_map(|c| c.tls_certificate_sds_secret_configs.iter_mut()) {
+                            s.sds_config = None;
+                        }
+                        ts.config_type = Some(transport_socket::ConfigType::TypedConfig(pack_any(ctx)));
+                    }
+                }
+            }
+        }
+    }
+    let mut clusters = res.clusters.clone();
+    for c in &mut clusters {
+        if c.eds_cluster_config.take().is_some() {
+            c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(cluster::DiscoveryType::Static as i32));
+            c.load_assignment = res.load_assignments.iter().find(|a| a.cluster_name == c.name).cloned();
+        }
+    }
+    Bootstrap {
+        node: Some(Node { id: opts.node.clone(), cluster: opts.node.clone(), ..Default::default() }),
+        admin: Some(Admin { address: Some(socket(&opts.admin_address, opts.admin_port)), ..Default::default() }),
+        static_resources: Some(StaticResources { listeners, clusters, secrets: res.secrets.clone() }),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,121 @@
+//! Listeners: one per socket, with an HTTP connection manager per filter chain (one chain for
+//! HTTP, one per Gateway listener selected by SNI for HTTPS), and TLS secrets.
+
+use envoy_types::pb::envoy::config::core::v3::{
+    address, data_source::Specifier, socket_address::PortSpecifier, transport_socket, Address, DataSource, SocketAddress,
+    TransportSocket,
+};
+use envoy_types::pb::envoy::config::listener::v3::{
+    filter::ConfigType, listener_filter, Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter,
+};
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    http_connection_manager::RouteSpecifier, http_filter, HttpConnectionManager, HttpFilter, Rds,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    secret, CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, Secret, TlsCertificate,
+};
+use envoy_types::pb::google::protobuf::BoolValue;
+use envoy_types::util::pack_any;
+
+use super::{ads, names, route::route_configuration};
+use crate::gateway::Protocol;
+use crate::ir::{CertificateRef, ListenerIr};
+
+/// The listener for a socket and the route configurations its chains use.
+pub fn listener(l: &ListenerIr) -> (Listener, Vec<RouteConfiguration>) {
+    let mut routes = vec![];
+    let mut chains = vec![];
+    let mut listener_filters = vec![];
+    match l.protocol {
+        Protocol::Http => {
+            let rc = names::route_config(&l.name, None);
+            routes.push(route_configuration(rc.clone(), &l.virtual_hosts, None));
+            chains.push(FilterChain { filters: vec![hcm(&l.name, &rc)], ..Default::default() });
+        }
+        Protocol::Https => {
+            listener_filters.push(ListenerFilter {
+                name: "envoy.filters.listener.tls_inspector".into(),
+                config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(TlsInspector::default()))),
+                ..Default::default()
+            });
+            for c in &l.tls {
+                let rc = names::route_config(&l.name, Some(&c.listener));
+                routes.push(route_configuration(rc.clone(), &l.virtual_hosts, Some(&c.listener)));
+                chains.push(FilterChain {
+                    name: c.listener.clone(),
+                    filter_chain_match: Some(FilterChainMatch { server_names: c.server_names.clone(), ..Default::default() }),
+                    filters: vec![hcm(&l.name, &rc)],
+                    transport_socket: Some(downstream_tls(&c.certificates)),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    let listener = Listener {
+        name: l.name.clone(),
+        address: Some(socket(&l.address, l.port)),
+        filter_chains: chains,
+        listener_filters,
+        ..Default::default()
+    };
+    (listener, routes)
+}
+
+pub fn socket(address: &str, port: u16) -> Address {
+    Address {
+        address: Some(address::Address::SocketAddress(SocketAddress {
+            address: address.into(),
+            port_specifier: Some(PortSpecifier::PortValue(port.into())),
+            ..Default::default()
+        })),
+    }
+}
+
+fn hcm(listener: &str, route_config: &str) -> Filter {
+    let hcm = HttpConnectionManager {
+        stat_prefix: names::stat_prefix(listener),
+        route_specifier: Some(RouteSpecifier::Rds(Rds { config_source: Some(ads()), route_config_name: route_config.into() })),
+        http_filters: vec![HttpFilter {
+            name: "envoy.filters.http.router".into(),
+            config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Router::default()))),
+            ..Default::default()
+        }],
+        normalize_path: Some(BoolValue { value: true }),
+        ..Default::default()
+    };
+    Filter { name: "envoy.filters.network.http_connection_manager".into(), config_type: Some(ConfigType::TypedConfig(pack_any(hcm))) }
+}
+
+fn downstream_tls(certs: &[String]) -> TransportSocket {
+    let ctx = DownstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            tls_certificate_sds_secret_configs: certs
+                .iter()
+                .map(|c| SdsSecretConfig { name: c.clone(), sds_config: Some(ads()) })
+                .collect(),
+            alpn_protocols: vec!["h2".into(), "http/1.1".into()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    TransportSocket {
+        name: "envoy.transport_sockets.tls".into(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(ctx))),
+    }
+}
+
+/// The SDS secret holding a certificate chain and key.
+pub fn secret(c: &CertificateRef) -> Secret {
+    let inline = |s: &str| Some(DataSource { specifier: Some(Specifier::InlineString(s.into())), ..Default::default() });
+    Secret {
+        name: c.name.clone(),
+        r#type: Some(secret::Type::TlsCertificate(TlsCertificate {
+            certificate_chain: inline(&c.cert.cert_pem),
+            private_key: inline(&c.cert.key_pem),
+            ..Default::default()
+        })),
+    }
+}
