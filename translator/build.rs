@@ -31,9 +31,7 @@ fn find() -> Result<PathBuf, String> {
             .unwrap_or_else(|_| PathBuf::from(env::var("HOME").unwrap_or_default()).join(".cargo"));
         if let Ok(dirs) = fs::read_dir(home.join("registry/src")) {
             for d in dirs.flatten() {
-                let p = d
-                    .path()
-                    .join(format!("envoy-types-{version}/src/generated/types.bin"));
+                let p = d.path().join(format!("envoy-types-{version}/src/generated/types.bin"));
                 if p.is_file() {
                     return Ok(p);
                 }
@@ -49,10 +47,7 @@ fn locked_version(lock: &Path) -> Option<String> {
     while let Some(l) = lines.next() {
         if l.trim() == "name = \"envoy-types\"" {
             let v = lines.next()?.trim();
-            return v
-                .strip_prefix("version = \"")?
-                .strip_suffix('"')
-                .map(str::to_owned);
+            return v.strip_prefix("version = \"")?.strip_suffix('"').map(str::to_owned);
         }
     }
     None
@@ -61,13 +56,7 @@ fn locked_version(lock: &Path) -> Option<String> {
 fn from_cargo_metadata(manifest: &Path) -> Result<PathBuf, String> {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--offline",
-            "--manifest-path",
-        ])
+        .args(["metadata", "--format-version", "1", "--offline", "--manifest-path"])
         .arg(manifest.join("Cargo.toml"))
         .output()
         .map_err(|e| format!("cargo metadata: {e}"))?;
@@ -76,10 +65,7 @@ fn from_cargo_metadata(manifest: &Path) -> Result<PathBuf, String> {
     for part in text.split("\"manifest_path\":\"").skip(1) {
         let path = part.split('"').next().unwrap_or_default();
         if path.contains("envoy-types-") {
-            let p = Path::new(path)
-                .parent()
-                .unwrap()
-                .join("src/generated/types.bin");
+            let p = Path::new(path).parent().unwrap().join("src/generated/types.bin");
             if p.is_file() {
                 return Ok(p);
             }

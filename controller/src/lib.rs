@@ -1,5 +1,6 @@
 //! The `legate` binary's library: CLI commands, providers, output.
 
 pub mod cli;
+pub mod envoy;
 pub mod load;
 pub mod output;

@@ -80,14 +80,7 @@ impl Kind {
 
     /// Whether Legate writes status for this kind (it is printed by `--show status`).
     pub fn has_status(self) -> bool {
-        matches!(
-            self,
-            Kind::GatewayClass
-                | Kind::Gateway
-                | Kind::HttpRoute
-                | Kind::ReferenceGrant
-                | Kind::Backend
-        )
+        matches!(self, Kind::GatewayClass | Kind::Gateway | Kind::HttpRoute | Kind::ReferenceGrant | Kind::Backend)
     }
 
     pub fn cluster_scoped(self) -> bool {
@@ -118,10 +111,7 @@ pub fn files_under(path: &Path) -> std::io::Result<Vec<PathBuf>> {
             let p = e?.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml" | "json")
-            ) {
+            } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
                 out.push(p);
             }
         }
@@ -133,31 +123,19 @@ pub fn files_under(path: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// Splits a file's text into documents (JSON values for `.json`, YAML documents otherwise),
 /// unwrapping `kind: List`.
 pub fn documents(file: &Path, text: &str) -> Result<Vec<(usize, Value)>, LoadError> {
-    let err = |document, message: String| LoadError {
-        file: file.to_owned(),
-        document,
-        object: None,
-        field: None,
-        message,
-    };
+    let err =
+        |document, message: String| LoadError { file: file.to_owned(), document, object: None, field: None, message };
     let mut docs = vec![];
     if file.extension().and_then(|e| e.to_str()) == Some("json") {
-        for (i, v) in serde_json::Deserializer::from_str(text)
-            .into_iter::<Value>()
-            .enumerate()
-        {
-            docs.push((
-                i + 1,
-                v.map_err(|e| err(i + 1, format!("invalid JSON: {e}")))?,
-            ));
+        for (i, v) in serde_json::Deserializer::from_str(text).into_iter::<Value>().enumerate() {
+            docs.push((i + 1, v.map_err(|e| err(i + 1, format!("invalid JSON: {e}")))?));
         }
     } else {
         use serde::Deserialize;
         for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
-            let v = serde_norway::Value::deserialize(doc)
-                .map_err(|e| err(i + 1, format!("invalid YAML: {e}")))?;
-            let v: Value = serde_json::to_value(v)
-                .map_err(|e| err(i + 1, format!("not representable as JSON: {e}")))?;
+            let v = serde_norway::Value::deserialize(doc).map_err(|e| err(i + 1, format!("invalid YAML: {e}")))?;
+            let v: Value =
+                serde_json::to_value(v).map_err(|e| err(i + 1, format!("not representable as JSON: {e}")))?;
             docs.push((i + 1, v));
         }
     }
@@ -167,12 +145,7 @@ pub fn documents(file: &Path, text: &str) -> Result<Vec<(usize, Value)>, LoadErr
             continue; // empty document
         }
         if v.get("kind").and_then(Value::as_str) == Some("List") {
-            for item in v
-                .get("items")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for item in v.get("items").and_then(Value::as_array).into_iter().flatten() {
                 out.push((i, item.clone()));
             }
         } else {
@@ -219,35 +192,16 @@ pub fn add_file(loaded: &mut Loaded, file: &Path, text: &str) -> Result<(), Load
             field,
             message,
         };
-        let api_version = v
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let kind_s = v
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let api_version = v.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let kind_s = v.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
         if api_version.is_empty() || kind_s.is_empty() {
             return Err(err(
                 None,
-                Some(
-                    if api_version.is_empty() {
-                        "apiVersion"
-                    } else {
-                        "kind"
-                    }
-                    .into(),
-                ),
+                Some(if api_version.is_empty() { "apiVersion" } else { "kind" }.into()),
                 "is required".into(),
             ));
         }
-        let name = v
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let name = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
         let Some(kind) = Kind::of(&api_version, &kind_s) else {
             loaded.skipped.push(format!(
                 "{}: document {doc}: ignoring {api_version} {kind_s} {name:?}: not a kind Legate uses",
@@ -256,23 +210,11 @@ pub fn add_file(loaded: &mut Loaded, file: &Path, text: &str) -> Result<(), Load
             continue;
         };
         if name.is_empty() {
-            return Err(err(
-                Some(kind_s),
-                Some("metadata.name".into()),
-                "is required".into(),
-            ));
+            return Err(err(Some(kind_s), Some("metadata.name".into()), "is required".into()));
         }
         // What the API server would fill in: the namespace, and generation 1 on creation.
-        let meta = v
-            .get_mut("metadata")
-            .and_then(Value::as_object_mut)
-            .expect("metadata.name was read");
-        if !kind.cluster_scoped()
-            && meta
-                .get("namespace")
-                .and_then(Value::as_str)
-                .is_none_or(str::is_empty)
-        {
+        let meta = v.get_mut("metadata").and_then(Value::as_object_mut).expect("metadata.name was read");
+        if !kind.cluster_scoped() && meta.get("namespace").and_then(Value::as_str).is_none_or(str::is_empty) {
             meta.insert("namespace".into(), "default".into());
         }
         meta.entry("generation").or_insert(1.into());
@@ -284,11 +226,7 @@ pub fn add_file(loaded: &mut Loaded, file: &Path, text: &str) -> Result<(), Load
         let key = ObjKey::new(ns, name);
         let object = Some(format!("{kind_s} {key}"));
         let typed_err = |e: serde_path_to_error::Error<serde_json::Error>| {
-            err(
-                object.clone(),
-                Some(e.path().to_string()).filter(|p| p != "."),
-                e.inner().to_string(),
-            )
+            err(object.clone(), Some(e.path().to_string()).filter(|p| p != "."), e.inner().to_string())
         };
         let r = &mut loaded.resources;
         match kind {
@@ -308,20 +246,12 @@ pub fn add_file(loaded: &mut Loaded, file: &Path, text: &str) -> Result<(), Load
             Kind::EndpointSlice => r.endpoint_slices.push(typed(&v).map_err(typed_err)?),
             Kind::Secret => r.secrets.push(typed(&v).map_err(typed_err)?),
         }
-        loaded.objects.push(RawObject {
-            file: file.to_owned(),
-            document: doc,
-            kind,
-            key,
-            value: v,
-        });
+        loaded.objects.push(RawObject { file: file.to_owned(), document: doc, kind, key, value: v });
     }
     Ok(())
 }
 
-fn typed<T: DeserializeOwned>(
-    v: &Value,
-) -> Result<T, serde_path_to_error::Error<serde_json::Error>> {
+fn typed<T: DeserializeOwned>(v: &Value) -> Result<T, serde_path_to_error::Error<serde_json::Error>> {
     serde_path_to_error::deserialize(v)
 }
 
@@ -329,16 +259,10 @@ fn typed<T: DeserializeOwned>(
 /// is removed and reported, so the rest of the route still works; anything else is an error.
 fn http_route(
     v: &Value,
-) -> Result<
-    (legate_api::gateway::HttpRoute, Vec<RejectedRule>),
-    serde_path_to_error::Error<serde_json::Error>,
-> {
+) -> Result<(legate_api::gateway::HttpRoute, Vec<RejectedRule>), serde_path_to_error::Error<serde_json::Error>> {
     let mut v = v.clone();
     let mut rejected: Vec<RejectedRule> = vec![];
-    let total = v
-        .pointer("/spec/rules")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
+    let total = v.pointer("/spec/rules").and_then(Value::as_array).map_or(0, Vec::len);
     loop {
         match typed(&v) {
             Ok(route) => return Ok((route, rejected)),
@@ -347,29 +271,19 @@ fn http_route(
                 let Some(i) = rule_index(&path) else {
                     return Err(e);
                 };
-                let rules = v
-                    .pointer_mut("/spec/rules")
-                    .and_then(Value::as_array_mut)
-                    .expect("the path names a rule");
+                let rules = v.pointer_mut("/spec/rules").and_then(Value::as_array_mut).expect("the path names a rule");
                 if i >= rules.len() || rejected.len() >= total {
                     return Err(e);
                 }
                 rules.remove(i);
                 // Map the index back to the route as written.
                 let mut original = i;
-                for r in rejected
-                    .iter()
-                    .map(|r| r.index)
-                    .collect::<std::collections::BTreeSet<_>>()
-                {
+                for r in rejected.iter().map(|r| r.index).collect::<std::collections::BTreeSet<_>>() {
                     if r <= original {
                         original += 1;
                     }
                 }
-                rejected.push(RejectedRule {
-                    index: original,
-                    message: format!("field {path}: {}", e.inner()),
-                });
+                rejected.push(RejectedRule { index: original, message: format!("field {path}: {}", e.inner()) });
             }
         }
     }
@@ -393,11 +307,7 @@ fn check_duplicates(loaded: &Loaded) -> Result<(), LoadError> {
                 document: o.document,
                 object: Some(format!("{:?} {}", o.kind, o.key)),
                 field: None,
-                message: format!(
-                    "already defined in {} document {}",
-                    first.file.display(),
-                    first.document
-                ),
+                message: format!("already defined in {} document {}", first.file.display(), first.document),
             });
         }
     }

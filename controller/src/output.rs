@@ -28,10 +28,7 @@ impl Format {
     /// Several documents: a YAML stream (`---` between documents) or a JSON array.
     pub fn many(self, docs: &[Value]) -> String {
         match self {
-            Format::Yaml => docs
-                .iter()
-                .map(|d| format!("---\n{}", self.one(d)))
-                .collect(),
+            Format::Yaml => docs.iter().map(|d| format!("---\n{}", self.one(d))).collect(),
             Format::Json => self.one(&Value::Array(docs.to_vec())),
         }
     }

@@ -35,7 +35,9 @@ pub fn gateway_ir(gw: &GatewayState<'_>, addresses: &[Address], atts: &[Attachme
                 let mut names = vec![];
                 for c in &l.certificates {
                     let name = c.secret.to_string();
-                    certificates.entry(name.clone()).or_insert_with(|| CertificateRef { name: name.clone(), cert: c.clone() });
+                    certificates
+                        .entry(name.clone())
+                        .or_insert_with(|| CertificateRef { name: name.clone(), cert: c.clone() });
                     names.push(name);
                 }
                 tls.push(TlsChainIr {
@@ -171,7 +173,10 @@ fn action_ir(a: &RuleAction, l: &ListenerState<'_>) -> ActionIr {
                 return ActionIr::Respond { status: 500, body: "no backend with a weight above 0".into() };
             }
             if live.iter().all(|b| b.cluster.is_none()) {
-                return ActionIr::Respond { status: 500, body: "no valid backend; see the route's ResolvedRefs condition".into() };
+                return ActionIr::Respond {
+                    status: 500,
+                    body: "no valid backend; see the route's ResolvedRefs condition".into(),
+                };
             }
             ActionIr::Forward {
                 backends: live,
@@ -190,5 +195,11 @@ fn redirect(r: &RedirectSpec, l: &ListenerState<'_>) -> Redirect {
         Some(s) => well_known(s),
         None => l.port() as u16,
     });
-    Redirect { scheme: r.scheme.clone(), hostname: r.hostname.clone(), port: Some(port), path: r.path.clone(), status: r.status }
+    Redirect {
+        scheme: r.scheme.clone(),
+        hostname: r.hostname.clone(),
+        port: Some(port),
+        path: r.path.clone(),
+        status: r.status,
+    }
 }

@@ -39,7 +39,13 @@ impl From<bool> for Status {
 }
 
 impl Condition {
-    pub fn new(type_: &str, status: impl Into<Status>, reason: &str, message: impl Into<String>, generation: i64) -> Self {
+    pub fn new(
+        type_: &str,
+        status: impl Into<Status>,
+        reason: &str,
+        message: impl Into<String>,
+        generation: i64,
+    ) -> Self {
         Condition {
             type_: type_.to_owned(),
             status: status.into(),

@@ -130,7 +130,10 @@ pub enum ActionIr {
     },
     Redirect(Redirect),
     /// Answer directly (invalid rules, no usable backend).
-    Respond { status: u32, body: String },
+    Respond {
+        status: u32,
+        body: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -21,4 +21,4 @@ mod assemble;
 mod translate;
 
 pub use resources::{ObjKey, Resources};
-pub use translate::{translate, GatewayOutput, Options, Output};
+pub use translate::{GatewayOutput, Options, Output, translate};

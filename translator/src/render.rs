@@ -45,7 +45,8 @@ pub fn render(owned: Owned<'_>, previous: Option<&Value>, controller: &str, now:
         Owned::Route(s) => {
             let mut ours = to_value(s)["parents"].as_array().cloned().unwrap_or_default();
             for p in &mut ours {
-                let old = find(&prev["parents"], |o| o["parentRef"] == p["parentRef"] && o["controllerName"] == controller);
+                let old =
+                    find(&prev["parents"], |o| o["parentRef"] == p["parentRef"] && o["controllerName"] == controller);
                 stamp(&mut p["conditions"], &old["conditions"], now);
             }
             let mut parents: Vec<Value> = prev["parents"]

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use legate_api::Backend;
 use legate_api::gateway::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
 use legate_api::gvk::LABEL_SERVICE_NAME;
 use legate_api::k8s::{EndpointSlice, Namespace, ObjectMeta, Secret, Service};
-use legate_api::Backend;
 use serde::Serialize;
 
 /// Everything the translator looks at. Order does not matter: the translator sorts.
@@ -55,11 +55,7 @@ impl ObjKey {
 
 impl fmt::Display for ObjKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.namespace.is_empty() {
-            f.write_str(&self.name)
-        } else {
-            write!(f, "{}/{}", self.namespace, self.name)
-        }
+        if self.namespace.is_empty() { f.write_str(&self.name) } else { write!(f, "{}/{}", self.namespace, self.name) }
     }
 }
 
@@ -98,11 +94,7 @@ impl<'a> Index<'a> {
         }
         Index {
             res,
-            namespaces: res
-                .namespaces
-                .iter()
-                .filter_map(|n| Some((n.metadata.name.as_deref()?, n)))
-                .collect(),
+            namespaces: res.namespaces.iter().filter_map(|n| Some((n.metadata.name.as_deref()?, n))).collect(),
             services: res.services.iter().map(|s| (key(&s.metadata), s)).collect(),
             secrets: res.secrets.iter().map(|s| (key(&s.metadata), s)).collect(),
             backends: res.backends.iter().map(|s| (key(&s.metadata), s)).collect(),
@@ -114,11 +106,7 @@ impl<'a> Index<'a> {
     /// The labels of a namespace, including the `kubernetes.io/metadata.name` label that the
     /// API server sets on every Namespace (so selectors on it work without a Namespace object).
     pub fn namespace_labels(&self, ns: &str) -> BTreeMap<String, String> {
-        let mut labels = self
-            .namespaces
-            .get(ns)
-            .and_then(|n| n.metadata.labels.clone())
-            .unwrap_or_default();
+        let mut labels = self.namespaces.get(ns).and_then(|n| n.metadata.labels.clone()).unwrap_or_default();
         labels.insert("kubernetes.io/metadata.name".into(), ns.into());
         labels
     }
@@ -130,9 +118,7 @@ impl<'a> Index<'a> {
         grants.iter().any(|g| {
             g.spec.from.iter().any(|f| f.group == from.0 && f.kind == from.1 && f.namespace == from.2)
                 && g.spec.to.iter().any(|t| {
-                    t.group == to.0
-                        && t.kind == to.1
-                        && t.name.as_deref().is_none_or(|n| n.is_empty() || n == to.2)
+                    t.group == to.0 && t.kind == to.1 && t.name.as_deref().is_none_or(|n| n.is_empty() || n == to.2)
                 })
         })
     }

@@ -13,7 +13,9 @@ use crate::gateway::{GatewayState, class, listeners};
 use crate::ir::GatewayIr;
 use crate::resources::{Index, ObjKey, Resources, namespace_of};
 use crate::routes::{backends, http};
-use crate::status::{Address, BackendStatus, GatewayStatus, ListenerStatus, ParentRef, RouteParentStatus, RouteStatus, Statuses};
+use crate::status::{
+    Address, BackendStatus, GatewayStatus, ListenerStatus, ParentRef, RouteParentStatus, RouteStatus, Statuses,
+};
 use crate::{assemble, xds};
 
 /// Translation settings.
@@ -75,9 +77,11 @@ pub fn translate(res: &Resources, opts: &Options) -> Output {
         }
         statuses.gateway_classes.insert(name, st);
     }
-    let ours = |class: &str| res.gateway_classes.iter().any(|c| {
-        c.metadata.name.as_deref() == Some(class) && c.spec.controller_name == opts.controller_name
-    });
+    let ours = |class: &str| {
+        res.gateway_classes
+            .iter()
+            .any(|c| c.metadata.name.as_deref() == Some(class) && c.spec.controller_name == opts.controller_name)
+    };
 
     // Gateways.
     let mut gateways: BTreeMap<ObjKey, GatewayState<'_>> = BTreeMap::new();
@@ -103,8 +107,11 @@ pub fn translate(res: &Resources, opts: &Options) -> Output {
     }
 
     // HTTPRoutes, sorted so attachments (and so everything after) come out in one order.
-    let mut routes: Vec<(&HttpRoute, ObjKey)> =
-        res.http_routes.iter().map(|r| (r, ObjKey::new(namespace_of(&r.metadata), r.metadata.name.clone().unwrap_or_default()))).collect();
+    let mut routes: Vec<(&HttpRoute, ObjKey)> = res
+        .http_routes
+        .iter()
+        .map(|r| (r, ObjKey::new(namespace_of(&r.metadata), r.metadata.name.clone().unwrap_or_default())))
+        .collect();
     routes.sort_by(|a, b| a.1.cmp(&b.1));
     let built: Vec<http::RouteRules> = routes
         .iter()
@@ -149,7 +156,11 @@ pub fn translate(res: &Resources, opts: &Options) -> Output {
                     }
                 }
             }
-            parents.push(RouteParentStatus { parent_ref: parent, controller_name: opts.controller_name.clone(), conditions });
+            parents.push(RouteParentStatus {
+                parent_ref: parent,
+                controller_name: opts.controller_name.clone(),
+                conditions,
+            });
         }
         if !parents.is_empty() {
             statuses.http_routes.insert(key.clone(), RouteStatus { parents });
@@ -189,7 +200,11 @@ fn parent_ref(p: &HttpRouteParentRefs, route_ns: &str) -> ParentRef {
 }
 
 /// A route's conditions for one parent.
-fn route_conditions(result: &Result<Vec<Attached>, attach::Rejection>, rules: &http::RouteRules, g: i64) -> Vec<Condition> {
+fn route_conditions(
+    result: &Result<Vec<Attached>, attach::Rejection>,
+    rules: &http::RouteRules,
+    g: i64,
+) -> Vec<Condition> {
     let mut out = vec![];
     let dropped = || rules.invalid.iter().map(|(_, _, m)| m.as_str()).collect::<Vec<_>>().join("; ");
     out.push(match result {
@@ -246,7 +261,11 @@ fn addresses(gw: &GatewayState<'_>, opts: &Options) -> (Vec<Address>, Option<(&'
     (out.into_iter().map(|v| Address { type_: "IPAddress".into(), value: v }).collect(), problem)
 }
 
-fn gateway_status(gw: &GatewayState<'_>, addresses: Vec<Address>, address_problem: Option<(&'static str, String, bool)>) -> (GatewayStatus, bool) {
+fn gateway_status(
+    gw: &GatewayState<'_>,
+    addresses: Vec<Address>,
+    address_problem: Option<(&'static str, String, bool)>,
+) -> (GatewayStatus, bool) {
     let g = gw.generation;
     let valid: Vec<&str> = gw.listeners.iter().filter(|l| l.accepted).map(|l| l.name()).collect();
     let invalid: Vec<&str> = gw.listeners.iter().filter(|l| !l.accepted).map(|l| l.name()).collect();
@@ -255,9 +274,21 @@ fn gateway_status(gw: &GatewayState<'_>, addresses: Vec<Address>, address_proble
     } else if let Some((r, m, true)) = &address_problem {
         Condition::new(types::ACCEPTED, false, r, m.clone(), g)
     } else if valid.is_empty() {
-        Condition::new(types::ACCEPTED, false, reasons::LISTENERS_NOT_VALID, format!("no valid listener; invalid: {}", invalid.join(", ")), g)
+        Condition::new(
+            types::ACCEPTED,
+            false,
+            reasons::LISTENERS_NOT_VALID,
+            format!("no valid listener; invalid: {}", invalid.join(", ")),
+            g,
+        )
     } else if !invalid.is_empty() {
-        Condition::new(types::ACCEPTED, true, reasons::LISTENERS_NOT_VALID, format!("invalid listeners: {}", invalid.join(", ")), g)
+        Condition::new(
+            types::ACCEPTED,
+            true,
+            reasons::LISTENERS_NOT_VALID,
+            format!("invalid listeners: {}", invalid.join(", ")),
+            g,
+        )
     } else {
         Condition::new(types::ACCEPTED, true, reasons::ACCEPTED, "Gateway is accepted", g)
     };
@@ -266,7 +297,9 @@ fn gateway_status(gw: &GatewayState<'_>, addresses: Vec<Address>, address_proble
     let programmed_cond = match &address_problem {
         _ if !accepted => Condition::new(types::PROGRAMMED, false, reasons::INVALID, "Gateway is not accepted", g),
         Some((r, m, false)) => Condition::new(types::PROGRAMMED, false, r, m.clone(), g),
-        _ if !any_programmed => Condition::new(types::PROGRAMMED, false, reasons::INVALID, "no listener is programmed", g),
+        _ if !any_programmed => {
+            Condition::new(types::PROGRAMMED, false, reasons::INVALID, "no listener is programmed", g)
+        }
         _ => Condition::new(types::PROGRAMMED, true, reasons::PROGRAMMED, "configuration generated for Envoy", g),
     };
     let unresolved: Vec<&str> =
@@ -274,7 +307,13 @@ fn gateway_status(gw: &GatewayState<'_>, addresses: Vec<Address>, address_proble
     let resolved_cond = if unresolved.is_empty() {
         Condition::new(types::RESOLVED_REFS, true, reasons::RESOLVED_REFS, "all references resolved", g)
     } else {
-        Condition::new(types::RESOLVED_REFS, false, reasons::LISTENERS_NOT_RESOLVED, format!("listeners with unresolved references: {}", unresolved.join(", ")), g)
+        Condition::new(
+            types::RESOLVED_REFS,
+            false,
+            reasons::LISTENERS_NOT_RESOLVED,
+            format!("listeners with unresolved references: {}", unresolved.join(", ")),
+            g,
+        )
     };
     let programmed = programmed_cond.is_true();
     let status = GatewayStatus {

@@ -5,11 +5,7 @@ pub mod translate;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "legate",
-    version,
-    about = "Legate: Kubernetes Gateway API on Envoy"
-)]
+#[command(name = "legate", version, about = "Legate: Kubernetes Gateway API on Envoy")]
 pub struct Cli {
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `legate=debug`.
     #[arg(long, env = "LEGATE_LOG", default_value = "warn", global = true)]

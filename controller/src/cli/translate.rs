@@ -55,27 +55,15 @@ pub fn run(args: &Args) -> Result<()> {
     for s in &loaded.skipped {
         eprintln!("legate: {s}");
     }
-    let opts = Options {
-        controller_name: args.controller_name.clone(),
-        listen_address: args.listen_address.clone(),
-    };
+    let opts = Options { controller_name: args.controller_name.clone(), listen_address: args.listen_address.clone() };
     let out = translate(&loaded.resources, &opts);
     match args.show {
-        Show::Status => print!(
-            "{}",
-            args.output.many(&status_documents(
-                &loaded,
-                &out,
-                &opts.controller_name,
-                &args.now
-            ))
-        ),
+        Show::Status => {
+            print!("{}", args.output.many(&status_documents(&loaded, &out, &opts.controller_name, &args.now)))
+        }
         Show::Ir => {
-            let docs: Vec<Value> = out
-                .gateways
-                .iter()
-                .map(|g| serde_json::to_value(&g.ir).expect("IR serializes"))
-                .collect();
+            let docs: Vec<Value> =
+                out.gateways.iter().map(|g| serde_json::to_value(&g.ir).expect("IR serializes")).collect();
             print!("{}", args.output.many(&docs));
         }
         Show::Xds => print!("{}", args.output.many(&xds_documents(&out))),
@@ -92,16 +80,12 @@ pub fn run(args: &Args) -> Result<()> {
                             admin_port: args.admin_port,
                         },
                     );
-                    (
-                        format!("{}-{}", g.gateway.namespace, g.gateway.name),
-                        to_json(&b),
-                    )
+                    (format!("{}-{}", g.gateway.namespace, g.gateway.name), to_json(&b))
                 })
                 .collect();
             match &args.output_dir {
                 Some(dir) => {
-                    std::fs::create_dir_all(dir)
-                        .with_context(|| format!("creating {}", dir.display()))?;
+                    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
                     for (name, doc) in &docs {
                         let path = dir.join(format!("{name}.{}", args.output.extension()));
                         std::fs::write(&path, args.output.one(doc))
@@ -109,11 +93,7 @@ pub fn run(args: &Args) -> Result<()> {
                         eprintln!("legate: wrote {}", path.display());
                     }
                 }
-                None => print!(
-                    "{}",
-                    args.output
-                        .many(&docs.into_iter().map(|d| d.1).collect::<Vec<_>>())
-                ),
+                None => print!("{}", args.output.many(&docs.into_iter().map(|d| d.1).collect::<Vec<_>>())),
             }
         }
     }
@@ -123,11 +103,7 @@ pub fn run(args: &Args) -> Result<()> {
 /// Every Gateway API / Legate object of the input with the status Legate would write, in a
 /// stable order (kind, then namespace/name).
 pub fn status_documents(loaded: &Loaded, out: &Output, controller: &str, now: &str) -> Vec<Value> {
-    let mut objects: Vec<_> = loaded
-        .objects
-        .iter()
-        .filter(|o| o.kind.has_status())
-        .collect();
+    let mut objects: Vec<_> = loaded.objects.iter().filter(|o| o.kind.has_status()).collect();
     objects.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
     let st = &out.statuses;
     objects

@@ -35,7 +35,12 @@ pub struct RouteView<'r> {
 }
 
 /// Resolves `parent` (already known to name `gw`) to the listeners the route attaches to.
-pub fn attach(idx: &Index<'_>, gw: &GatewayState<'_>, route: &RouteView<'_>, parent: &ParentRef) -> Result<Vec<Attached>, Rejection> {
+pub fn attach(
+    idx: &Index<'_>,
+    gw: &GatewayState<'_>,
+    route: &RouteView<'_>,
+    parent: &ParentRef,
+) -> Result<Vec<Attached>, Rejection> {
     let reject = |reason, message: String| Err(Rejection { reason, message });
     let candidates: Vec<usize> = (0..gw.listeners.len())
         .filter(|&i| {
@@ -93,9 +98,9 @@ fn namespace_allowed(idx: &Index<'_>, gw: &GatewayState<'_>, i: usize, gw_ns: &s
     match ns.and_then(|n| n.from.as_ref()) {
         None | Some(From::Same) => route_ns == gw_ns,
         Some(From::All) => true,
-        Some(From::Selector) => ns
-            .and_then(|n| n.selector.as_ref())
-            .is_some_and(|s| selector_matches(s, &idx.namespace_labels(route_ns))),
+        Some(From::Selector) => {
+            ns.and_then(|n| n.selector.as_ref()).is_some_and(|s| selector_matches(s, &idx.namespace_labels(route_ns)))
+        }
     }
 }
 

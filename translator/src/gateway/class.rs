@@ -52,7 +52,6 @@ pub fn evaluate(class: &GatewayClass) -> (bool, GatewayClassStatus) {
             generation,
         ),
     ];
-    let supported_features =
-        if accepted { SUPPORTED_FEATURES.iter().map(|s| s.to_string()).collect() } else { vec![] };
+    let supported_features = if accepted { SUPPORTED_FEATURES.iter().map(|s| s.to_string()).collect() } else { vec![] };
     (accepted, GatewayClassStatus { conditions, supported_features })
 }

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use legate_api::conditions::{reasons, types};
-use legate_api::gateway::standard::gateways::{GatewayListeners, GatewayListenersTlsMode};
 use legate_api::gateway::Gateway;
+use legate_api::gateway::standard::gateways::{GatewayListeners, GatewayListenersTlsMode};
 use legate_api::gvk::{GATEWAY_GROUP, KIND_HTTP_ROUTE};
 use serde::Serialize;
 
@@ -13,7 +13,7 @@ use super::tls;
 use crate::conditions::Condition;
 use crate::hostname;
 use crate::ir::Certificate;
-use crate::resources::{namespace_of, Index, ObjKey};
+use crate::resources::{Index, ObjKey, namespace_of};
 use crate::status::RouteGroupKind;
 
 /// The listener protocols Legate serves.
@@ -92,7 +92,8 @@ pub fn validate<'a>(idx: &Index<'a>, gw: &'a Gateway) -> GatewayState<'a> {
             }
         };
         if !(1..=65535).contains(&l.port) {
-            v.not_accepted.get_or_insert((reasons::PORT_UNAVAILABLE, format!("port {} is out of range 1-65535", l.port)));
+            v.not_accepted
+                .get_or_insert((reasons::PORT_UNAVAILABLE, format!("port {} is out of range 1-65535", l.port)));
         }
         if let Some(h) = l.hostname.as_deref().filter(|h| !hostname::is_valid(h)) {
             v.not_accepted.get_or_insert((
@@ -104,7 +105,8 @@ pub fn validate<'a>(idx: &Index<'a>, gw: &'a Gateway) -> GatewayState<'a> {
         let certificates = match protocol {
             Some(Protocol::Https) => certificates(idx, ns, l, v),
             Some(Protocol::Http) if l.tls.is_some() => {
-                v.not_accepted.get_or_insert((reasons::UNSUPPORTED_VALUE, "tls must not be set on an HTTP listener".into()));
+                v.not_accepted
+                    .get_or_insert((reasons::UNSUPPORTED_VALUE, "tls must not be set on an HTTP listener".into()));
                 vec![]
             }
             _ => vec![],
@@ -176,7 +178,8 @@ fn route_kinds(l: &GatewayListeners, protocol: Option<Protocol>, v: &mut Verdict
 
 fn certificates(idx: &Index<'_>, ns: &str, l: &GatewayListeners, v: &mut Verdict) -> Vec<Certificate> {
     let Some(tls) = &l.tls else {
-        v.not_accepted.get_or_insert((reasons::UNSUPPORTED_VALUE, "an HTTPS listener needs tls.certificateRefs".into()));
+        v.not_accepted
+            .get_or_insert((reasons::UNSUPPORTED_VALUE, "an HTTPS listener needs tls.certificateRefs".into()));
         return vec![];
     };
     if matches!(tls.mode, Some(GatewayListenersTlsMode::Passthrough)) {
@@ -206,7 +209,8 @@ fn certificates(idx: &Index<'_>, ns: &str, l: &GatewayListeners, v: &mut Verdict
             "no usable certificate: see ResolvedRefs".into()
         });
         if refs.is_empty() {
-            v.not_accepted.get_or_insert((reasons::UNSUPPORTED_VALUE, "an HTTPS listener needs tls.certificateRefs".into()));
+            v.not_accepted
+                .get_or_insert((reasons::UNSUPPORTED_VALUE, "an HTTPS listener needs tls.certificateRefs".into()));
         }
     }
     certs
@@ -229,7 +233,9 @@ fn detect_conflicts(listeners: &[ListenerState<'_>], verdicts: &mut [Verdict]) {
             for &i in &members {
                 verdicts[i].conflict = Some((
                     reasons::PROTOCOL_CONFLICT,
-                    format!("port {port} is used by listeners of different protocols (HTTP and HTTPS); give each protocol its own port"),
+                    format!(
+                        "port {port} is used by listeners of different protocols (HTTP and HTTPS); give each protocol its own port"
+                    ),
                 ));
             }
             continue;
@@ -257,8 +263,10 @@ fn detect_conflicts(listeners: &[ListenerState<'_>], verdicts: &mut [Verdict]) {
                     .map(|&j| listeners[j].name())
                     .collect();
                 if !overlaps.is_empty() {
-                    verdicts[i].overlapping =
-                        Some(format!("hostname overlaps with HTTPS listener(s) {} on port {port}", overlaps.join(", ")));
+                    verdicts[i].overlapping = Some(format!(
+                        "hostname overlaps with HTTPS listener(s) {} on port {port}",
+                        overlaps.join(", ")
+                    ));
                 }
             }
         }
@@ -288,7 +296,9 @@ fn finish(l: &mut ListenerState<'_>, v: Verdict, generation: i64) {
         Condition::new(types::PROGRAMMED, false, reasons::INVALID, m, generation)
     });
     conds.push(match v.unresolved {
-        None => Condition::new(types::RESOLVED_REFS, true, reasons::RESOLVED_REFS, "all references resolved", generation),
+        None => {
+            Condition::new(types::RESOLVED_REFS, true, reasons::RESOLVED_REFS, "all references resolved", generation)
+        }
         Some((r, m)) => Condition::new(types::RESOLVED_REFS, false, r, m, generation),
     });
     conds.push(match v.conflict {

@@ -56,8 +56,7 @@ pub fn resolve(idx: &Index<'_>, from: Referrer<'_>, r: BackendRefView<'_>) -> Re
             ),
         ));
     }
-    if ns != from.namespace
-        && !idx.grant_allows((GATEWAY_GROUP, from.kind, from.namespace), ns, (group, kind, r.name))
+    if ns != from.namespace && !idx.grant_allows((GATEWAY_GROUP, from.kind, from.namespace), ns, (group, kind, r.name))
     {
         return Err(err(
             reasons::REF_NOT_PERMITTED,
@@ -88,7 +87,9 @@ fn upstream_protocol(app_protocol: Option<&str>, what: &str) -> Result<UpstreamP
         Some("kubernetes.io/h2c") | Some("h2c") => Ok(UpstreamProtocol::Http2),
         Some(other) => Err(err(
             reasons::UNSUPPORTED_PROTOCOL,
-            format!("{what}: appProtocol {other:?} is not supported for HTTPRoute backends; use none, http, kubernetes.io/h2c or kubernetes.io/ws"),
+            format!(
+                "{what}: appProtocol {other:?} is not supported for HTTPRoute backends; use none, http, kubernetes.io/h2c or kubernetes.io/ws"
+            ),
         )),
     }
 }

@@ -10,12 +10,16 @@ use legate_api::gvk::KIND_HTTP_ROUTE;
 
 use super::backends::{self, BackendError, BackendRefView, Referrer};
 use crate::ir::{ClusterIr, Filters, HeaderEdits, MatchIr, PathMatch, PathRewrite, Rewrite, ValueMatch};
-use crate::resources::{namespace_of, Index, RejectedRule};
+use crate::resources::{Index, RejectedRule, namespace_of};
 
 /// What a rule does once matched, before the listener is known (redirect ports depend on it).
 #[derive(Clone, Debug, PartialEq)]
 pub enum RuleAction {
-    Forward { backends: Vec<(Option<String>, u32)>, filters: Filters, timeout: Option<Duration> },
+    Forward {
+        backends: Vec<(Option<String>, u32)>,
+        filters: Filters,
+        timeout: Option<Duration>,
+    },
     Redirect(RedirectSpec),
     /// Answer with this status (an unresolvable ExtensionRef, say).
     Respond(u32, String),
@@ -83,10 +87,20 @@ fn unsupported(msg: impl Into<String>) -> RuleError {
     (reasons::UNSUPPORTED_VALUE, msg.into())
 }
 
-fn build_rule(idx: &Index<'_>, from: Referrer<'_>, index: usize, rule: &HttpRouteRules, out: &mut RouteRules) -> Result<Rule, RuleError> {
+fn build_rule(
+    idx: &Index<'_>,
+    from: Referrer<'_>,
+    index: usize,
+    rule: &HttpRouteRules,
+    out: &mut RouteRules,
+) -> Result<Rule, RuleError> {
     let default_match = [HttpRouteRulesMatches::default()];
     let matches = rule.matches.as_deref().filter(|m| !m.is_empty()).unwrap_or(&default_match);
-    let matches = matches.iter().enumerate().map(|(j, m)| build_match(m).map_err(|e| (e.0, format!("matches[{j}]: {}", e.1)))).collect::<Result<Vec<_>, _>>()?;
+    let matches = matches
+        .iter()
+        .enumerate()
+        .map(|(j, m)| build_match(m).map_err(|e| (e.0, format!("matches[{j}]: {}", e.1))))
+        .collect::<Result<Vec<_>, _>>()?;
 
     let filters = rule.filters.as_deref().unwrap_or_default();
     let mut ir_filters = Filters::default();
@@ -95,13 +109,18 @@ fn build_rule(idx: &Index<'_>, from: Referrer<'_>, index: usize, rule: &HttpRout
     let mut seen = BTreeSet::new();
     for (k, f) in filters.iter().enumerate() {
         let kind = format!("{:?}", f.r#type);
-        if !matches!(f.r#type, HttpRouteRulesFiltersType::ExtensionRef | HttpRouteRulesFiltersType::RequestMirror) && !seen.insert(kind.clone()) {
+        if !matches!(f.r#type, HttpRouteRulesFiltersType::ExtensionRef | HttpRouteRulesFiltersType::RequestMirror)
+            && !seen.insert(kind.clone())
+        {
             return Err(unsupported(format!("filters[{k}]: filter {kind} appears more than once")));
         }
         let at = |m: String| format!("filters[{k}]: {m}");
         match f.r#type {
             HttpRouteRulesFiltersType::RequestHeaderModifier => {
-                let m = f.request_header_modifier.as_ref().ok_or_else(|| unsupported(at("requestHeaderModifier is missing".into())))?;
+                let m = f
+                    .request_header_modifier
+                    .as_ref()
+                    .ok_or_else(|| unsupported(at("requestHeaderModifier is missing".into())))?;
                 ir_filters.request_headers = header_edits(
                     m.set.iter().flatten().map(|h| (&h.name, &h.value)),
                     m.add.iter().flatten().map(|h| (&h.name, &h.value)),
@@ -110,7 +129,10 @@ fn build_rule(idx: &Index<'_>, from: Referrer<'_>, index: usize, rule: &HttpRout
                 .map_err(|e| unsupported(at(e)))?;
             }
             HttpRouteRulesFiltersType::ResponseHeaderModifier => {
-                let m = f.response_header_modifier.as_ref().ok_or_else(|| unsupported(at("responseHeaderModifier is missing".into())))?;
+                let m = f
+                    .response_header_modifier
+                    .as_ref()
+                    .ok_or_else(|| unsupported(at("responseHeaderModifier is missing".into())))?;
                 ir_filters.response_headers = header_edits(
                     m.set.iter().flatten().map(|h| (&h.name, &h.value)),
                     m.add.iter().flatten().map(|h| (&h.name, &h.value)),
@@ -119,7 +141,8 @@ fn build_rule(idx: &Index<'_>, from: Referrer<'_>, index: usize, rule: &HttpRout
                 .map_err(|e| unsupported(at(e)))?;
             }
             HttpRouteRulesFiltersType::RequestRedirect => {
-                let r = f.request_redirect.as_ref().ok_or_else(|| unsupported(at("requestRedirect is missing".into())))?;
+                let r =
+                    f.request_redirect.as_ref().ok_or_else(|| unsupported(at("requestRedirect is missing".into())))?;
                 let path = r
                     .path
                     .as_ref()
@@ -128,7 +151,11 @@ fn build_rule(idx: &Index<'_>, from: Referrer<'_>, index: usize, rule: &HttpRout
                     .map_err(|e| (e.0, at(e.1)))?;
                 let status = match r.status_code.unwrap_or(302) {
                     s @ (301 | 302 | 303 | 307 | 308) => s as u16,
-                    s => return Err(unsupported(at(format!("requestRedirect.statusCode {s} is not one of 301, 302, 303, 307, 308")))),
+                    s => {
+                        return Err(unsupported(at(format!(
+                            "requestRedirect.statusCode {s} is not one of 301, 302, 303, 307, 308"
+                        ))));
+                    }
                 };
                 let port = match r.port {
                     None => None,
@@ -265,9 +292,10 @@ fn build_match(m: &HttpRouteRulesMatches) -> Result<MatchIr, RuleError> {
         }
         query_params.push(ValueMatch { name: q.name.clone(), value: q.value.clone(), regex });
     }
-    let method = m.method.as_ref().map(|m| {
-        serde_json::to_value(m).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-    });
+    let method = m
+        .method
+        .as_ref()
+        .map(|m| serde_json::to_value(m).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default());
     Ok(MatchIr { path, headers, query_params, method })
 }
 
@@ -338,12 +366,15 @@ fn path_modifier<T: std::fmt::Debug>(
 ) -> Result<PathRewrite, RuleError> {
     match format!("{kind:?}").as_str() {
         "ReplaceFullPath" => {
-            let v = full.clone().ok_or_else(|| unsupported("path.replaceFullPath is required for type ReplaceFullPath"))?;
+            let v =
+                full.clone().ok_or_else(|| unsupported("path.replaceFullPath is required for type ReplaceFullPath"))?;
             check_path(&v)?;
             Ok(PathRewrite::Full(v))
         }
         "ReplacePrefixMatch" => {
-            let v = prefix.clone().ok_or_else(|| unsupported("path.replacePrefixMatch is required for type ReplacePrefixMatch"))?;
+            let v = prefix
+                .clone()
+                .ok_or_else(|| unsupported("path.replacePrefixMatch is required for type ReplacePrefixMatch"))?;
             if !v.is_empty() {
                 check_path(&v)?;
             }

@@ -1,20 +1,20 @@
 //! A complete Envoy bootstrap with one Gateway's resources inlined as static resources: what
 //! `legate translate --show bootstrap` prints and what `envoy --mode validate` checks.
 
-use envoy_types::pb::envoy::config::bootstrap::v3::{bootstrap::StaticResources, Admin, Bootstrap};
+use envoy_types::pb::envoy::config::bootstrap::v3::{Admin, Bootstrap, bootstrap::StaticResources};
 use envoy_types::pb::envoy::config::cluster::v3::cluster;
-use envoy_types::pb::envoy::config::core::v3::{transport_socket, Node};
+use envoy_types::pb::envoy::config::core::v3::{Node, transport_socket};
 use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    http_connection_manager::RouteSpecifier, HttpConnectionManager,
+    HttpConnectionManager, http_connection_manager::RouteSpecifier,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext;
 use envoy_types::pb::google::protobuf::Any;
 use envoy_types::util::pack_any;
 use prost::{Message, Name};
 
-use super::listener::socket;
 use super::Resources;
+use super::listener::socket;
 
 /// Where the bootstrap's admin interface listens (always loopback).
 #[derive(Clone, Debug)]
@@ -37,7 +37,12 @@ pub fn static_bootstrap(res: &Resources, opts: &BootstrapOptions) -> Bootstrap {
                 let Some(ConfigType::TypedConfig(any)) = &f.config_type else { continue };
                 let Some(mut hcm) = unpack::<HttpConnectionManager>(any) else { continue };
                 if let Some(RouteSpecifier::Rds(rds)) = &hcm.route_specifier {
-                    let rc = res.route_configurations.iter().find(|r| r.name == rds.route_config_name).cloned().unwrap_or_default();
+                    let rc = res
+                        .route_configurations
+                        .iter()
+                        .find(|r| r.name == rds.route_config_name)
+                        .cloned()
+                        .unwrap_or_default();
                     hcm.route_specifier = Some(RouteSpecifier::RouteConfig(rc));
                 }
                 f.config_type = Some(ConfigType::TypedConfig(pack_any(hcm)));
@@ -46,7 +51,11 @@ pub fn static_bootstrap(res: &Resources, opts: &BootstrapOptions) -> Bootstrap {
                 if let Some(transport_socket::ConfigType::TypedConfig(any)) = &ts.config_type {
                     if let Some(mut ctx) = unpack::<DownstreamTlsContext>(any) {
                         // Name-only SDS configs refer to static secrets.
-                        for s in ctx.common_tls_context.iter_mut().flat_map(|c| c.tls_certificate_sds_secret_configs.iter_mut()) {
+                        for s in ctx
+                            .common_tls_context
+                            .iter_mut()
+                            .flat_map(|c| c.tls_certificate_sds_secret_configs.iter_mut())
+                        {
                             s.sds_config = None;
                         }
                         ts.config_type = Some(transport_socket::ConfigType::TypedConfig(pack_any(ctx)));

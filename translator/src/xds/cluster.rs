@@ -1,12 +1,14 @@
 //! Clusters and their load assignments.
 
-use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
+use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::Http2ProtocolOptions;
-use envoy_types::pb::envoy::config::endpoint::v3::{lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints};
-use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::{
-    explicit_http_config::ProtocolConfig, ExplicitHttpConfig, UpstreamProtocolOptions,
+use envoy_types::pb::envoy::config::endpoint::v3::{
+    ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
 };
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::{
+    ExplicitHttpConfig, UpstreamProtocolOptions, explicit_http_config::ProtocolConfig,
+};
 use envoy_types::util::pack_any;
 
 use super::{ads, duration, listener::socket};
@@ -32,7 +34,8 @@ pub fn cluster(c: &ClusterIr) -> (Cluster, Option<ClusterLoadAssignment>) {
     match &c.endpoints {
         Endpoints::Static(eps) => {
             out.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(cluster::DiscoveryType::Eds as i32));
-            out.eds_cluster_config = Some(cluster::EdsClusterConfig { eds_config: Some(ads()), service_name: String::new() });
+            out.eds_cluster_config =
+                Some(cluster::EdsClusterConfig { eds_config: Some(ads()), service_name: String::new() });
             (out, Some(load_assignment(&c.name, eds_endpoints(eps))))
         }
         Endpoints::Dns(eps) => {

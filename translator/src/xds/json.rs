@@ -19,7 +19,10 @@ pub fn to_json<M: Message + Name>(m: &M) -> serde_json::Value {
     let desc = pool()
         .get_message_by_name(&M::full_name())
         .unwrap_or_else(|| panic!("{} is not in envoy-types' descriptor set", M::full_name()));
-    let dynamic = DynamicMessage::decode(desc, m.encode_to_vec().as_slice()).expect("a message re-decodes under its own descriptor");
+    let dynamic = DynamicMessage::decode(desc, m.encode_to_vec().as_slice())
+        .expect("a message re-decodes under its own descriptor");
     let opts = SerializeOptions::new().use_proto_field_name(true).stringify_64_bit_integers(false);
-    dynamic.serialize_with_options(serde_json::value::Serializer, &opts).expect("JSON serialization of a decoded message")
+    dynamic
+        .serialize_with_options(serde_json::value::Serializer, &opts)
+        .expect("JSON serialization of a decoded message")
 }

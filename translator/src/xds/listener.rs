@@ -2,20 +2,20 @@
 //! HTTP, one per Gateway listener selected by SNI for HTTPS), and TLS secrets.
 
 use envoy_types::pb::envoy::config::core::v3::{
-    address, data_source::Specifier, socket_address::PortSpecifier, transport_socket, Address, DataSource, SocketAddress,
-    TransportSocket,
+    Address, DataSource, SocketAddress, TransportSocket, address, data_source::Specifier,
+    socket_address::PortSpecifier, transport_socket,
 };
 use envoy_types::pb::envoy::config::listener::v3::{
-    filter::ConfigType, listener_filter, Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter,
+    Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter::ConfigType, listener_filter,
 };
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    http_connection_manager::RouteSpecifier, http_filter, HttpConnectionManager, HttpFilter, Rds,
+    HttpConnectionManager, HttpFilter, Rds, http_connection_manager::RouteSpecifier, http_filter,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    secret, CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, Secret, TlsCertificate,
+    CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, Secret, TlsCertificate, secret,
 };
 use envoy_types::pb::google::protobuf::BoolValue;
 use envoy_types::util::pack_any;
@@ -46,7 +46,10 @@ pub fn listener(l: &ListenerIr) -> (Listener, Vec<RouteConfiguration>) {
                 routes.push(route_configuration(rc.clone(), &l.virtual_hosts, Some(&c.listener)));
                 chains.push(FilterChain {
                     name: c.listener.clone(),
-                    filter_chain_match: Some(FilterChainMatch { server_names: c.server_names.clone(), ..Default::default() }),
+                    filter_chain_match: Some(FilterChainMatch {
+                        server_names: c.server_names.clone(),
+                        ..Default::default()
+                    }),
                     filters: vec![hcm(&l.name, &rc)],
                     transport_socket: Some(downstream_tls(&c.certificates)),
                     ..Default::default()
@@ -77,7 +80,10 @@ pub fn socket(address: &str, port: u16) -> Address {
 fn hcm(listener: &str, route_config: &str) -> Filter {
     let hcm = HttpConnectionManager {
         stat_prefix: names::stat_prefix(listener),
-        route_specifier: Some(RouteSpecifier::Rds(Rds { config_source: Some(ads()), route_config_name: route_config.into() })),
+        route_specifier: Some(RouteSpecifier::Rds(Rds {
+            config_source: Some(ads()),
+            route_config_name: route_config.into(),
+        })),
         http_filters: vec![HttpFilter {
             name: "envoy.filters.http.router".into(),
             config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Router::default()))),
@@ -86,7 +92,10 @@ fn hcm(listener: &str, route_config: &str) -> Filter {
         normalize_path: Some(BoolValue { value: true }),
         ..Default::default()
     };
-    Filter { name: "envoy.filters.network.http_connection_manager".into(), config_type: Some(ConfigType::TypedConfig(pack_any(hcm))) }
+    Filter {
+        name: "envoy.filters.network.http_connection_manager".into(),
+        config_type: Some(ConfigType::TypedConfig(pack_any(hcm))),
+    }
 }
 
 fn downstream_tls(certs: &[String]) -> TransportSocket {
@@ -109,7 +118,8 @@ fn downstream_tls(certs: &[String]) -> TransportSocket {
 
 /// The SDS secret holding a certificate chain and key.
 pub fn secret(c: &CertificateRef) -> Secret {
-    let inline = |s: &str| Some(DataSource { specifier: Some(Specifier::InlineString(s.into())), ..Default::default() });
+    let inline =
+        |s: &str| Some(DataSource { specifier: Some(Specifier::InlineString(s.into())), ..Default::default() });
     Secret {
         name: c.name.clone(),
         r#type: Some(secret::Type::TlsCertificate(TlsCertificate {

@@ -52,7 +52,9 @@ pub fn generate(ir: &GatewayIr) -> Resources {
 
 /// A config source that says "over the ADS stream".
 pub fn ads() -> envoy_types::pb::envoy::config::core::v3::ConfigSource {
-    use envoy_types::pb::envoy::config::core::v3::{config_source::ConfigSourceSpecifier, AggregatedConfigSource, ApiVersion, ConfigSource};
+    use envoy_types::pb::envoy::config::core::v3::{
+        AggregatedConfigSource, ApiVersion, ConfigSource, config_source::ConfigSourceSpecifier,
+    };
     ConfigSource {
         resource_api_version: ApiVersion::V3 as i32,
         config_source_specifier: Some(ConfigSourceSpecifier::Ads(AggregatedConfigSource {})),

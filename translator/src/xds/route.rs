@@ -1,14 +1,18 @@
 //! Route configurations: virtual hosts and routes.
 
-use envoy_types::pb::envoy::config::core::v3::{header_value_option::HeaderAppendAction, HeaderValue, HeaderValueOption};
-use envoy_types::pb::envoy::config::route::v3::{
-    header_matcher::HeaderMatchSpecifier, query_parameter_matcher::QueryParameterMatchSpecifier, redirect_action,
-    route::Action, route_action, route_match::PathSpecifier, weighted_cluster::ClusterWeight, DirectResponseAction,
-    HeaderMatcher, QueryParameterMatcher, RedirectAction, Route, RouteAction, RouteConfiguration, RouteMatch,
-    VirtualHost, WeightedCluster,
+use envoy_types::pb::envoy::config::core::v3::{DataSource, data_source::Specifier};
+use envoy_types::pb::envoy::config::core::v3::{
+    HeaderValue, HeaderValueOption, header_value_option::HeaderAppendAction,
 };
-use envoy_types::pb::envoy::config::core::v3::{data_source::Specifier, DataSource};
-use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher::MatchPattern, RegexMatchAndSubstitute, RegexMatcher, StringMatcher};
+use envoy_types::pb::envoy::config::route::v3::{
+    DirectResponseAction, HeaderMatcher, QueryParameterMatcher, RedirectAction, Route, RouteAction, RouteConfiguration,
+    RouteMatch, VirtualHost, WeightedCluster, header_matcher::HeaderMatchSpecifier,
+    query_parameter_matcher::QueryParameterMatchSpecifier, redirect_action, route::Action, route_action,
+    route_match::PathSpecifier, weighted_cluster::ClusterWeight,
+};
+use envoy_types::pb::envoy::r#type::matcher::v3::{
+    RegexMatchAndSubstitute, RegexMatcher, StringMatcher, string_matcher::MatchPattern,
+};
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 
 use super::duration;
@@ -128,7 +132,10 @@ fn prefix_rewrite(prefix: &str, with: &str) -> (Option<String>, Option<RegexMatc
             return (None, None);
         }
         // `/foo/bar` → `/bar`, `/foo` and `/foo/` → `/`.
-        return (None, Some(RegexMatchAndSubstitute { pattern: Some(regex(&format!("^{escaped}/*"))), substitution: "/".into() }));
+        return (
+            None,
+            Some(RegexMatchAndSubstitute { pattern: Some(regex(&format!("^{escaped}/*"))), substitution: "/".into() }),
+        );
     }
     if prefix == "/" {
         // `/foo` → `/xyz/foo`, `/` → `/xyz/`.
@@ -167,7 +174,10 @@ fn route(r: &RouteIr) -> Route {
                     308 => redirect_action::RedirectResponseCode::PermanentRedirect,
                     _ => redirect_action::RedirectResponseCode::Found,
                 } as i32,
-                scheme_rewrite_specifier: rd.scheme.clone().map(redirect_action::SchemeRewriteSpecifier::SchemeRedirect),
+                scheme_rewrite_specifier: rd
+                    .scheme
+                    .clone()
+                    .map(redirect_action::SchemeRewriteSpecifier::SchemeRedirect),
                 ..Default::default()
             };
             a.path_rewrite_specifier = match &rd.path {
@@ -214,7 +224,8 @@ fn route(r: &RouteIr) -> Route {
                 match &rw.path {
                     None => {}
                     Some(PathRewrite::Full(p)) => {
-                        a.regex_rewrite = Some(RegexMatchAndSubstitute { pattern: Some(regex("^/.*$")), substitution: p.clone() })
+                        a.regex_rewrite =
+                            Some(RegexMatchAndSubstitute { pattern: Some(regex("^/.*$")), substitution: p.clone() })
                     }
                     Some(PathRewrite::Prefix(with)) => {
                         let (p, re) = prefix_rewrite(matched_prefix, with);
@@ -224,7 +235,8 @@ fn route(r: &RouteIr) -> Route {
                 }
             }
             // WebSocket upgrades pass through (Service appProtocol kubernetes.io/ws, or none).
-            a.upgrade_configs = vec![route_action::UpgradeConfig { upgrade_type: "websocket".into(), ..Default::default() }];
+            a.upgrade_configs =
+                vec![route_action::UpgradeConfig { upgrade_type: "websocket".into(), ..Default::default() }];
             Action::Route(a)
         }
     });
