@@ -169,6 +169,9 @@ fn action_ir(a: &RuleAction, l: &ListenerState<'_>) -> ActionIr {
                 .filter(|(_, w)| *w > 0)
                 .map(|(c, w)| WeightedBackend { cluster: c.clone(), weight: *w })
                 .collect();
+            if backends.is_empty() {
+                return ActionIr::Respond { status: 500, body: "the rule has no backendRefs".into() };
+            }
             if live.is_empty() {
                 return ActionIr::Respond { status: 500, body: "no backend with a weight above 0".into() };
             }

@@ -316,19 +316,40 @@ fn gateway_status(
         )
     };
     let programmed = programmed_cond.is_true();
+    let mut listeners: Vec<ListenerStatus> = gw
+        .listeners
+        .iter()
+        .map(|l| ListenerStatus {
+            name: l.name().to_owned(),
+            supported_kinds: l.supported_kinds.clone(),
+            attached_routes: l.attached_routes,
+            conditions: l.conditions.clone(),
+        })
+        .collect();
+    if !(accepted && programmed) {
+        let why = if accepted { &programmed_cond.message } else { &accepted_cond.message };
+        unprogram_listeners(&mut listeners, why, g);
+    }
     let status = GatewayStatus {
         addresses: if programmed { addresses } else { vec![] },
         conditions: vec![accepted_cond, programmed_cond, resolved_cond],
-        listeners: gw
-            .listeners
-            .iter()
-            .map(|l| ListenerStatus {
-                name: l.name().to_owned(),
-                supported_kinds: l.supported_kinds.clone(),
-                attached_routes: l.attached_routes,
-                conditions: l.conditions.clone(),
-            })
-            .collect(),
+        listeners,
     };
     (status, accepted && programmed)
+}
+
+/// A Gateway that generates no configuration programs none of its listeners, however valid
+/// each listener is on its own.
+fn unprogram_listeners(listeners: &mut [ListenerStatus], why: &str, g: i64) {
+    for c in listeners.iter_mut().flat_map(|l| l.conditions.iter_mut()) {
+        if c.type_ == types::PROGRAMMED && c.is_true() {
+            *c = Condition::new(
+                types::PROGRAMMED,
+                false,
+                reasons::INVALID,
+                format!("the Gateway is not programmed: {why}"),
+                g,
+            );
+        }
+    }
 }

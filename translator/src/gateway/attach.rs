@@ -57,6 +57,17 @@ pub fn attach(
         };
         return reject(reasons::NO_MATCHING_PARENT, format!("Gateway {} has no {what}", gw.key));
     }
+    if candidates.iter().all(|&i| !gw.listeners[i].accepted) {
+        let names: Vec<&str> = candidates.iter().map(|&i| gw.listeners[i].name()).collect();
+        return reject(
+            reasons::NOT_ALLOWED_BY_LISTENERS,
+            format!(
+                "no selected listener of Gateway {} is accepted ({}); see the Gateway's status.listeners",
+                gw.key,
+                names.join(", ")
+            ),
+        );
+    }
     let by_kind: Vec<usize> =
         candidates.into_iter().filter(|&i| gw.listeners[i].allows_kind(route.group, route.kind)).collect();
     if by_kind.is_empty() {

@@ -170,9 +170,10 @@ pub fn validate_backend(b: &Backend) -> Result<(), String> {
 }
 
 fn backend_cluster(key: &ObjKey, b: &Backend, port: Option<i32>) -> Result<ClusterIr, BackendError> {
+    // The protocol first, so that an appProtocol Legate cannot speak is UnsupportedProtocol.
+    let protocol = upstream_protocol(b.spec.app_protocol.as_deref(), &format!("backendRef: Backend {key}"))?;
     validate_backend(b)
         .map_err(|m| err(reasons::BACKEND_NOT_FOUND, format!("backendRef: Backend {key} is invalid: {m}")))?;
-    let protocol = upstream_protocol(b.spec.app_protocol.as_deref(), &format!("Backend {key}"))?;
     let mut endpoints: Vec<SocketAddr> = b
         .spec
         .endpoints

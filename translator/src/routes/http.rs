@@ -108,7 +108,7 @@ fn build_rule(
     let mut respond = None;
     let mut seen = BTreeSet::new();
     for (k, f) in filters.iter().enumerate() {
-        let kind = format!("{:?}", f.r#type);
+        let kind = api_name(&f.r#type);
         if !matches!(f.r#type, HttpRouteRulesFiltersType::ExtensionRef | HttpRouteRulesFiltersType::RequestMirror)
             && !seen.insert(kind.clone())
         {
@@ -292,11 +292,16 @@ fn build_match(m: &HttpRouteRulesMatches) -> Result<MatchIr, RuleError> {
         }
         query_params.push(ValueMatch { name: q.name.clone(), value: q.value.clone(), regex });
     }
-    let method = m
-        .method
-        .as_ref()
-        .map(|m| serde_json::to_value(m).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default());
+    let method = m.method.as_ref().map(api_name);
     Ok(MatchIr { path, headers, query_params, method })
+}
+
+/// An enum value as the Gateway API spells it (`URLRewrite`, `CORS`, `GET`), not as Rust does.
+fn api_name<T: serde::Serialize + std::fmt::Debug>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => format!("{v:?}"),
+    }
 }
 
 fn check_path(p: &str) -> Result<(), RuleError> {
