@@ -4,3 +4,4 @@ pub mod cli;
 pub mod envoy;
 pub mod load;
 pub mod output;
+pub mod standalone;

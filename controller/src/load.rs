@@ -97,6 +97,70 @@ pub struct Loaded {
     pub skipped: Vec<String>,
 }
 
+impl Loaded {
+    /// Appends another set of objects.
+    pub fn extend(&mut self, other: &Loaded) {
+        let (r, o) = (&mut self.resources, &other.resources);
+        r.gateway_classes.extend(o.gateway_classes.iter().cloned());
+        r.gateways.extend(o.gateways.iter().cloned());
+        r.http_routes.extend(o.http_routes.iter().cloned());
+        r.reference_grants.extend(o.reference_grants.iter().cloned());
+        r.namespaces.extend(o.namespaces.iter().cloned());
+        r.services.extend(o.services.iter().cloned());
+        r.endpoint_slices.extend(o.endpoint_slices.iter().cloned());
+        r.secrets.extend(o.secrets.iter().cloned());
+        r.backends.extend(o.backends.iter().cloned());
+        r.rejected_rules.extend(o.rejected_rules.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.objects.extend(other.objects.iter().cloned());
+        self.skipped.extend(other.skipped.iter().cloned());
+    }
+
+    /// Removes objects defined a second time (same kind, namespace and name), keeping the
+    /// first; returns one message per duplicate.
+    pub fn dedup(&mut self) -> Vec<String> {
+        let mut first = std::collections::BTreeMap::new();
+        let mut msgs = vec![];
+        self.objects.retain(|o| match first.get(&(o.kind, o.key.clone())) {
+            None => {
+                first.insert((o.kind, o.key.clone()), (o.file.clone(), o.document));
+                true
+            }
+            Some((f, d)) => {
+                msgs.push(format!(
+                    "{}: document {}: {:?} {} is already defined in {} document {}; this one is ignored",
+                    o.file.display(),
+                    o.document,
+                    o.kind,
+                    o.key,
+                    f.display(),
+                    d
+                ));
+                false
+            }
+        });
+        if msgs.is_empty() {
+            return msgs;
+        }
+        fn keep_first<T>(v: &mut Vec<T>, key: impl Fn(&T) -> ObjKey) {
+            let mut seen = std::collections::BTreeSet::new();
+            v.retain(|x| seen.insert(key(x)));
+        }
+        use legate_translator::resources::namespace_of;
+        let k = |m: &legate_api::k8s::ObjectMeta| ObjKey::new(namespace_of(m), m.name.clone().unwrap_or_default());
+        let r = &mut self.resources;
+        keep_first(&mut r.gateway_classes, |x| ObjKey::new("", x.metadata.name.clone().unwrap_or_default()));
+        keep_first(&mut r.gateways, |x| k(&x.metadata));
+        keep_first(&mut r.http_routes, |x| k(&x.metadata));
+        keep_first(&mut r.reference_grants, |x| k(&x.metadata));
+        keep_first(&mut r.namespaces, |x| ObjKey::new("", x.metadata.name.clone().unwrap_or_default()));
+        keep_first(&mut r.services, |x| k(&x.metadata));
+        keep_first(&mut r.endpoint_slices, |x| k(&x.metadata));
+        keep_first(&mut r.secrets, |x| k(&x.metadata));
+        keep_first(&mut r.backends, |x| k(&x.metadata));
+        msgs
+    }
+}
+
 /// Files under `path`: the file itself, or every `*.yaml|*.yml|*.json` below the directory,
 /// in name order.
 pub fn files_under(path: &Path) -> std::io::Result<Vec<PathBuf>> {

@@ -9,6 +9,9 @@ fn main() {
         .init();
     let result = match &cli.command {
         Command::Translate(args) => legate::cli::translate::run(args),
+        Command::Standalone(args) => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(legate::standalone::run(args.clone()))),
     };
     if let Err(e) = result {
         eprintln!("legate: error: {e:#}");

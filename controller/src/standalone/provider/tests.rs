@@ -1,0 +1,64 @@
+use super::*;
+
+const GW: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: { name: g, namespace: n }\nspec:\n  gatewayClassName: c\n  listeners: [ { name: l, protocol: HTTP, port: 80 } ]\n";
+
+#[test]
+fn a_broken_file_keeps_its_last_good_objects_until_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("gw.yaml");
+    std::fs::write(&f, GW).unwrap();
+    let mut p = FileProvider::new(dir.path());
+    let r = p.reload();
+    assert!(r.changed && r.errors.is_empty());
+    assert_eq!(p.snapshot().0.resources.gateways.len(), 1);
+
+    std::fs::write(&f, GW.replace("port: 80", "port: [")).unwrap();
+    let r = p.reload();
+    assert!(!r.changed);
+    assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+    assert!(r.errors[0].contains("gw.yaml: document 1"), "{}", r.errors[0]);
+    let (snap, _) = p.snapshot();
+    assert_eq!(snap.resources.gateways[0].spec.listeners[0].port, 80, "the last good version stays in force");
+
+    std::fs::write(&f, GW.replace("port: 80", "port: 81")).unwrap();
+    let r = p.reload();
+    assert!(r.changed && r.errors.is_empty());
+    assert_eq!(p.snapshot().0.resources.gateways[0].spec.listeners[0].port, 81);
+}
+
+#[test]
+fn unchanged_files_are_not_a_change_and_deleted_files_are() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let f = dir.path().join("sub/gw.yml");
+    std::fs::write(&f, GW).unwrap();
+    let mut p = FileProvider::new(dir.path());
+    assert!(p.reload().changed);
+    assert!(!p.reload().changed);
+    std::fs::remove_file(&f).unwrap();
+    assert!(p.reload().changed);
+    assert!(p.snapshot().0.resources.gateways.is_empty());
+}
+
+#[test]
+fn duplicates_across_files_keep_the_first_and_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), GW).unwrap();
+    std::fs::write(dir.path().join("b.yaml"), GW.replace("port: 80", "port: 99")).unwrap();
+    let mut p = FileProvider::new(dir.path());
+    p.reload();
+    let (snap, dups) = p.snapshot();
+    assert_eq!(snap.resources.gateways.len(), 1);
+    assert_eq!(snap.resources.gateways[0].spec.listeners[0].port, 80);
+    assert_eq!(dups.len(), 1);
+    assert!(dups[0].contains("b.yaml") && dups[0].contains("a.yaml"), "{}", dups[0]);
+}
+
+#[tokio::test]
+async fn the_watcher_signals_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, mut rx) = mpsc::channel(4);
+    let _w = watch(dir.path(), Duration::from_millis(20), tx).unwrap();
+    std::fs::write(dir.path().join("x.yaml"), GW).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("a change notification").unwrap();
+}

@@ -1,0 +1,6 @@
+//! End-to-end test support for Legate: test backends and a harness that runs the built
+//! `legate standalone` against real Envoy.
+
+pub mod echo;
+pub mod fixtures;
+pub mod harness;
