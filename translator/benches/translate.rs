@@ -1,1 +1,34 @@
-fn main() {}
+//! `translate()` (stage 1, Gateway API → IR + statuses, and stage 2, IR → xDS) on synthetic
+//! snapshots of 100, 1,000 and 5,000 HTTPRoutes; see `support/mod.rs` for their shape.
+//!
+//! `cargo bench -p legate-translator --bench translate`. The input is built once per size,
+//! outside the measurement; dropping the output is not measured either.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use legate_translator::{Options, translate};
+
+#[path = "support/mod.rs"]
+mod support;
+
+const SIZES: [usize; 3] = [100, 1_000, 5_000];
+
+fn bench_translate(c: &mut Criterion) {
+    let opts = Options::default();
+    let mut group = c.benchmark_group("translate");
+    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
+    for n in SIZES {
+        let res = support::resources(n);
+        support::check(&translate(&res, &opts), n);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::new("http_routes", n), &res, |b, res| {
+            b.iter_with_large_drop(|| translate(black_box(res), &opts))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_translate);
+criterion_main!(benches);

@@ -73,9 +73,12 @@ pub fn gateway_ir(gw: &GatewayState<'_>, addresses: &[Address], atts: &[Attachme
             _ => vec![],
         })
         .collect();
+    // First occurrence of each name wins; a set instead of a search of `clusters`, which made
+    // this quadratic in the number of clusters.
+    let mut seen: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
     for a in atts {
         for c in &a.rules.clusters {
-            if used.contains(c.name.as_str()) && !clusters.iter().any(|x| x.name == c.name) {
+            if used.contains(c.name.as_str()) && seen.insert(c.name.as_str()) {
                 clusters.push(c.clone());
             }
         }

@@ -140,7 +140,10 @@ pub fn translate(res: &Resources, opts: &Options) -> Output {
             if let (Ok(list), true) = (&result, is_true(&conditions, types::ACCEPTED)) {
                 let entry = attachments.entry(gw_key).or_default();
                 for Attached { listener, hostnames } in list {
-                    match entry.iter_mut().find(|a| a.key == *key && a.listener == *listener) {
+                    // Routes are processed in key order, so this route's attachments (if any) are
+                    // the tail of `entry`: search only that, not the whole list (quadratic).
+                    let mut mine = entry.iter_mut().rev().take_while(|a| a.key == *key);
+                    match mine.find(|a| a.listener == *listener) {
                         Some(a) => {
                             a.hostnames.extend(hostnames.iter().cloned());
                             a.hostnames.sort();
