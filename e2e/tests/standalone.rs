@@ -388,3 +388,37 @@ async fn a_nack_keeps_the_old_config_serving_and_shows_in_the_gateway_status() {
         .await;
     legate.wait_ready(Duration::from_secs(10)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_backends_get_http2_and_request_timeouts_answer_504() {
+    let _serial = SERIAL.lock().await;
+    let port = free_port();
+    let e = echoes(&["h2c", "slow"]).await;
+    let h2c_service = service("apps", "h2c", e[0].addr)
+        .replace("{ name: http, port: 80 }", "{ name: http, port: 80, appProtocol: kubernetes.io/h2c }");
+    let rules = "    - matches: [ { path: { value: /h2c } } ]\n      backendRefs: [ { name: h2c, port: 80 } ]\n    - matches: [ { path: { value: /slow } } ]\n      timeouts: { request: 300ms }\n      backendRefs: [ { name: slow, port: 80 } ]\n    - matches: [ { path: { value: /unbounded } } ]\n      timeouts: { request: 0s }\n      backendRefs: [ { name: slow, port: 80 } ]\n";
+    let legate = Legate::start(&[
+        ("gw.yaml", gateway(port)),
+        ("h2c.yaml", h2c_service),
+        ("slow.yaml", service("apps", "slow", e[1].addr)),
+        ("r.yaml", route("apps", "r", &[], rules)),
+    ])
+    .await;
+    let get = |p: &'static str| {
+        let h = legate.http.clone();
+        async move { h.get(&format!("http://127.0.0.1:{port}{p}"), "x").await.unwrap() }
+    };
+    let r = get("/h2c").await;
+    assert_eq!(
+        (r.status, r.echo().unwrap().version.as_str()),
+        (200, "HTTP/2.0"),
+        "appProtocol kubernetes.io/h2c speaks HTTP/2 upstream"
+    );
+    let r = get("/slow?delay_ms=50").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.echo().unwrap().version, "HTTP/1.1");
+    let started = Instant::now();
+    assert_eq!(get("/slow?delay_ms=2000").await.status, 504);
+    assert!(started.elapsed() < Duration::from_millis(1500), "the 300ms timeout applied: {:?}", started.elapsed());
+    assert_eq!(get("/unbounded?delay_ms=1200").await.status, 200, "0s disables the timeout");
+}
