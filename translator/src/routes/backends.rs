@@ -81,22 +81,26 @@ pub fn resolve(idx: &Index<'_>, from: Referrer<'_>, r: BackendRefView<'_>) -> Re
     }
 }
 
-fn upstream_protocol(app_protocol: Option<&str>, what: &str) -> Result<UpstreamProtocol, BackendError> {
+fn upstream_protocol(
+    app_protocol: Option<&str>,
+    what: impl FnOnce() -> String,
+) -> Result<UpstreamProtocol, BackendError> {
     match app_protocol {
         None | Some("http") | Some("HTTP") | Some("kubernetes.io/ws") => Ok(UpstreamProtocol::Http1),
         Some("kubernetes.io/h2c") | Some("h2c") => Ok(UpstreamProtocol::Http2),
         Some(other) => Err(err(
             reasons::UNSUPPORTED_PROTOCOL,
             format!(
-                "{what}: appProtocol {other:?} is not supported for HTTPRoute backends; use none, http, kubernetes.io/h2c or kubernetes.io/ws"
+                "{}: appProtocol {other:?} is not supported for HTTPRoute backends; use none, http, kubernetes.io/h2c or kubernetes.io/ws",
+                what()
             ),
         )),
     }
 }
 
 fn service_cluster(idx: &Index<'_>, key: &ObjKey, svc: &Service, port: Option<i32>) -> Result<ClusterIr, BackendError> {
-    let spec = svc.spec.clone().unwrap_or_default();
-    if spec.type_.as_deref() == Some("ExternalName") {
+    let spec = svc.spec.as_ref();
+    if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
         return Err(err(
             reasons::INVALID_KIND,
             format!("backendRef: Service {key} is of type ExternalName, which Legate does not route to; use a Backend"),
@@ -106,13 +110,12 @@ fn service_cluster(idx: &Index<'_>, key: &ObjKey, svc: &Service, port: Option<i3
         return Err(err(reasons::BACKEND_NOT_FOUND, format!("backendRef to Service {key} needs a port")));
     };
     let sp: &ServicePort = spec
-        .ports
-        .as_deref()
+        .and_then(|s| s.ports.as_deref())
         .unwrap_or_default()
         .iter()
         .find(|p| p.port == port)
         .ok_or_else(|| err(reasons::BACKEND_NOT_FOUND, format!("backendRef: Service {key} has no port {port}")))?;
-    let protocol = upstream_protocol(sp.app_protocol.as_deref(), &format!("Service {key} port {port}"))?;
+    let protocol = upstream_protocol(sp.app_protocol.as_deref(), || format!("Service {key} port {port}"))?;
     let port_name = sp.name.as_deref().unwrap_or_default();
     let mut endpoints = vec![];
     for slice in idx.slices.get(key).into_iter().flatten() {
@@ -165,13 +168,13 @@ pub fn validate_backend(b: &Backend) -> Result<(), String> {
             return Err(format!("spec.endpoints[{i}].address {a:?} is neither an IP address nor a DNS name"));
         }
     }
-    upstream_protocol(b.spec.app_protocol.as_deref(), "spec.appProtocol").map_err(|e| e.message)?;
+    upstream_protocol(b.spec.app_protocol.as_deref(), || "spec.appProtocol".into()).map_err(|e| e.message)?;
     Ok(())
 }
 
 fn backend_cluster(key: &ObjKey, b: &Backend, port: Option<i32>) -> Result<ClusterIr, BackendError> {
     // The protocol first, so that an appProtocol Legate cannot speak is UnsupportedProtocol.
-    let protocol = upstream_protocol(b.spec.app_protocol.as_deref(), &format!("backendRef: Backend {key}"))?;
+    let protocol = upstream_protocol(b.spec.app_protocol.as_deref(), || format!("backendRef: Backend {key}"))?;
     validate_backend(b)
         .map_err(|m| err(reasons::BACKEND_NOT_FOUND, format!("backendRef: Backend {key} is invalid: {m}")))?;
     let mut endpoints: Vec<SocketAddr> = b
