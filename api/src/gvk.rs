@@ -18,6 +18,7 @@ pub const KIND_REFERENCE_GRANT: &str = "ReferenceGrant";
 pub const KIND_SERVICE: &str = "Service";
 pub const KIND_SECRET: &str = "Secret";
 pub const KIND_BACKEND: &str = "Backend";
+pub const KIND_PROXY_CONFIG: &str = "ProxyConfig";
 
 /// `apiVersion` of Legate's v1alpha1 kinds.
 pub const LEGATE_V1ALPHA1: &str = "gateway.legate.dev/v1alpha1";

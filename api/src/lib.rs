@@ -10,8 +10,10 @@
 pub mod backend;
 pub mod conditions;
 pub mod gvk;
+pub mod proxy_config;
 
 pub use backend::{Backend, BackendEndpoint, BackendSpec, BackendStatus};
+pub use proxy_config::{ProxyConfig, ProxyConfigSpec, ProxyServiceConfig};
 
 /// Gateway API types, re-exported so that every crate uses one version.
 pub mod gateway {
