@@ -3,5 +3,6 @@
 pub mod cli;
 pub mod envoy;
 pub mod load;
+pub mod manifests;
 pub mod output;
 pub mod standalone;

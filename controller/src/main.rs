@@ -9,6 +9,8 @@ fn main() {
         .init();
     let result = match &cli.command {
         Command::Translate(args) => legate::cli::translate::run(args),
+        Command::Crds(args) => legate::cli::crds::run(args),
+        Command::Manifests(args) => legate::cli::manifests::run(args),
         Command::Standalone(args) => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(legate::standalone::run(args.clone()))),

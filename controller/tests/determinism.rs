@@ -1,7 +1,9 @@
 //! Translation is deterministic: the same resources in any order give byte-identical output,
 //! and two runs of the CLI print the same bytes.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::process::Command;
 
 use legate::cli::translate::{status_documents, xds_documents};
@@ -10,14 +12,7 @@ use legate::output::Format;
 use legate_translator::{Options, translate};
 
 fn cases() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    v.sort();
-    v
+    common::golden_cases()
 }
 
 /// A small deterministic shuffle (xorshift), so failures reproduce.

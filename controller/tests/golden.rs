@@ -5,6 +5,8 @@
 //! Every case's Envoy bootstraps are also checked with `envoy --mode validate` (see
 //! `bootstraps_validate_under_envoy`).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -18,14 +20,7 @@ use legate_translator::{Options, Output, translate};
 const NOW: &str = "2026-01-01T00:00:00Z";
 
 fn cases() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    v.sort();
-    v
+    common::golden_cases()
 }
 
 fn run(path: &Path) -> (load::Loaded, Output) {

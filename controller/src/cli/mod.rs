@@ -1,5 +1,7 @@
 //! Command-line interface.
 
+pub mod crds;
+pub mod manifests;
 pub mod translate;
 
 use clap::{Parser, Subcommand};
@@ -21,4 +23,10 @@ pub enum Command {
     Translate(translate::Args),
     /// Run Legate on a folder of resources with local Envoys: the embedded default.
     Standalone(crate::standalone::Args),
+    /// Print the CustomResourceDefinitions of Legate's kinds (or, with --rbac, the controller's
+    /// RBAC) as a YAML stream.
+    Crds(crds::Args),
+    /// Write the generated manifests (config/, the chart's CRDs and RBAC); --check lists stale ones.
+    #[command(hide = true)]
+    Manifests(manifests::Args),
 }

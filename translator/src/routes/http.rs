@@ -107,6 +107,18 @@ fn build_rule(
     let mut redirect = None;
     let mut respond = None;
     let mut seen = BTreeSet::new();
+    // The request and response header modifiers are distinct generated types of one shape.
+    macro_rules! modifier {
+        ($f:ident . $field:ident, $name:literal, $at:ident) => {{
+            let m = $f.$field.as_ref().ok_or_else(|| unsupported($at(concat!($name, " is missing").into())))?;
+            header_edits(
+                m.set.iter().flatten().map(|h| (&h.name, &h.value)),
+                m.add.iter().flatten().map(|h| (&h.name, &h.value)),
+                m.remove.as_deref().unwrap_or_default(),
+            )
+            .map_err(|e| unsupported($at(e)))?
+        }};
+    }
     for (k, f) in filters.iter().enumerate() {
         let kind = api_name(&f.r#type);
         if !matches!(f.r#type, HttpRouteRulesFiltersType::ExtensionRef | HttpRouteRulesFiltersType::RequestMirror)
@@ -117,28 +129,10 @@ fn build_rule(
         let at = |m: String| format!("filters[{k}]: {m}");
         match f.r#type {
             HttpRouteRulesFiltersType::RequestHeaderModifier => {
-                let m = f
-                    .request_header_modifier
-                    .as_ref()
-                    .ok_or_else(|| unsupported(at("requestHeaderModifier is missing".into())))?;
-                ir_filters.request_headers = header_edits(
-                    m.set.iter().flatten().map(|h| (&h.name, &h.value)),
-                    m.add.iter().flatten().map(|h| (&h.name, &h.value)),
-                    m.remove.as_deref().unwrap_or_default(),
-                )
-                .map_err(|e| unsupported(at(e)))?;
+                ir_filters.request_headers = modifier!(f.request_header_modifier, "requestHeaderModifier", at);
             }
             HttpRouteRulesFiltersType::ResponseHeaderModifier => {
-                let m = f
-                    .response_header_modifier
-                    .as_ref()
-                    .ok_or_else(|| unsupported(at("responseHeaderModifier is missing".into())))?;
-                ir_filters.response_headers = header_edits(
-                    m.set.iter().flatten().map(|h| (&h.name, &h.value)),
-                    m.add.iter().flatten().map(|h| (&h.name, &h.value)),
-                    m.remove.as_deref().unwrap_or_default(),
-                )
-                .map_err(|e| unsupported(at(e)))?;
+                ir_filters.response_headers = modifier!(f.response_header_modifier, "responseHeaderModifier", at);
             }
             HttpRouteRulesFiltersType::RequestRedirect => {
                 let r =
