@@ -62,7 +62,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn of(api_version: &str, kind: &str) -> Option<Kind> {
+    /// The kind of an object from its `apiVersion` and `kind`, if Legate reads it.
+    pub fn of(api_version: &str, kind: &str) -> Option<Kind> {
         let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
         Some(match (group, kind) {
             ("gateway.networking.k8s.io", "GatewayClass") => Kind::GatewayClass,
@@ -248,7 +249,17 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
 
 /// Parses one file's text into `loaded`.
 pub fn add_file(loaded: &mut Loaded, file: &Path, text: &str) -> Result<(), LoadError> {
-    for (doc, mut v) in documents(file, text)? {
+    for (doc, v) in documents(file, text)? {
+        add_value(loaded, file, doc, v)?;
+    }
+    Ok(())
+}
+
+/// Decodes one object into `loaded` (a kind Legate does not use is noted in `skipped`). `file`
+/// and `doc` only name the object's origin in messages. Shared by the file and Kubernetes
+/// providers, so both feed the translator the same way.
+pub fn add_value(loaded: &mut Loaded, file: &Path, doc: usize, mut v: Value) -> Result<(), LoadError> {
+    {
         let err = |object: Option<String>, field: Option<String>, message: String| LoadError {
             file: file.to_owned(),
             document: doc,
@@ -271,7 +282,7 @@ pub fn add_file(loaded: &mut Loaded, file: &Path, text: &str) -> Result<(), Load
                 "{}: document {doc}: ignoring {api_version} {kind_s} {name:?}: not a kind Legate uses",
                 file.display()
             ));
-            continue;
+            return Ok(());
         };
         if name.is_empty() {
             return Err(err(Some(kind_s), Some("metadata.name".into()), "is required".into()));

@@ -14,6 +14,9 @@ fn main() {
         Command::Standalone(args) => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(legate::standalone::run(args.clone()))),
+        Command::Controller(args) => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(legate::k8s::run(args.clone()))),
     };
     if let Err(e) = result {
         eprintln!("legate: error: {e:#}");

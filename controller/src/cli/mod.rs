@@ -23,6 +23,8 @@ pub enum Command {
     Translate(translate::Args),
     /// Run Legate on a folder of resources with local Envoys: the embedded default.
     Standalone(crate::standalone::Args),
+    /// Run Legate in a Kubernetes cluster: watch Gateway API objects, serve xDS, write status.
+    Controller(crate::k8s::Args),
     /// Print the CustomResourceDefinitions of Legate's kinds (or, with --rbac, the controller's
     /// RBAC) as a YAML stream.
     Crds(crds::Args),

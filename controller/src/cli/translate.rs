@@ -6,8 +6,9 @@ use anyhow::{Context, Result};
 use clap::ValueEnum;
 use legate_api::gvk::DEFAULT_CONTROLLER_NAME;
 use legate_translator::render::{self, Owned};
+use legate_translator::status::Statuses;
 use legate_translator::xds::{bootstrap, json::to_json};
-use legate_translator::{Options, Output, translate};
+use legate_translator::{ObjKey, Options, Output, translate};
 use serde_json::{Value, json};
 
 use crate::load::{self, Kind, Loaded, RawObject};
@@ -121,13 +122,7 @@ pub fn status_documents_with(
         .into_iter()
         .map(|o| {
             let previous = previous(o);
-            let owned = match o.kind {
-                Kind::GatewayClass => st.gateway_classes.get(&o.key.name).map(Owned::GatewayClass),
-                Kind::Gateway => st.gateways.get(&o.key).map(Owned::Gateway),
-                Kind::HttpRoute => st.http_routes.get(&o.key).map(Owned::Route),
-                Kind::Backend => st.backends.get(&o.key).map(Owned::Backend),
-                _ => None,
-            };
+            let owned = owned_status(o.kind, &o.key, st);
             let status = match owned {
                 Some(s) => Some(render::render(s, previous.as_ref(), controller, now)),
                 None => previous,
@@ -147,6 +142,17 @@ pub fn status_documents_with(
             doc
         })
         .collect()
+}
+
+/// The status Legate computed for one object, if it owns one.
+pub fn owned_status<'a>(kind: Kind, key: &ObjKey, st: &'a Statuses) -> Option<Owned<'a>> {
+    match kind {
+        Kind::GatewayClass => st.gateway_classes.get(&key.name).map(Owned::GatewayClass),
+        Kind::Gateway => st.gateways.get(key).map(Owned::Gateway),
+        Kind::HttpRoute => st.http_routes.get(key).map(Owned::Route),
+        Kind::Backend => st.backends.get(key).map(Owned::Backend),
+        _ => None,
+    }
 }
 
 /// Per Gateway, its xDS resources in Envoy's JSON form. Private keys are redacted.

@@ -50,6 +50,9 @@ async fn metrics(State(s): State<Arc<AppState>>) -> Response {
     let live = s.current();
     let mut text = s.metrics.render(&live.output.statuses);
     text.push_str(&s.cache.metrics_text());
+    for m in &s.extra_metrics {
+        text.push_str(&m());
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -38,6 +38,11 @@ impl Metrics {
         h.count += 1;
     }
 
+    /// Translations run so far.
+    pub fn translations(&self) -> u64 {
+        self.translations.load(Ordering::Relaxed)
+    }
+
     pub fn set_file_errors(&self, n: usize) {
         self.file_errors.store(n as u64, Ordering::Relaxed);
     }

@@ -7,7 +7,6 @@ pub mod metrics;
 pub mod provider;
 pub mod state;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,13 +17,13 @@ use legate_api::gvk::DEFAULT_CONTROLLER_NAME;
 use legate_translator::xds::json::to_json;
 use legate_translator::{ObjKey, Options, translate};
 use legate_xds::bootstrap::{BootstrapConfig, bootstrap};
-use legate_xds::{Protocol, Snapshot, SnapshotCache};
+use legate_xds::{Protocol, SnapshotCache};
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info, info_span, warn};
+use tracing::{info, info_span, warn};
 
 use self::infra::HostInfra;
 use self::provider::FileProvider;
-use self::state::{AppState, Live, apply_nacks, render_status};
+use self::state::{AppState, Live, apply_nacks, publish_snapshots, remove_other_snapshots, render_status};
 use crate::output::Format;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -186,35 +185,11 @@ async fn reconcile(
     }
     state.metrics.set_file_errors(errors.len());
 
-    let mut versions = BTreeMap::new();
-    for g in &output.gateways {
-        let x = &g.xds;
-        match Snapshot::from_resources(
-            x.clusters.iter().cloned(),
-            x.load_assignments.iter().cloned(),
-            x.listeners.iter().cloned(),
-            x.route_configurations.iter().cloned(),
-            x.secrets.iter().cloned(),
-        ) {
-            Ok(snap) => {
-                versions.insert(g.gateway.clone(), snap.version().to_owned());
-                if state.cache.set(g.gateway.to_string(), snap) {
-                    info!(gateway = %g.gateway, "new configuration");
-                }
-            }
-            Err(e) => {
-                error!(gateway = %g.gateway, error = %e, "cannot build the xDS snapshot; keeping the previous one")
-            }
-        }
-    }
+    let versions = publish_snapshots(&state.cache, &output);
     let gateways: Vec<ObjKey> = versions.keys().cloned().collect();
     drop(_span);
     infra.ensure(&gateways, write_bootstrap).await;
-    for k in state.cache.keys() {
-        if !gateways.iter().any(|g| g.to_string() == k) {
-            state.cache.remove(&k);
-        }
-    }
+    remove_other_snapshots(&state.cache, &versions);
     let previous = state.current();
     let mut out = output;
     apply_nacks(&mut out, &versions, &state.cache);

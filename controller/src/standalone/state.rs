@@ -27,16 +27,30 @@ pub struct Live {
     pub status: Vec<Value>,
 }
 
+/// Extra Prometheus text appended to `/metrics` (the Kubernetes status writer's counters).
+pub type MetricsSource = Box<dyn Fn() -> String + Send + Sync>;
+
 pub struct AppState {
     pub live: RwLock<Arc<Live>>,
     pub cache: SnapshotCache,
     pub metrics: Metrics,
     pub controller: String,
+    /// Whether `/readyz` waits for Envoys to ACK (standalone: yes; Kubernetes: no, every
+    /// replica is ready once it has translated, Envoys connect to whichever is ready).
+    pub ready_needs_acks: bool,
+    pub extra_metrics: Vec<MetricsSource>,
 }
 
 impl AppState {
     pub fn new(cache: SnapshotCache, controller: String) -> Self {
-        AppState { live: RwLock::new(Arc::new(Live::default())), cache, metrics: Metrics::default(), controller }
+        AppState {
+            live: RwLock::new(Arc::new(Live::default())),
+            cache,
+            metrics: Metrics::default(),
+            controller,
+            ready_needs_acks: true,
+            extra_metrics: vec![],
+        }
     }
 
     pub fn current(&self) -> Arc<Live> {
@@ -49,6 +63,9 @@ impl AppState {
         let live = self.current();
         if live.versions.is_empty() && live.output.statuses.gateways.is_empty() {
             return vec!["no Gateway translated yet".into()];
+        }
+        if !self.ready_needs_acks {
+            return vec![];
         }
         live.versions
             .iter()
@@ -63,6 +80,42 @@ impl AppState {
         let i = live.output.gateways.iter().position(|g| g.gateway.to_string() == gateway)?;
         let one = Output { gateways: vec![live.output.gateways[i].clone()], statuses: Default::default() };
         xds_documents(&one).pop()
+    }
+}
+
+/// Sets the xDS snapshot of every accepted Gateway. Returns the version served to each Gateway (a Gateway whose snapshot cannot be built
+/// keeps its previous one and is left out).
+pub fn publish_snapshots(cache: &SnapshotCache, out: &Output) -> BTreeMap<ObjKey, String> {
+    let mut versions = BTreeMap::new();
+    for g in &out.gateways {
+        let x = &g.xds;
+        match legate_xds::Snapshot::from_resources(
+            x.clusters.iter().cloned(),
+            x.load_assignments.iter().cloned(),
+            x.listeners.iter().cloned(),
+            x.route_configurations.iter().cloned(),
+            x.secrets.iter().cloned(),
+        ) {
+            Ok(snap) => {
+                versions.insert(g.gateway.clone(), snap.version().to_owned());
+                if cache.set(g.gateway.to_string(), snap) {
+                    tracing::info!(gateway = %g.gateway, "new configuration");
+                }
+            }
+            Err(e) => {
+                tracing::error!(gateway = %g.gateway, error = %e, "cannot build the xDS snapshot; keeping the previous one")
+            }
+        }
+    }
+    versions
+}
+
+/// Removes the snapshots of Gateways not in `keep`.
+pub fn remove_other_snapshots(cache: &SnapshotCache, keep: &BTreeMap<ObjKey, String>) {
+    for k in cache.keys() {
+        if !keep.keys().any(|g| g.to_string() == k) {
+            cache.remove(&k);
+        }
     }
 }
 

@@ -1,0 +1,315 @@
+//! `legate controller`: Legate in a Kubernetes cluster. Watches the Gateway API objects (and the
+//! Services, EndpointSlices, Secrets, Namespaces and Legate kinds they refer to), translates
+//! them with the same translator as the file provider, serves the result over xDS, and, on the
+//! leader replica, writes statuses back.
+//!
+//! ```text
+//! watch.rs (reflectors) → Store → translate → xDS SnapshotCache (every replica)
+//!                                         ↘ fleet_hook (FleetManager) → Gateway addresses/readiness
+//!                                         ↘ status.rs (StatusWriter, leader only) ← leader.rs (Lease)
+//! ```
+
+pub mod fleet_hook;
+pub mod leader;
+pub mod status;
+pub mod watch;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use kube::Client;
+use legate_api::gvk::DEFAULT_CONTROLLER_NAME;
+use legate_translator::{Options, translate};
+use legate_xds::SnapshotCache;
+use tokio::sync::watch as chan;
+use tokio::task::JoinHandle;
+use tracing::{Instrument, info, info_span, warn};
+
+use self::fleet_hook::{AcceptedGateway, FleetManager, FleetRequest, NoFleet, apply_fleet_status};
+use self::leader::LeaderConfig;
+use self::status::{Batch, StatusConfig, StatusWriter};
+use self::watch::Store;
+use crate::cli::translate::status_documents;
+use crate::standalone::admin;
+use crate::standalone::state::{AppState, Live, apply_nacks, publish_snapshots, remove_other_snapshots};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// The GatewayClass controllerName Legate answers to.
+    #[arg(long, env = "LEGATE_CONTROLLER_NAME", default_value = DEFAULT_CONTROLLER_NAME)]
+    pub controller_name: String,
+    /// Namespaces to watch, comma-separated (default: all). Cluster-scoped kinds (GatewayClass,
+    /// Namespace) are always watched cluster-wide.
+    #[arg(long, env = "LEGATE_WATCH_NAMESPACES", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
+    /// The xDS (ADS) server's address; the Envoy fleet connects to it.
+    #[arg(long, env = "LEGATE_XDS_ADDRESS", default_value = "0.0.0.0:18000")]
+    pub xds_address: SocketAddr,
+    /// Legate's admin HTTP server: /healthz, /readyz, /metrics, /status, /config_dump.
+    #[arg(long, env = "LEGATE_ADMIN_ADDRESS", default_value = "0.0.0.0:19900")]
+    pub admin_address: SocketAddr,
+    /// Namespace of the leader-election Lease (default: the client's namespace, in a pod its own).
+    #[arg(long, env = "LEGATE_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "LEGATE_LEASE_NAME", default_value = "legate-controller")]
+    pub lease_name: String,
+    /// This replica's identity in the Lease (default: POD_NAME, else the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// How long a Lease holds without renewal, in milliseconds (rounded up to whole seconds).
+    #[arg(long, env = "LEGATE_LEASE_DURATION_MS", default_value_t = 15_000)]
+    pub lease_duration_ms: u64,
+    /// How often the leader renews (and others try to acquire), in milliseconds.
+    #[arg(long, env = "LEGATE_LEASE_RENEW_MS", default_value_t = 5_000)]
+    pub lease_renew_ms: u64,
+    /// Where Gateway listeners bind in Envoy when a Gateway has no spec.addresses.
+    #[arg(long, env = "LEGATE_LISTEN_ADDRESS", default_value = "0.0.0.0")]
+    pub listen_address: String,
+    /// How long changes must settle before re-translating, in milliseconds.
+    #[arg(long, env = "LEGATE_DEBOUNCE_MS", default_value_t = 100)]
+    pub debounce_ms: u64,
+}
+
+impl Args {
+    /// Defaults for everything but what is given; for tests and embedding.
+    pub fn defaults() -> Self {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            args: Args,
+        }
+        Wrap::parse_from(["legate"]).args
+    }
+}
+
+/// A running controller.
+pub struct Controller {
+    pub state: Arc<AppState>,
+    pub writer: Arc<StatusWriter>,
+    pub store: Arc<Store>,
+    /// Whether this replica leads.
+    pub leader: chan::Receiver<bool>,
+    pub xds_address: SocketAddr,
+    pub admin_address: SocketAddr,
+    shutdown: chan::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    leader_task: JoinHandle<()>,
+}
+
+impl Controller {
+    /// Stops gracefully: the leader releases its Lease.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.leader_task.await;
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+
+    /// Stops without releasing the Lease, as a crashed replica would.
+    pub fn kill(self) {
+        self.leader_task.abort();
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// `legate controller`: in-cluster (or KUBECONFIG) client, no fleet manager yet, until SIGINT or
+/// SIGTERM.
+pub async fn run(args: Args) -> Result<()> {
+    let client = Client::try_default().await.context("connecting to the Kubernetes API server")?;
+    let controller = start(args, client, Arc::new(NoFleet)).await?;
+    eprintln!(
+        "legate: controller: admin on http://{} (/readyz, /status, /metrics); xDS on {}",
+        controller.admin_address, controller.xds_address
+    );
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = sigterm.recv() => {}
+    }
+    info!("shutting down");
+    controller.stop().await;
+    Ok(())
+}
+
+/// Starts watching, translating, serving xDS and (when leading) writing status.
+pub async fn start(args: Args, client: Client, fleet: Arc<dyn FleetManager>) -> Result<Controller> {
+    let (shutdown_tx, shutdown_rx) = chan::channel(false);
+    let stop = |mut rx: chan::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let cache = SnapshotCache::new();
+    let xds_listener = tokio::net::TcpListener::bind(args.xds_address)
+        .await
+        .with_context(|| format!("binding the xDS server on {}", args.xds_address))?;
+    let xds_address = xds_listener.local_addr()?;
+    let admin_listener = admin::bind(args.admin_address)
+        .await
+        .with_context(|| format!("binding the admin server on {}", args.admin_address))?;
+    let admin_address = admin_listener.local_addr()?;
+
+    let writer = StatusWriter::new(client.clone(), StatusConfig::new(&args.controller_name));
+    let mut app = AppState::new(cache.clone(), args.controller_name.clone());
+    app.ready_needs_acks = false;
+    let w = writer.clone();
+    app.extra_metrics.push(Box::new(move || w.metrics().render()));
+    let state = Arc::new(app);
+
+    let mut tasks = vec![];
+    let xds = legate_xds::serve_with_listener(xds_listener, cache.clone(), Default::default(), stop(shutdown_rx.clone()));
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = xds.await {
+            tracing::error!(error = %e, "xDS server failed");
+        }
+    }));
+    let admin = admin::serve(admin_listener, state.clone(), stop(shutdown_rx.clone()));
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = admin.await {
+            tracing::error!(error = %e, "admin server failed");
+        }
+    }));
+
+    let leader_cfg = LeaderConfig {
+        namespace: args.leader_election_namespace.clone().unwrap_or_else(|| client.default_namespace().to_owned()),
+        lease_name: args.lease_name.clone(),
+        identity: args.identity.clone().unwrap_or_else(leader::default_identity),
+        lease_duration: Duration::from_millis(args.lease_duration_ms),
+        renew_every: Duration::from_millis(args.lease_renew_ms),
+    };
+    let (leader_rx, leader_task) = leader::spawn(client.clone(), leader_cfg, shutdown_rx.clone());
+    tasks.push(tokio::spawn(writer.clone().run(leader_rx.clone())));
+
+    let store = Store::new(&args.watch_namespaces);
+    tasks.extend(watch::spawn_watchers(&client, &store));
+    let lp = Loop {
+        opts: Options { controller_name: args.controller_name.clone(), listen_address: args.listen_address.clone() },
+        debounce: Duration::from_millis(args.debounce_ms),
+        store: store.clone(),
+        state: state.clone(),
+        writer: writer.clone(),
+        fleet,
+        leader: leader_rx.clone(),
+        reported: BTreeSet::new(),
+    };
+    tasks.push(tokio::spawn(lp.run(shutdown_rx).instrument(info_span!("controller"))));
+    info!(%xds_address, %admin_address, namespaces = ?args.watch_namespaces, "legate controller started");
+    Ok(Controller {
+        state,
+        writer,
+        store,
+        leader: leader_rx,
+        xds_address,
+        admin_address,
+        shutdown: shutdown_tx,
+        tasks,
+        leader_task,
+    })
+}
+
+struct Loop {
+    opts: Options,
+    debounce: Duration,
+    store: Arc<Store>,
+    state: Arc<AppState>,
+    writer: Arc<StatusWriter>,
+    fleet: Arc<dyn FleetManager>,
+    leader: chan::Receiver<bool>,
+    /// Decode errors already logged.
+    reported: BTreeSet<String>,
+}
+
+impl Loop {
+    async fn run(mut self, mut shutdown: chan::Receiver<bool>) {
+        let mut changes = self.store.changes();
+        let mut ledger = self.state.cache.subscribe_ledger();
+        let mut leader = self.leader.clone();
+        loop {
+            let settle = tokio::select! {
+                Ok(()) = changes.changed() => true,
+                Ok(()) = leader.changed() => false,
+                Ok(()) = ledger.changed() => false,
+                _ = shutdown.changed() => break,
+            };
+            if settle {
+                tokio::time::sleep(self.debounce).await;
+                changes.borrow_and_update();
+            }
+            leader.borrow_and_update();
+            if self.store.synced() {
+                self.reconcile().await;
+            }
+        }
+    }
+
+    /// Translate what the watchers hold and make it so: snapshots, fleet, statuses.
+    async fn reconcile(&mut self) {
+        let snap = self.store.snapshot();
+        for e in &snap.errors {
+            if !self.reported.contains(e) {
+                warn!("skipping an object that does not decode: {e}");
+            }
+        }
+        self.reported = snap.errors.iter().cloned().collect();
+        self.state.metrics.set_file_errors(snap.errors.len());
+
+        let started = Instant::now();
+        let mut out = translate(&snap.loaded.resources, &self.opts);
+        self.state.metrics.observe_translation(started.elapsed());
+        let versions = publish_snapshots(&self.state.cache, &out);
+
+        let leader = *self.leader.borrow();
+        let accepted = |k: &legate_translator::ObjKey| out.statuses.gateway_classes.contains_key(&k.name);
+        let request = FleetRequest {
+            leader,
+            gateways: out
+                .gateways
+                .iter()
+                .filter_map(|g| {
+                    let gw = snap.loaded.resources.gateways.iter().find(|x| {
+                        legate_translator::ObjKey::new(
+                            legate_translator::resources::namespace_of(&x.metadata),
+                            x.metadata.name.clone().unwrap_or_default(),
+                        ) == g.gateway
+                    })?;
+                    Some(AcceptedGateway { key: g.gateway.clone(), gateway: gw.clone(), ir: g.ir.clone() })
+                })
+                .collect(),
+            gateway_classes: snap
+                .loaded
+                .resources
+                .gateway_classes
+                .iter()
+                .filter(|c| accepted(&legate_translator::ObjKey::new("", c.metadata.name.clone().unwrap_or_default())))
+                .cloned()
+                .collect(),
+            proxy_configs: snap.proxy_configs.clone(),
+        };
+        let fleet = self.fleet.ensure(Arc::new(request)).await;
+        remove_other_snapshots(&self.state.cache, &versions);
+        apply_fleet_status(&mut out, &fleet);
+        apply_nacks(&mut out, &versions, &self.state.cache);
+
+        let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let status = status_documents(&snap.loaded, &out, &self.opts.controller_name, &now);
+        let batch = Batch {
+            statuses: out.statuses.clone(),
+            objects: snap
+                .loaded
+                .objects
+                .iter()
+                .filter(|o| status::kind_name(o.kind).is_some())
+                .map(|o| ((o.kind, o.key.clone()), o.value.clone()))
+                .collect(),
+        };
+        self.writer.submit(Arc::new(batch));
+        let live = Live { loaded: snap.loaded, output: out, versions, file_errors: snap.errors, status };
+        *self.state.live.write().unwrap() = Arc::new(live);
+    }
+}

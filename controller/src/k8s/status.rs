@@ -1,0 +1,301 @@
+//! The status writer: patches the `/status` subresource of GatewayClasses, Gateways, HTTPRoutes
+//! and Backends with what the translator computed, only when it differs from the object's
+//! current status (ignoring `lastTransitionTime`).
+//!
+//! Writes are JSON merge patches of the whole `status` carrying `metadata.resourceVersion` as a
+//! precondition: a status that changed under us (another controller added its route parent, say)
+//! is a 409, and the object is re-read and the status re-rendered on top of the fresh one, so
+//! other controllers' `parents` entries are kept. Server-side apply would not do better here:
+//! `parents` and `conditions` are atomic lists in the CRDs, so an apply would own them whole.
+//!
+//! Pending writes are a set keyed by object (a newer translation replaces what an older one
+//! queued), worked by a few concurrent requests with a timeout each. Only the leader writes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::{Api, Client};
+use legate_translator::ObjKey;
+use legate_translator::render::{self, Owned};
+use legate_translator::status::{RouteStatus, Statuses};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, watch};
+use tracing::{debug, info, warn};
+
+use super::watch::kind_named;
+use crate::cli::translate::owned_status;
+use crate::load::Kind;
+
+/// How the writer behaves.
+#[derive(Clone, Debug)]
+pub struct StatusConfig {
+    /// Legate's GatewayClass controllerName (route parents of other controllers are kept).
+    pub controller: String,
+    /// The field manager of every write.
+    pub field_manager: String,
+    /// Timeout of one request.
+    pub request_timeout: Duration,
+    /// Attempts per object (conflicts and failures), then the write waits for the next change.
+    pub max_attempts: u32,
+    /// Writes in flight at once.
+    pub concurrency: usize,
+}
+
+impl StatusConfig {
+    pub fn new(controller: impl Into<String>) -> Self {
+        StatusConfig {
+            controller: controller.into(),
+            field_manager: "legate".into(),
+            request_timeout: Duration::from_secs(10),
+            max_attempts: 5,
+            concurrency: 8,
+        }
+    }
+}
+
+/// Counters of the writer.
+#[derive(Default, Debug)]
+pub struct StatusMetrics {
+    pub writes: AtomicU64,
+    pub skips: AtomicU64,
+    pub conflicts: AtomicU64,
+    pub failures: AtomicU64,
+}
+
+impl StatusMetrics {
+    /// Prometheus text.
+    pub fn render(&self) -> String {
+        let mut o = String::new();
+        for (name, help, v) in [
+            ("writes", "Status patches that succeeded.", &self.writes),
+            ("skips", "Objects whose status was already up to date (no write).", &self.skips),
+            ("conflicts", "Status patches refused with 409 Conflict (re-read and retried).", &self.conflicts),
+            ("failures", "Status patches or reads that failed otherwise (timeouts, errors).", &self.failures),
+        ] {
+            let _ = writeln!(o, "# HELP legate_status_{name}_total {help}\n# TYPE legate_status_{name}_total counter");
+            let _ = writeln!(o, "legate_status_{name}_total {}", v.load(Ordering::Relaxed));
+        }
+        o
+    }
+}
+
+/// One translation's statuses and the objects as they were when it ran (with their current
+/// status, `resourceVersion` and `generation`).
+#[derive(Default)]
+pub struct Batch {
+    pub statuses: Statuses,
+    pub objects: BTreeMap<(Kind, ObjKey), Value>,
+}
+
+#[derive(Default)]
+struct Pending {
+    batch: Option<Arc<Batch>>,
+    keys: BTreeSet<(Kind, ObjKey)>,
+}
+
+/// Writes statuses to the API server.
+pub struct StatusWriter {
+    client: Client,
+    cfg: StatusConfig,
+    metrics: StatusMetrics,
+    pending: Mutex<Pending>,
+    wake: Notify,
+}
+
+/// Why a write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("{0}")]
+    Api(#[from] kube::Error),
+    #[error("request timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("no Kubernetes resource for kind {0:?}")]
+    UnknownKind(Kind),
+}
+
+impl StatusWriter {
+    pub fn new(client: Client, cfg: StatusConfig) -> Arc<Self> {
+        Arc::new(StatusWriter {
+            client,
+            cfg,
+            metrics: StatusMetrics::default(),
+            pending: Mutex::default(),
+            wake: Notify::new(),
+        })
+    }
+
+    pub fn metrics(&self) -> &StatusMetrics {
+        &self.metrics
+    }
+
+    /// Queues a write for every object of `batch` whose status differs from the computed one.
+    pub fn submit(&self, batch: Arc<Batch>) {
+        let now = now();
+        let mut due = BTreeSet::new();
+        for ((kind, key), obj) in &batch.objects {
+            let prev = obj.get("status").cloned().unwrap_or(Value::Null);
+            match desired(*kind, key, &batch.statuses, &prev, &self.cfg.controller, &now) {
+                Some(d) if render::differs(&d, &prev) => {
+                    due.insert((*kind, key.clone()));
+                }
+                Some(_) => {
+                    self.metrics.skips.fetch_add(1, Ordering::Relaxed);
+                }
+                None => {}
+            }
+        }
+        let mut p = self.pending.lock().unwrap();
+        p.keys.extend(due);
+        p.batch = Some(batch);
+        drop(p);
+        self.wake.notify_one();
+    }
+
+    /// Works the queue while `leader` is true; drops it otherwise (whoever becomes leader
+    /// submits everything again).
+    pub async fn run(self: Arc<Self>, leader: watch::Receiver<bool>) {
+        loop {
+            self.wake.notified().await;
+            let (keys, batch) = {
+                let mut p = self.pending.lock().unwrap();
+                (std::mem::take(&mut p.keys), p.batch.clone())
+            };
+            let Some(batch) = batch else { continue };
+            if !*leader.borrow() {
+                debug!(dropped = keys.len(), "not the leader: not writing status");
+                continue;
+            }
+            futures::stream::iter(keys)
+                .for_each_concurrent(self.cfg.concurrency, |(kind, key)| {
+                    let this = self.clone();
+                    let batch = batch.clone();
+                    async move { this.write_one(kind, &key, &batch).await }
+                })
+                .await;
+        }
+    }
+
+    async fn write_one(&self, kind: Kind, key: &ObjKey, batch: &Batch) {
+        let Some(mut obj) = batch.objects.get(&(kind, key.clone())).cloned() else { return };
+        let generation = obj.pointer("/metadata/generation").cloned();
+        for attempt in 1..=self.cfg.max_attempts {
+            let prev = obj.get("status").cloned().unwrap_or(Value::Null);
+            let Some(want) = desired(kind, key, &batch.statuses, &prev, &self.cfg.controller, &now()) else {
+                return;
+            };
+            if !render::differs(&want, &prev) {
+                self.metrics.skips.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
+            let patch = json!({ "metadata": { "resourceVersion": rv }, "status": with_removals(&prev, want) });
+            match self.patch(kind, key, patch).await {
+                Ok(()) => {
+                    self.metrics.writes.fetch_add(1, Ordering::Relaxed);
+                    info!(kind = ?kind, object = %key, "status written");
+                    return;
+                }
+                Err(WriteError::Api(kube::Error::Api(s))) if s.code == 404 => return,
+                Err(WriteError::Api(kube::Error::Api(s))) if s.code == 409 => {
+                    self.metrics.conflicts.fetch_add(1, Ordering::Relaxed);
+                    debug!(kind = ?kind, object = %key, attempt, "status conflict; re-reading");
+                }
+                Err(e) => {
+                    self.metrics.failures.fetch_add(1, Ordering::Relaxed);
+                    warn!(kind = ?kind, object = %key, attempt, error = %e, "status write failed");
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                }
+            }
+            match self.get(kind, key).await {
+                Ok(fresh) => obj = fresh,
+                Err(WriteError::Api(kube::Error::Api(s))) if s.code == 404 => return,
+                Err(e) => {
+                    self.metrics.failures.fetch_add(1, Ordering::Relaxed);
+                    warn!(kind = ?kind, object = %key, error = %e, "re-reading for status failed");
+                    continue;
+                }
+            }
+            if obj.pointer("/metadata/generation").cloned() != generation {
+                // The spec moved on: this status is stale, the next translation writes.
+                debug!(kind = ?kind, object = %key, "object changed since translation; not writing");
+                return;
+            }
+        }
+        warn!(kind = ?kind, object = %key, "giving up on this status write until the next change");
+    }
+
+    fn api(&self, kind: Kind, key: &ObjKey) -> Result<Api<DynamicObject>, WriteError> {
+        let wk = kind_named(kind_name(kind).ok_or(WriteError::UnknownKind(kind))?)
+            .ok_or(WriteError::UnknownKind(kind))?;
+        let ar = wk.api_resource();
+        Ok(if wk.namespaced {
+            Api::namespaced_with(self.client.clone(), &key.namespace, &ar)
+        } else {
+            Api::all_with(self.client.clone(), &ar)
+        })
+    }
+
+    async fn patch(&self, kind: Kind, key: &ObjKey, patch: Value) -> Result<(), WriteError> {
+        let api = self.api(kind, key)?;
+        let pp = PatchParams { field_manager: Some(self.cfg.field_manager.clone()), ..Default::default() };
+        let t = self.cfg.request_timeout;
+        tokio::time::timeout(t, api.patch_status(&key.name, &pp, &Patch::Merge(patch)))
+            .await
+            .map_err(|_| WriteError::Timeout(t))??;
+        Ok(())
+    }
+
+    async fn get(&self, kind: Kind, key: &ObjKey) -> Result<Value, WriteError> {
+        let api = self.api(kind, key)?;
+        let t = self.cfg.request_timeout;
+        let o = tokio::time::timeout(t, api.get_status(&key.name)).await.map_err(|_| WriteError::Timeout(t))??;
+        Ok(serde_json::to_value(o).unwrap_or(Value::Null))
+    }
+}
+
+/// The Kubernetes kind name of a kind Legate writes status for.
+pub fn kind_name(kind: Kind) -> Option<&'static str> {
+    Some(match kind {
+        Kind::GatewayClass => "GatewayClass",
+        Kind::Gateway => "Gateway",
+        Kind::HttpRoute => "HTTPRoute",
+        Kind::Backend => "Backend",
+        _ => return None,
+    })
+}
+
+/// The status to write for an object, rendered on top of its current one. A route Legate no
+/// longer computes a status for still gets one: its own stale parents entries removed.
+fn desired(kind: Kind, key: &ObjKey, st: &Statuses, prev: &Value, controller: &str, now: &str) -> Option<Value> {
+    static EMPTY_ROUTE: RouteStatus = RouteStatus { parents: vec![] };
+    let owned = match owned_status(kind, key, st) {
+        Some(o) => o,
+        None if kind == Kind::HttpRoute && has_parents_of(prev, controller) => Owned::Route(&EMPTY_ROUTE),
+        None => return None,
+    };
+    Some(render::render(owned, Some(prev), controller, now))
+}
+
+fn has_parents_of(status: &Value, controller: &str) -> bool {
+    status["parents"].as_array().is_some_and(|ps| ps.iter().any(|p| p["controllerName"] == controller))
+}
+
+/// A merge patch sets what it names: fields of the current status that the new one lacks are
+/// removed with `null`.
+fn with_removals(prev: &Value, mut want: Value) -> Value {
+    if let (Some(p), Some(w)) = (prev.as_object(), want.as_object_mut()) {
+        for k in p.keys() {
+            w.entry(k.clone()).or_insert(Value::Null);
+        }
+    }
+    want
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}

@@ -1,0 +1,311 @@
+//! The Kubernetes provider: one kube-runtime watcher per watched kind (and namespace), feeding
+//! an in-memory [`Store`] of raw objects. Objects are watched as [`DynamicObject`]s and decoded
+//! one by one when a snapshot is taken, so one object that does not decode is reported and
+//! skipped without stopping its stream. A missing optional CRD (404) is logged once and treated
+//! as empty.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client};
+use legate_api::ProxyConfig;
+use legate_api::gvk::{GATEWAY_GROUP, LEGATE_GROUP};
+use legate_translator::ObjKey;
+use serde_json::Value;
+use tokio::sync::watch;
+use tracing::{Instrument, debug, error, info_span, warn};
+
+use crate::load::{self, Loaded};
+
+/// A kind Legate watches.
+#[derive(Debug)]
+pub struct WatchedKind {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub plural: &'static str,
+    pub namespaced: bool,
+    /// A CRD that may be missing: a 404 on list is logged once and the kind is treated as empty.
+    pub optional: bool,
+}
+
+impl WatchedKind {
+    pub fn api_resource(&self) -> ApiResource {
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(self.group, self.version, self.kind), self.plural)
+    }
+
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() { self.version.to_owned() } else { format!("{}/{}", self.group, self.version) }
+    }
+}
+
+const fn wk(
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+    namespaced: bool,
+    optional: bool,
+) -> WatchedKind {
+    WatchedKind { group, version, kind, plural, namespaced, optional }
+}
+
+/// Everything Legate watches. GRPCRoute, TLSRoute, TCPRoute and BackendTLSPolicy are not
+/// translated yet and so not watched.
+pub const KINDS: &[WatchedKind] = &[
+    wk(GATEWAY_GROUP, "v1", "GatewayClass", "gatewayclasses", false, false),
+    wk(GATEWAY_GROUP, "v1", "Gateway", "gateways", true, false),
+    wk(GATEWAY_GROUP, "v1", "HTTPRoute", "httproutes", true, false),
+    wk(GATEWAY_GROUP, "v1beta1", "ReferenceGrant", "referencegrants", true, true),
+    wk(LEGATE_GROUP, "v1alpha1", "Backend", "backends", true, true),
+    wk(LEGATE_GROUP, "v1alpha1", "ProxyConfig", "proxyconfigs", true, true),
+    wk("", "v1", "Namespace", "namespaces", false, false),
+    wk("", "v1", "Service", "services", true, false),
+    wk("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, false),
+    wk("", "v1", "Secret", "secrets", true, false),
+];
+
+/// The watched kind named `kind`.
+pub fn kind_named(kind: &str) -> Option<&'static WatchedKind> {
+    KINDS.iter().find(|k| k.kind == kind)
+}
+
+/// One watch stream: a kind, cluster-wide (`None`) or in one namespace.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct StreamId {
+    kind: usize,
+    namespace: Option<String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Raw objects by (index in [`KINDS`], namespace/name).
+    objects: BTreeMap<(usize, ObjKey), Value>,
+    /// Streams whose initial list is complete (or whose CRD is missing).
+    synced: BTreeSet<StreamId>,
+    /// Objects listed since the stream's last `Init`.
+    buffers: BTreeMap<StreamId, Vec<Value>>,
+}
+
+/// What the watchers have seen. Every change bumps the counter of [`Store::changes`].
+pub struct Store {
+    inner: Mutex<Inner>,
+    streams: BTreeSet<StreamId>,
+    changed: watch::Sender<u64>,
+}
+
+/// A decoded view of the store, ready for the translator.
+#[derive(Default)]
+pub struct Snapshot {
+    /// Resources for the translator plus the raw objects (with their current status,
+    /// resourceVersion and generation) for status rendering.
+    pub loaded: Loaded,
+    pub proxy_configs: Vec<ProxyConfig>,
+    /// Objects that did not decode, one message each (they are left out).
+    pub errors: Vec<String>,
+}
+
+impl Store {
+    /// A store for the watch streams of `namespaces` (empty: cluster-wide).
+    pub fn new(namespaces: &[String]) -> Arc<Self> {
+        let mut streams = BTreeSet::new();
+        for (i, k) in KINDS.iter().enumerate() {
+            if k.namespaced && !namespaces.is_empty() {
+                for ns in namespaces {
+                    streams.insert(StreamId { kind: i, namespace: Some(ns.clone()) });
+                }
+            } else {
+                streams.insert(StreamId { kind: i, namespace: None });
+            }
+        }
+        Arc::new(Store { inner: Mutex::default(), streams, changed: watch::channel(0).0 })
+    }
+
+    /// A receiver that sees a new value on every change.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Whether every stream has completed its initial list.
+    pub fn synced(&self) -> bool {
+        self.inner.lock().unwrap().synced.len() == self.streams.len()
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    fn apply(&self, id: &StreamId, event: Event<DynamicObject>) {
+        let kind = &KINDS[id.kind];
+        let mut inner = self.inner.lock().unwrap();
+        match event {
+            Event::Init => {
+                inner.buffers.insert(id.clone(), vec![]);
+                return;
+            }
+            Event::InitApply(o) => {
+                inner.buffers.entry(id.clone()).or_default().push(to_value(kind, o));
+                return;
+            }
+            Event::InitDone => {
+                let listed = inner.buffers.remove(id).unwrap_or_default();
+                inner.objects.retain(|(k, key), _| {
+                    *k != id.kind || id.namespace.as_ref().is_some_and(|ns| *ns != key.namespace)
+                });
+                for v in listed {
+                    inner.objects.insert((id.kind, key_of(&v)), v);
+                }
+                inner.synced.insert(id.clone());
+            }
+            Event::Apply(o) => {
+                let v = to_value(kind, o);
+                inner.objects.insert((id.kind, key_of(&v)), v);
+            }
+            Event::Delete(o) => {
+                let v = to_value(kind, o);
+                inner.objects.remove(&(id.kind, key_of(&v)));
+            }
+        }
+        drop(inner);
+        self.bump();
+    }
+
+    /// Marks a stream as synced and empty (its CRD is missing).
+    fn mark_missing(&self, id: &StreamId) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.objects.retain(|(k, _), _| *k != id.kind);
+        let new = inner.synced.insert(id.clone());
+        drop(inner);
+        if new {
+            self.bump();
+        }
+    }
+
+    /// Decodes the current objects. Secrets that no Gateway listener references are left out.
+    pub fn snapshot(&self) -> Snapshot {
+        let inner = self.inner.lock().unwrap();
+        let referenced = referenced_secrets(inner.objects.iter().filter(|((k, _), _)| KINDS[*k].kind == "Gateway"));
+        let mut snap = Snapshot::default();
+        for ((k, key), v) in &inner.objects {
+            let kind = &KINDS[*k];
+            let origin = format!("{} {key}", kind.kind);
+            match kind.kind {
+                "Secret" if !referenced.contains(key) => continue,
+                "ProxyConfig" => match serde_path_to_error::deserialize::<_, ProxyConfig>(v) {
+                    Ok(p) => snap.proxy_configs.push(p),
+                    Err(e) => snap.errors.push(format!("{origin}: field {}: {}", e.path(), e.inner())),
+                },
+                _ => {
+                    if let Err(e) = load::add_value(&mut snap.loaded, &PathBuf::from(&origin), 0, v.clone()) {
+                        let field = e.field.map(|f| format!("field {f}: ")).unwrap_or_default();
+                        snap.errors.push(format!("{origin}: {field}{}", e.message));
+                    }
+                }
+            }
+        }
+        snap
+    }
+}
+
+/// The Secrets (namespace/name) referenced by some Gateway listener's `tls.certificateRefs`.
+fn referenced_secrets<'a>(gateways: impl Iterator<Item = (&'a (usize, ObjKey), &'a Value)>) -> BTreeSet<ObjKey> {
+    let mut out = BTreeSet::new();
+    for ((_, gw), v) in gateways {
+        let listeners = v.pointer("/spec/listeners").and_then(Value::as_array).into_iter().flatten();
+        for r in listeners.filter_map(|l| l.pointer("/tls/certificateRefs")?.as_array()).flatten() {
+            let group = r.get("group").and_then(Value::as_str).unwrap_or("");
+            let kind = r.get("kind").and_then(Value::as_str).unwrap_or("Secret");
+            if group.is_empty() && kind == "Secret" {
+                let ns = r.get("namespace").and_then(Value::as_str).unwrap_or(&gw.namespace);
+                out.insert(ObjKey::new(ns, r.get("name").and_then(Value::as_str).unwrap_or_default()));
+            }
+        }
+    }
+    out
+}
+
+fn key_of(v: &Value) -> ObjKey {
+    let s = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or_default().to_owned();
+    ObjKey::new(s("/metadata/namespace"), s("/metadata/name"))
+}
+
+/// The object as JSON with `apiVersion` and `kind` set (list items may lack them) and without
+/// `managedFields` (not needed, and large).
+fn to_value(kind: &WatchedKind, mut o: DynamicObject) -> Value {
+    o.metadata.managed_fields = None;
+    let mut v = serde_json::to_value(&o).unwrap_or(Value::Null);
+    if let Some(m) = v.as_object_mut() {
+        m.insert("apiVersion".into(), kind.api_version().into());
+        m.insert("kind".into(), kind.kind.into());
+    }
+    v
+}
+
+/// Starts one watcher task per stream. They run until aborted.
+pub fn spawn_watchers(client: &Client, store: &Arc<Store>) -> Vec<tokio::task::JoinHandle<()>> {
+    store
+        .streams
+        .iter()
+        .map(|id| {
+            let kind = &KINDS[id.kind];
+            let span = info_span!("watch", kind = kind.kind, namespace = id.namespace.as_deref().unwrap_or("*"));
+            tokio::spawn(run_stream(client.clone(), store.clone(), id.clone()).instrument(span))
+        })
+        .collect()
+}
+
+async fn run_stream(client: Client, store: Arc<Store>, id: StreamId) {
+    let kind = &KINDS[id.kind];
+    let ar = kind.api_resource();
+    let api: Api<DynamicObject> = match &id.namespace {
+        Some(ns) => Api::namespaced_with(client, ns, &ar),
+        None => Api::all_with(client, &ar),
+    };
+    let mut stream = watcher(api).default_backoff().boxed();
+    let mut last_error: Option<String> = None;
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(ev) => {
+                if last_error.take().is_some() {
+                    debug!("watch recovered");
+                }
+                store.apply(&id, ev);
+            }
+            Err(e) => {
+                let missing = is_not_found(&e);
+                let msg = e.to_string();
+                if missing && kind.optional {
+                    if last_error.as_deref() != Some(&msg) {
+                        warn!(
+                            "{} ({}) is not served by the API server (CRD not installed?); treating it as empty",
+                            kind.kind,
+                            kind.api_version()
+                        );
+                    }
+                    store.mark_missing(&id);
+                } else if last_error.as_deref() != Some(&msg) {
+                    error!(error = %msg, "watch failed; retrying with backoff");
+                }
+                last_error = Some(msg);
+            }
+        }
+    }
+}
+
+fn watcher(api: Api<DynamicObject>) -> impl futures::Stream<Item = Result<Event<DynamicObject>, watcher::Error>> {
+    watcher::watcher(api, watcher::Config::default())
+}
+
+fn is_not_found(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s)) => s.code == 404,
+        watcher::Error::WatchError(s) => s.code == 404,
+        _ => false,
+    }
+}
