@@ -10,7 +10,9 @@
 //!   has no snapshot yet waits for one. The cache also holds the ACK/NACK ledger
 //!   ([`SnapshotCache::ledger`], [`SnapshotCache::subscribe_ledger`], [`SnapshotCache::acked`],
 //!   [`SnapshotCache::nodes`]) and the metrics ([`SnapshotCache::metrics_text`]).
-//! - [`AdsServer`] is the tonic service; [`serve`] runs it on an address.
+//! - [`AdsServer`] is the tonic service; [`serve`] runs it on an address (plaintext);
+//!   [`serve_tls`] runs it with mutual TLS and authorizes each Envoy by its client certificate
+//!   (see the [`tls`] module).
 //! - [`bootstrap::bootstrap`] builds the bootstrap of an Envoy that connects to this server.
 //!
 //! Changes reach Envoy make-before-break: clusters, then endpoints, then secrets, then listeners,
@@ -29,6 +31,7 @@ mod session;
 mod snapshot;
 #[cfg(test)]
 mod testutil;
+pub mod tls;
 
 use std::fmt;
 use std::time::Duration;
@@ -38,6 +41,7 @@ pub use ledger::{LedgerEntry, NodeStatus, Rejection};
 pub use resource::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, Resource, ResourceType, SECRET_TYPE};
 pub use server::{AdsServer, serve, serve_with_listener};
 pub use snapshot::Snapshot;
+pub use tls::{TlsOptions, serve_tls};
 
 /// The two ADS variants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

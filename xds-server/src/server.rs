@@ -25,12 +25,13 @@ pub struct AdsServer {
     cache: SnapshotCache,
     opts: ServerOptions,
     closing: Option<watch::Receiver<bool>>,
+    authorize: bool,
 }
 
 impl AdsServer {
     /// A server following `cache`, with default [`ServerOptions`].
     pub fn new(cache: SnapshotCache) -> Self {
-        AdsServer { cache, opts: ServerOptions::default(), closing: None }
+        AdsServer { cache, opts: ServerOptions::default(), closing: None, authorize: false }
     }
 
     /// The same server with other options.
@@ -46,25 +47,56 @@ impl AdsServer {
         self
     }
 
+    /// The same server, authorizing every stream by its TLS client certificate: a stream is
+    /// refused (`PERMISSION_DENIED`) unless the peer presented a certificate naming a snapshot
+    /// key ([`crate::tls::peer_key`]) and its node's `cluster` is that key. Only meaningful on
+    /// a `tonic::transport::Server` with a TLS config that requires client certificates (see
+    /// [`crate::serve_tls`]).
+    pub fn with_peer_authorization(mut self) -> Self {
+        self.authorize = true;
+        self
+    }
+
+    /// The snapshot key the peer of `request` may follow: None when this server does not
+    /// authorize; an error status when it does and the peer has no usable identity.
+    fn allowed_key<T>(&self, request: &Request<T>) -> Result<Option<String>, Status> {
+        if !self.authorize {
+            return Ok(None);
+        }
+        match crate::tls::request_key(request) {
+            Ok(key) => Ok(Some(key)),
+            Err(why) => {
+                tracing::warn!(remote = ?request.remote_addr(), reason = %why, "ADS stream refused: no peer identity");
+                Err(Status::permission_denied(why))
+            }
+        }
+    }
+
     /// The tonic service, to add to a `tonic::transport::Server`.
     pub fn into_service(self) -> AggregatedDiscoveryServiceServer<Self> {
         AggregatedDiscoveryServiceServer::new(self).max_decoding_message_size(16 * 1024 * 1024)
     }
 
-    fn start<Req, Resp>(&self, protocol: Protocol, incoming: Streaming<Req>) -> ReceiverStream<Result<Resp, Status>>
+    fn start<Req, Resp>(
+        &self,
+        protocol: Protocol,
+        allowed: Option<String>,
+        incoming: Streaming<Req>,
+    ) -> ReceiverStream<Result<Resp, Status>>
     where
         Req: XdsRequest,
         Resp: FromOutgoing,
     {
         let (tx, rx) = mpsc::channel(8);
         let this = self.clone();
-        tokio::spawn(async move { this.drive(protocol, incoming, tx).await });
+        tokio::spawn(async move { this.drive(protocol, allowed, incoming, tx).await });
         ReceiverStream::new(rx)
     }
 
     async fn drive<Req, Resp>(
         self,
         protocol: Protocol,
+        allowed: Option<String>,
         mut incoming: Streaming<Req>,
         tx: mpsc::Sender<Result<Resp, Status>>,
     ) where
@@ -85,6 +117,16 @@ impl AdsServer {
                 tx.send(Err(Status::invalid_argument("the first request must carry node.id and node.cluster"))).await;
             return;
         };
+        if let Some(allowed) = allowed.filter(|k| *k != node.cluster) {
+            tracing::warn!(
+                %protocol, node_id = %node.id, node_cluster = %node.cluster, certificate_key = %allowed,
+                "ADS stream refused: node.cluster is not the key its certificate names"
+            );
+            let msg =
+                format!("this client certificate may only follow {allowed:?}, not node.cluster {:?}", node.cluster);
+            let _ = tx.send(Err(Status::permission_denied(msg))).await;
+            return;
+        }
         let span =
             tracing::info_span!("xds_stream", protocol = %protocol, node_id = %node.id, node_cluster = %node.cluster);
         self.run(protocol, node, first, incoming, tx).instrument(span).await;
@@ -218,14 +260,16 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        Ok(Response::new(self.start(Protocol::Sotw, request.into_inner())))
+        let allowed = self.allowed_key(&request)?;
+        Ok(Response::new(self.start(Protocol::Sotw, allowed, request.into_inner())))
     }
 
     async fn delta_aggregated_resources(
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Ok(Response::new(self.start(Protocol::Delta, request.into_inner())))
+        let allowed = self.allowed_key(&request)?;
+        Ok(Response::new(self.start(Protocol::Delta, allowed, request.into_inner())))
     }
 }
 

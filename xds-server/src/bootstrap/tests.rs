@@ -66,3 +66,45 @@ fn delta_and_dns_bootstrap() {
     // It encodes (the `.pb` bootstrap form).
     assert!(!b.encode_to_vec().is_empty());
 }
+
+#[test]
+fn xds_tls_and_ready_listener() {
+    let mut b = bootstrap(&config(Protocol::Delta, "legate.legate-system.svc"));
+    let tls = XdsClientTls {
+        cert_chain_path: "/etc/legate/xds/tls.crt".into(),
+        private_key_path: "/etc/legate/xds/tls.key".into(),
+        ca_path: "/etc/legate/xds/ca.crt".into(),
+        server_name: "legate.legate-system.svc".into(),
+    };
+    with_xds_tls(&mut b, &tls);
+    with_ready_listener(&mut b, "0.0.0.0", 19001);
+    let statics = b.static_resources.as_ref().unwrap();
+    let socket = statics.clusters[0].transport_socket.as_ref().unwrap();
+    assert_eq!(socket.name, "envoy.transport_sockets.tls");
+    let Some(transport_socket::ConfigType::TypedConfig(any)) = &socket.config_type else { panic!("typed config") };
+    let ctx = UpstreamTlsContext::decode(any.value.as_slice()).unwrap();
+    assert_eq!(ctx.sni, "legate.legate-system.svc");
+    let common = ctx.common_tls_context.unwrap();
+    assert_eq!(common.alpn_protocols, ["h2"]);
+    assert_eq!(
+        common.tls_certificates[0].certificate_chain.as_ref().unwrap().specifier,
+        Some(data_source::Specifier::Filename("/etc/legate/xds/tls.crt".into()))
+    );
+    let Some(ValidationContextType::ValidationContext(v)) = common.validation_context_type else { panic!("ca") };
+    assert_eq!(v.match_typed_subject_alt_names[0].san_type, SanType::Dns as i32);
+    assert_eq!(statics.listeners.len(), 1);
+    assert_eq!(statics.listeners[0].name, READY_LISTENER);
+
+    // An IP server name is matched as an IP SAN, without SNI.
+    let mut b = bootstrap(&config(Protocol::Delta, "127.0.0.1"));
+    with_xds_tls(&mut b, &XdsClientTls { server_name: "127.0.0.1".into(), ..tls });
+    let socket = b.static_resources.unwrap().clusters[0].transport_socket.clone().unwrap();
+    let Some(transport_socket::ConfigType::TypedConfig(any)) = socket.config_type else { panic!("typed config") };
+    let ctx = UpstreamTlsContext::decode(any.value.as_slice()).unwrap();
+    assert_eq!(ctx.sni, "");
+    let Some(ValidationContextType::ValidationContext(v)) = ctx.common_tls_context.unwrap().validation_context_type
+    else {
+        panic!("ca")
+    };
+    assert_eq!(v.match_typed_subject_alt_names[0].san_type, SanType::IpAddress as i32);
+}
