@@ -163,7 +163,8 @@ pub async fn start(args: Args, client: Client, fleet: Arc<dyn FleetManager>) -> 
     let state = Arc::new(app);
 
     let mut tasks = vec![];
-    let xds = legate_xds::serve_with_listener(xds_listener, cache.clone(), Default::default(), stop(shutdown_rx.clone()));
+    let xds =
+        legate_xds::serve_with_listener(xds_listener, cache.clone(), Default::default(), stop(shutdown_rx.clone()));
     tasks.push(tokio::spawn(async move {
         if let Err(e) = xds.await {
             tracing::error!(error = %e, "xDS server failed");

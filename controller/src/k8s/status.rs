@@ -230,8 +230,8 @@ impl StatusWriter {
     }
 
     fn api(&self, kind: Kind, key: &ObjKey) -> Result<Api<DynamicObject>, WriteError> {
-        let wk = kind_named(kind_name(kind).ok_or(WriteError::UnknownKind(kind))?)
-            .ok_or(WriteError::UnknownKind(kind))?;
+        let wk =
+            kind_named(kind_name(kind).ok_or(WriteError::UnknownKind(kind))?).ok_or(WriteError::UnknownKind(kind))?;
         let ar = wk.api_resource();
         Ok(if wk.namespaced {
             Api::namespaced_with(self.client.clone(), &key.namespace, &ar)

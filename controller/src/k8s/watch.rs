@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use legate_api::ProxyConfig;
 use legate_api::gvk::{GATEWAY_GROUP, LEGATE_GROUP};
