@@ -10,8 +10,10 @@
 
 use std::time::Duration;
 
+/// Envoy's bootstrap message, re-exported for callers that do not depend on `envoy-types`.
+pub use envoy_types::pb::envoy::config::bootstrap::v3::Bootstrap;
 use envoy_types::pb::envoy::config::bootstrap::v3::{
-    Admin, Bootstrap,
+    Admin,
     bootstrap::{DynamicResources, StaticResources},
 };
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};

@@ -44,12 +44,17 @@ impl std::fmt::Debug for TlsOptions {
     }
 }
 
-/// The snapshot key named by a peer certificate chain: the leaf's first URI SAN under
-/// [`IDENTITY_URI_PREFIX`]. Err explains why there is none.
+/// The snapshot key named by a peer certificate chain: that of its leaf ([`cert_key`]). Err
+/// explains why there is none.
 pub fn peer_key(chain: Option<&[tonic::transport::CertificateDer<'static>]>) -> Result<String, String> {
     let leaf = chain.and_then(|c| c.first()).ok_or("no client certificate")?;
-    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())
-        .map_err(|e| format!("unparsable client certificate: {e}"))?;
+    cert_key(leaf.as_ref())
+}
+
+/// The snapshot key a DER certificate names: its first URI SAN under [`IDENTITY_URI_PREFIX`].
+pub fn cert_key(der: &[u8]) -> Result<String, String> {
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| format!("unparsable client certificate: {e}"))?;
     let san = cert
         .subject_alternative_name()
         .map_err(|e| format!("bad subjectAltName extension: {e}"))?

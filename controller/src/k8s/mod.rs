@@ -9,8 +9,10 @@
 //!                                         ↘ status.rs (StatusWriter, leader only) ← leader.rs (Lease)
 //! ```
 
+pub mod fleet;
 pub mod fleet_hook;
 pub mod leader;
+pub mod pki;
 pub mod status;
 pub mod watch;
 
