@@ -1,6 +1,7 @@
-//! Samples under `config/samples/`: a GatewayClass whose Envoy fleets are shaped by a
-//! ProxyConfig, a Gateway, an HTTPRoute and the Backend it sends traffic to. Each is checked
-//! against its typed API when generated, so a sample that does not parse cannot be written.
+//! Samples under `config/samples/`: a GatewayClass (`legate-sample`, not to clash with the chart's
+//! `legate`) whose Envoy fleets are shaped by a ProxyConfig, a Gateway, an HTTPRoute and the
+//! Backend it sends traffic to. Each is checked against its typed API when generated, so a sample
+//! that does not parse cannot be written.
 
 use legate_api::gateway::{Gateway, GatewayClass, HttpRoute};
 use legate_api::gvk::{DEFAULT_CONTROLLER_NAME, LEGATE_GROUP, LEGATE_V1ALPHA1};
@@ -21,7 +22,7 @@ pub fn samples() -> Vec<(&'static str, Value)> {
             checked::<ProxyConfig>(json!({
                 "apiVersion": LEGATE_V1ALPHA1,
                 "kind": "ProxyConfig",
-                "metadata": { "name": "legate", "namespace": INFRA_NAMESPACE },
+                "metadata": { "name": "sample", "namespace": INFRA_NAMESPACE },
                 "spec": {
                     "replicas": 2,
                     "resources": {
@@ -37,13 +38,13 @@ pub fn samples() -> Vec<(&'static str, Value)> {
             checked::<GatewayClass>(json!({
                 "apiVersion": "gateway.networking.k8s.io/v1",
                 "kind": "GatewayClass",
-                "metadata": { "name": "legate" },
+                "metadata": { "name": "legate-sample" },
                 "spec": {
                     "controllerName": DEFAULT_CONTROLLER_NAME,
                     "parametersRef": {
                         "group": LEGATE_GROUP,
                         "kind": "ProxyConfig",
-                        "name": "legate",
+                        "name": "sample",
                         "namespace": INFRA_NAMESPACE,
                     },
                 },
@@ -56,7 +57,7 @@ pub fn samples() -> Vec<(&'static str, Value)> {
                 "kind": "Gateway",
                 "metadata": { "name": "demo", "namespace": APP_NAMESPACE },
                 "spec": {
-                    "gatewayClassName": "legate",
+                    "gatewayClassName": "legate-sample",
                     "listeners": [{
                         "name": "http",
                         "protocol": "HTTP",
