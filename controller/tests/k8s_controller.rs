@@ -192,8 +192,11 @@ async fn only_the_leader_writes_and_another_takes_over_when_its_lease_expires() 
     assert!(*a.leader.borrow() && !*b.leader.borrow());
     assert!(fake.status_writes(Some("a")) > 0);
     assert_eq!(fake.status_writes(Some("b")), 0, "a follower wrote status");
-    // Both serve xDS all along.
-    assert!(!a.state.current().versions.is_empty() && !b.state.current().versions.is_empty());
+    // Both serve xDS.
+    eventually(10, "both replicas serve the Gateway over xDS", || {
+        !a.state.current().versions.is_empty() && !b.state.current().versions.is_empty()
+    })
+    .await;
 
     a.kill(); // no release: b must wait for the lease to expire
     eventually(10, "b leads", || *b.leader.borrow()).await;

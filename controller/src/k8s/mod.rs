@@ -190,6 +190,8 @@ pub async fn start(args: Args, client: Client, fleet: Arc<dyn FleetManager>) -> 
     tasks.push(tokio::spawn(writer.clone().run(leader_rx.clone())));
 
     let store = Store::new(&args.watch_namespaces);
+    // Subscribe before the watchers start, so that no change goes unseen.
+    let changes = store.changes();
     tasks.extend(watch::spawn_watchers(&client, &store));
     let lp = Loop {
         opts: Options { controller_name: args.controller_name.clone(), listen_address: args.listen_address.clone() },
@@ -201,7 +203,7 @@ pub async fn start(args: Args, client: Client, fleet: Arc<dyn FleetManager>) -> 
         leader: leader_rx.clone(),
         reported: BTreeSet::new(),
     };
-    tasks.push(tokio::spawn(lp.run(shutdown_rx).instrument(info_span!("controller"))));
+    tasks.push(tokio::spawn(lp.run(changes, shutdown_rx).instrument(info_span!("controller"))));
     info!(%xds_address, %admin_address, namespaces = ?args.watch_namespaces, "legate controller started");
     Ok(Controller {
         state,
@@ -229,8 +231,7 @@ struct Loop {
 }
 
 impl Loop {
-    async fn run(mut self, mut shutdown: chan::Receiver<bool>) {
-        let mut changes = self.store.changes();
+    async fn run(mut self, mut changes: chan::Receiver<u64>, mut shutdown: chan::Receiver<bool>) {
         let mut ledger = self.state.cache.subscribe_ledger();
         let mut leader = self.leader.clone();
         loop {

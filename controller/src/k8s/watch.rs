@@ -234,10 +234,22 @@ fn key_of(v: &Value) -> ObjKey {
     ObjKey::new(s("/metadata/namespace"), s("/metadata/name"))
 }
 
-/// The object as JSON with `apiVersion` and `kind` set (list items may lack them) and without
-/// `managedFields` (not needed, and large).
+/// Keys of a Secret's `data` that Legate may read; the rest is not kept in memory.
+const SECRET_KEYS: &[&str] = &["tls.crt", "tls.key", "ca.crt"];
+
+/// The object as JSON with `apiVersion` and `kind` set (list items may lack them), without
+/// what Legate never reads and may be large: `managedFields`, the last-applied annotation (a
+/// copy of the object, Secret data included), and Secret data other than certificates and keys.
 fn to_value(kind: &WatchedKind, mut o: DynamicObject) -> Value {
     o.metadata.managed_fields = None;
+    if let Some(a) = o.metadata.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+    if kind.kind == "Secret"
+        && let Some(data) = o.data.get_mut("data").and_then(Value::as_object_mut)
+    {
+        data.retain(|k, _| SECRET_KEYS.contains(&k.as_str()));
+    }
     let mut v = serde_json::to_value(&o).unwrap_or(Value::Null);
     if let Some(m) = v.as_object_mut() {
         m.insert("apiVersion".into(), kind.api_version().into());
@@ -309,3 +321,6 @@ fn is_not_found(e: &watcher::Error) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests;

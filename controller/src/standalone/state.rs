@@ -60,12 +60,15 @@ impl AppState {
     /// Ready once at least one translation ran and every accepted Gateway's Envoys have ACKed
     /// the current snapshot. Returns the Gateways that are not ready, with why.
     pub fn not_ready(&self) -> Vec<String> {
+        if !self.ready_needs_acks {
+            return match self.metrics.translations() {
+                0 => vec!["the watched objects are not all listed and translated yet".into()],
+                _ => vec![],
+            };
+        }
         let live = self.current();
         if live.versions.is_empty() && live.output.statuses.gateways.is_empty() {
             return vec!["no Gateway translated yet".into()];
-        }
-        if !self.ready_needs_acks {
-            return vec![];
         }
         live.versions
             .iter()

@@ -383,9 +383,9 @@ struct ParsedPath {
 
 fn parse_path(path: &str) -> Option<ParsedPath> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let (group, rest) = match segs.first()? {
-        &"api" => ("", segs.get(2..)?),
-        &"apis" => (*segs.get(1)?, segs.get(3..)?),
+    let (group, rest) = match *segs.first()? {
+        "api" => ("", segs.get(2..)?),
+        "apis" => (*segs.get(1)?, segs.get(3..)?),
         _ => return None,
     };
     let (namespace, rest) = if rest.first() == Some(&"namespaces") && rest.len() >= 3 {

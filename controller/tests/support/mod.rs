@@ -29,7 +29,7 @@ pub async fn start(fake: &FakeApi, tag: &str) -> Controller {
     args.admin_address = "127.0.0.1:0".parse().unwrap();
     args.identity = Some(tag.to_owned());
     args.leader_election_namespace = Some("legate-system".into());
-    args.lease_duration_ms = 1_000;
+    args.lease_duration_ms = 2_000;
     args.lease_renew_ms = 100;
     args.debounce_ms = 5;
     legate::k8s::start(args, fake.client(tag), Arc::new(NoFleet)).await.unwrap()

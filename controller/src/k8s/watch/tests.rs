@@ -1,0 +1,53 @@
+use serde_json::json;
+
+use super::*;
+
+fn obj(v: Value) -> DynamicObject {
+    serde_json::from_value(v).unwrap()
+}
+
+fn stream(kind: &str) -> StreamId {
+    StreamId { kind: KINDS.iter().position(|k| k.kind == kind).unwrap(), namespace: None }
+}
+
+#[test]
+fn only_referenced_secrets_reach_the_translator_and_only_their_certificate_keys_are_kept() {
+    let store = Store::new(&[]);
+    let gw = json!({ "metadata": { "name": "g", "namespace": "a" }, "spec": { "gatewayClassName": "c", "listeners": [
+        { "name": "https", "port": 443, "protocol": "HTTPS",
+          "tls": { "certificateRefs": [ { "name": "cert" }, { "name": "other", "namespace": "b" } ] } } ] } });
+    store.apply(&stream("Gateway"), Event::Apply(obj(gw)));
+    let secret = |ns: &str, name: &str| {
+        obj(json!({ "metadata": { "name": name, "namespace": ns,
+            "annotations": { "kubectl.kubernetes.io/last-applied-configuration": "{...}" } },
+            "type": "kubernetes.io/tls", "data": { "tls.crt": "Y3J0", "tls.key": "a2V5", "huge": "eHh4" } }))
+    };
+    for (ns, name) in [("a", "cert"), ("b", "other"), ("a", "unrelated"), ("b", "cert")] {
+        store.apply(&stream("Secret"), Event::Apply(secret(ns, name)));
+    }
+    let snap = store.snapshot();
+    assert!(snap.errors.is_empty(), "{:?}", snap.errors);
+    let mut names: Vec<String> =
+        snap.loaded.resources.secrets.iter().map(|s| ObjKey::of(&s.metadata).to_string()).collect();
+    names.sort();
+    assert_eq!(names, ["a/cert", "b/other"]);
+    let s = &snap.loaded.resources.secrets[0];
+    let keys: Vec<&String> = s.data.as_ref().unwrap().keys().collect();
+    assert_eq!(keys, ["tls.crt", "tls.key"]);
+    assert!(s.metadata.annotations.as_ref().is_none_or(|a| a.is_empty()));
+}
+
+#[test]
+fn a_relist_replaces_the_objects_of_its_stream_and_marks_it_synced() {
+    let store = Store::new(&[]);
+    let id = stream("Namespace");
+    store.apply(&id, Event::Apply(obj(json!({ "metadata": { "name": "gone" } }))));
+    store.apply(&id, Event::Init);
+    store.apply(&id, Event::InitApply(obj(json!({ "metadata": { "name": "kept" } }))));
+    assert_eq!(store.snapshot().loaded.resources.namespaces.len(), 1, "the relist is not in force before InitDone");
+    store.apply(&id, Event::InitDone);
+    let ns: Vec<_> =
+        store.snapshot().loaded.resources.namespaces.iter().map(|n| n.metadata.name.clone().unwrap()).collect();
+    assert_eq!(ns, ["kept"]);
+    assert!(!store.synced(), "other streams have not listed yet");
+}
