@@ -21,6 +21,7 @@
 //! owner reference to the Gateway (controller, blockOwnerDeletion), so deleting the Gateway
 //! deletes its fleet.
 
+mod manager;
 mod pod;
 
 use std::collections::BTreeMap;
@@ -43,6 +44,7 @@ use sha2::{Digest, Sha256};
 use super::pki::{CA_CRT, ClientCert, TLS_CRT, TLS_KEY, client_secret_name};
 use crate::output::Format;
 
+pub use manager::{KubeFleet, proxy_config_for};
 pub use pod::{ADMIN_PORT, BOOTSTRAP_DIR, BOOTSTRAP_FILE, READY_PORT, XDS_CERT_DIR};
 
 /// Label naming the Gateway (checked by the conformance suite).

@@ -158,6 +158,17 @@ impl Ca {
         self.issue(p)
     }
 
+    /// The xDS server's TLS options: a new server certificate for `names` (see
+    /// [`service_dns_names`]), and this CA to verify the Envoys' client certificates.
+    pub fn server_tls(&self, names: &[String]) -> Result<legate_xds::TlsOptions, PkiError> {
+        let pair = self.issue_server(names)?;
+        Ok(legate_xds::TlsOptions {
+            server_cert_pem: pair.cert_pem,
+            server_key_pem: pair.key_pem,
+            client_ca_pem: self.cert_pem.clone(),
+        })
+    }
+
     /// A client certificate for the Envoys of `gateway`: URI SAN
     /// `spiffe://legate.dev/gateway/<ns>/<name>`, CN `<ns>/<name>`.
     pub fn issue_client(&self, gateway: &ObjKey) -> Result<CertPair, PkiError> {
@@ -237,6 +248,17 @@ impl Ca {
 /// A UTF-8 value of a Secret.
 fn secret_str(s: &Secret, key: &str) -> Option<String> {
     s.data.as_ref()?.get(key).and_then(|v| String::from_utf8(v.0.clone()).ok())
+}
+
+/// The DNS names by which pods reach Service `service` in `namespace`, most specific first
+/// (`<svc>.<ns>.svc.cluster.local`, `<svc>.<ns>.svc`, `<svc>.<ns>`, `<svc>`).
+pub fn service_dns_names(service: &str, namespace: &str) -> Vec<String> {
+    vec![
+        format!("{service}.{namespace}.svc.cluster.local"),
+        format!("{service}.{namespace}.svc"),
+        format!("{service}.{namespace}"),
+        service.to_owned(),
+    ]
 }
 
 /// The name of the Secret holding a Gateway's xDS client certificate.

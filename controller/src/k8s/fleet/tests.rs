@@ -233,3 +233,51 @@ fn bootstrap_validates_under_envoy() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn proxy_config_from_class_and_gateway_refs() {
+    use crate::k8s::fleet_hook::{AcceptedGateway, FleetRequest};
+    use legate_api::ProxyConfig;
+    use legate_api::gateway::GatewayClass;
+    use legate_translator::ir::GatewayIr;
+
+    let class: GatewayClass = serde_norway::from_str(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: { name: legate }
+spec:
+  controllerName: legate.dev/gateway-controller
+  parametersRef: { group: gateway.legate.dev, kind: ProxyConfig, name: fleet, namespace: infra }
+"#,
+    )
+    .unwrap();
+    let pc = |ns: &str, name: &str, spec: &str| ProxyConfig {
+        metadata: ObjectMeta { namespace: Some(ns.into()), name: Some(name.into()), ..Default::default() },
+        spec: serde_norway::from_str(spec).unwrap(),
+    };
+    let mut gw = gateway(GATEWAY);
+    let accepted = |gw: &Gateway| AcceptedGateway {
+        key: ObjKey::of(&gw.metadata),
+        gateway: gw.clone(),
+        ir: GatewayIr { gateway: ObjKey::of(&gw.metadata), listeners: vec![], clusters: vec![], certificates: vec![] },
+    };
+    let request = FleetRequest {
+        leader: true,
+        gateways: vec![],
+        gateway_classes: vec![class],
+        proxy_configs: vec![
+            pc("infra", "fleet", "{ replicas: 4, image: class-image }"),
+            pc("apps", "mine", "{ image: my-image }"),
+            pc("other", "mine", "{ replicas: 9 }"),
+        ],
+    };
+    // The class's ProxyConfig alone.
+    let p = proxy_config_for(&request, &accepted(&gw));
+    assert_eq!((p.replicas, p.image.as_deref()), (Some(4), Some("class-image")));
+    // The Gateway's own (in its namespace) wins field by field.
+    gw.spec.infrastructure.as_mut().unwrap().parameters_ref =
+        Some(serde_norway::from_str("{ group: gateway.legate.dev, kind: ProxyConfig, name: mine }").unwrap());
+    let p = proxy_config_for(&request, &accepted(&gw));
+    assert_eq!((p.replicas, p.image.as_deref()), (Some(4), Some("my-image")));
+}

@@ -89,3 +89,15 @@ fn client_secret_names() {
     assert!(client_secret_name(&long).len() <= 63);
     assert!(client_secret_name(&long).ends_with("-envoy-xds-client"));
 }
+
+#[test]
+fn server_tls_options() {
+    let ca = Ca::generate().unwrap();
+    let names = service_dns_names("legate", "legate-system");
+    assert_eq!(names[1], "legate.legate-system.svc");
+    let tls = ca.server_tls(&names).unwrap();
+    assert_eq!(tls.client_ca_pem, ca.cert_pem());
+    let (_, p) = x509_parser::pem::parse_x509_pem(tls.server_cert_pem.as_bytes()).unwrap();
+    let cert = p.parse_x509().unwrap();
+    assert_eq!(cert.subject_alternative_name().unwrap().unwrap().value.general_names.len(), 4);
+}
