@@ -172,3 +172,26 @@ async fn kube_fleet_applies_once_and_reports_status() {
     assert!(st[&key].ready);
     assert_eq!(fake.requests().iter().filter(|r| r.0 == "PATCH").count(), 5);
 }
+
+#[tokio::test]
+async fn kube_fleet_reapplies_what_was_deleted() {
+    let fake = Fake::default();
+    let fleet = KubeFleet::new(fake.client(), Ca::generate().unwrap(), FleetOptions::default());
+    let key = ObjKey::new("apps", "web");
+    let request = Arc::new(FleetRequest {
+        leader: true,
+        gateways: vec![AcceptedGateway {
+            key: key.clone(),
+            gateway: gateway(),
+            ir: GatewayIr { gateway: key.clone(), listeners: vec![], clusters: vec![], certificates: vec![] },
+        }],
+        gateway_classes: vec![],
+        proxy_configs: vec![],
+    });
+    fleet.ensure(request.clone()).await;
+    fake.objects.lock().unwrap().remove(PATHS[4]);
+    fleet.ensure(request.clone()).await; // notices the Deployment is gone
+    fleet.ensure(request.clone()).await; // applies again
+    assert!(fake.objects.lock().unwrap().contains_key(PATHS[4]));
+    assert_eq!(fake.requests().iter().filter(|r| r.0 == "PATCH").count(), 10);
+}

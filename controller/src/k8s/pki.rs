@@ -201,6 +201,12 @@ impl Ca {
         Ok(ClientCert { pair, ca_pem: self.cert_pem.clone() })
     }
 
+    /// Whether `cert` can stay in use for `gateway`: signed by this CA, naming `gateway`, and
+    /// more than 30 days from expiry.
+    pub fn is_current(&self, cert: &ClientCert, gateway: &ObjKey) -> bool {
+        cert.ca_pem == self.cert_pem && self.still_valid_for(&cert.pair.cert_pem, gateway)
+    }
+
     /// Whether `cert_pem` was signed by this CA, names `gateway` and lives past the renewal margin.
     fn still_valid_for(&self, cert_pem: &str, gateway: &ObjKey) -> bool {
         let Ok((_, pem)) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()) else { return false };

@@ -1,6 +1,7 @@
 //! [`KubeFleet`]: the [`FleetManager`] that runs each accepted Gateway's Envoy fleet in the
 //! cluster. On the leader it applies the fleet objects of every accepted Gateway (only when they
-//! changed since this process last applied them); on every replica it reads the fleet's Service
+//! changed since this process last applied them, or its Service or Deployment went missing;
+//! client certificates are renewed 30 days before expiry); on every replica it reads the fleet's Service
 //! and Deployment to report the Gateway's addresses and readiness. Fleets of deleted Gateways
 //! are removed by the garbage collector (owner references).
 
@@ -89,8 +90,9 @@ fn objects_hash(objs: &FleetObjects) -> String {
 
 impl Inner {
     async fn client_cert(&self, key: &ObjKey) -> Result<ClientCert, String> {
-        if let Some(c) = self.certs.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
-            return Ok(c.clone());
+        let cached = self.certs.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned();
+        if let Some(c) = cached.filter(|c| self.ca.is_current(c, key)) {
+            return Ok(c);
         }
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &key.namespace);
         let existing = secrets.get_opt(&client_secret_name(&key.name)).await.map_err(|e| e.to_string())?;
@@ -123,6 +125,10 @@ impl Inner {
             (Ok(s), Ok(d)) => (s, d),
             (Err(e), _) | (_, Err(e)) => return pending(format!("cannot read the Envoy fleet: {e}")),
         };
+        if svc.is_none() || deploy.is_none() {
+            // Deleted behind our back (or not yet applied): apply again next time.
+            self.applied.lock().unwrap_or_else(|e| e.into_inner()).remove(&g.key);
+        }
         let addrs = svc.as_ref().map(addresses).unwrap_or_default();
         if !deploy.as_ref().is_some_and(ready) {
             return FleetStatus {
