@@ -120,6 +120,38 @@ async fn nothing_is_written_when_nothing_changed() {
         assert_eq!(fake.status_writes(None), writes, "re-translation {i} wrote status");
     }
     assert!(c.writer.metrics().skips.load(Ordering::Relaxed) > 0);
+    let metrics = http_get(c.admin_address, "/metrics").await;
+    assert!(metrics.contains(&format!("legate_status_writes_total {writes}")), "{metrics}");
+    assert!(metrics.contains("legate_status_conflicts_total 0"), "{metrics}");
+    assert!(http_get(c.admin_address, "/readyz").await.starts_with("HTTP/1.1 200"));
+    c.stop().await;
+}
+
+/// A plain HTTP/1.1 GET; the whole response, head included.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watched_namespaces_limit_the_watches() {
+    let case = golden("quickstart-weighted-backends.yaml");
+    let fake = FakeApi::new();
+    load_into(&fake, &case);
+    let mut args = support::test_args("a");
+    args.watch_namespaces = vec!["default".into()];
+    let c = legate::k8s::start(args, fake.client("a"), std::sync::Arc::new(legate::k8s::fleet_hook::NoFleet))
+        .await
+        .unwrap();
+    converge(&fake, &expected(&case), "one namespace").await;
+    let paths: Vec<String> = fake.requests().into_iter().filter(|r| r.method == "GET").map(|r| r.path).collect();
+    assert!(paths.iter().any(|p| p == "/apis/gateway.networking.k8s.io/v1/namespaces/default/httproutes"));
+    assert!(!paths.iter().any(|p| p == "/apis/gateway.networking.k8s.io/v1/httproutes"), "{paths:?}");
+    assert!(paths.iter().any(|p| p == "/apis/gateway.networking.k8s.io/v1/gatewayclasses"));
     c.stop().await;
 }
 

@@ -96,6 +96,10 @@ pub struct Batch {
 struct Pending {
     batch: Option<Arc<Batch>>,
     keys: BTreeSet<(Kind, ObjKey)>,
+    /// Per object, the last status written and the resourceVersion it was written over: while
+    /// the watch cache still shows that version, it has not seen the write yet, and the same
+    /// status must not be queued again (it would only meet a 409).
+    written: BTreeMap<(Kind, ObjKey), (Value, Value)>,
 }
 
 /// Writes statuses to the API server.
@@ -137,10 +141,17 @@ impl StatusWriter {
     pub fn submit(&self, batch: Arc<Batch>) {
         let now = now();
         let mut due = BTreeSet::new();
+        let mut p = self.pending.lock().unwrap();
+        p.written.retain(|k, _| batch.objects.contains_key(k));
         for ((kind, key), obj) in &batch.objects {
             let prev = obj.get("status").cloned().unwrap_or(Value::Null);
+            let in_flight = |d: &Value| {
+                p.written.get(&(*kind, key.clone())).is_some_and(|(rv, written)| {
+                    Some(rv) == obj.pointer("/metadata/resourceVersion") && !render::differs(d, written)
+                })
+            };
             match desired(*kind, key, &batch.statuses, &prev, &self.cfg.controller, &now) {
-                Some(d) if render::differs(&d, &prev) => {
+                Some(d) if render::differs(&d, &prev) && !in_flight(&d) => {
                     due.insert((*kind, key.clone()));
                 }
                 Some(_) => {
@@ -149,7 +160,6 @@ impl StatusWriter {
                 None => {}
             }
         }
-        let mut p = self.pending.lock().unwrap();
         p.keys.extend(due);
         p.batch = Some(batch);
         drop(p);
@@ -193,10 +203,11 @@ impl StatusWriter {
                 return;
             }
             let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
-            let patch = json!({ "metadata": { "resourceVersion": rv }, "status": with_removals(&prev, want) });
+            let patch = json!({ "metadata": { "resourceVersion": rv }, "status": with_removals(&prev, want.clone()) });
             match self.patch(kind, key, patch).await {
                 Ok(()) => {
                     self.metrics.writes.fetch_add(1, Ordering::Relaxed);
+                    self.pending.lock().unwrap().written.insert((kind, key.clone()), (rv, want));
                     info!(kind = ?kind, object = %key, "status written");
                     return;
                 }

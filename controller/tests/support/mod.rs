@@ -24,6 +24,11 @@ pub fn load_into(fake: &FakeApi, path: &Path) {
 
 /// Starts a controller on the fake, with fast debounce and leader election.
 pub async fn start(fake: &FakeApi, tag: &str) -> Controller {
+    legate::k8s::start(test_args(tag), fake.client(tag), Arc::new(NoFleet)).await.unwrap()
+}
+
+/// Arguments for a test controller: loopback ports, fast debounce and leader election.
+pub fn test_args(tag: &str) -> Args {
     let mut args = Args::defaults();
     args.xds_address = "127.0.0.1:0".parse().unwrap();
     args.admin_address = "127.0.0.1:0".parse().unwrap();
@@ -32,7 +37,7 @@ pub async fn start(fake: &FakeApi, tag: &str) -> Controller {
     args.lease_duration_ms = 2_000;
     args.lease_renew_ms = 100;
     args.debounce_ms = 5;
-    legate::k8s::start(args, fake.client(tag), Arc::new(NoFleet)).await.unwrap()
+    args
 }
 
 /// Polls `f` until it returns true, or panics with `what` after `secs` seconds.
