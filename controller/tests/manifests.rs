@@ -156,6 +156,8 @@ fn rbac_grants_what_the_controller_does_and_no_wildcards() {
         assert!(!has("gateway.networking.k8s.io", r, "update"), "{r}: the controller never writes specs");
     }
     assert!(has("gateway.networking.k8s.io", "httproutes/status", "patch"));
+    assert!(has("gateway.networking.k8s.io", "httproutes/status", "get"), "the status writer reads /status");
+    assert!(has("gateway.networking.k8s.io", "gateways/finalizers", "update"), "blockOwnerDeletion on fleet objects");
     assert!(has("gateway.legate.dev", "backends/status", "patch"));
     assert!(has("", "secrets", "create"));
     assert!(has("apps", "deployments", "delete"));

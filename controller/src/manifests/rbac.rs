@@ -12,7 +12,8 @@ pub const NAME: &str = "legate";
 pub const DEFAULT_NAMESPACE: &str = "legate-system";
 
 const READ: &[&str] = &["get", "list", "watch"];
-const STATUS: &[&str] = &["update", "patch"];
+/// The status writer reads the `/status` subresource before it merge-patches it.
+const STATUS: &[&str] = &["get", "update", "patch"];
 const MANAGE: &[&str] = &["get", "list", "watch", "create", "update", "patch", "delete"];
 
 /// Where a rule applies.
@@ -70,6 +71,14 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         scope: Scope::Cluster,
+        group: "gateway.networking.k8s.io",
+        resources: &["gateways/finalizers"],
+        verbs: &["update"],
+        why: "fleet objects are owned by their Gateway with blockOwnerDeletion, which needs this where \
+              the OwnerReferencesPermissionEnforcement admission plugin is on",
+    },
+    Rule {
+        scope: Scope::Cluster,
         group: "gateway.legate.dev",
         resources: &["backends", "proxyconfigs"],
         verbs: READ,
@@ -79,7 +88,7 @@ pub const RULES: &[Rule] = &[
         scope: Scope::Cluster,
         group: "gateway.legate.dev",
         resources: &["backends/status"],
-        verbs: &["patch"],
+        verbs: &["get", "patch"],
         why: "Backend status conditions",
     },
     Rule {
