@@ -75,6 +75,17 @@ fn one<T: serde::de::DeserializeOwned>(objects: &[Value], kind: &str) -> T {
     serde_path_to_error::deserialize(found[0]).unwrap_or_else(|e| panic!("{kind}: {e}"))
 }
 
+/// The controller's args as `legate` parses them (so the chart cannot pass a flag it lacks).
+fn parsed_controller_args(args: &[String]) -> legate::k8s::Args {
+    use clap::Parser;
+    let cli = legate::cli::Cli::try_parse_from(std::iter::once("legate".to_string()).chain(args.iter().cloned()))
+        .unwrap_or_else(|e| panic!("the chart's args do not parse: {e}"));
+    match cli.command {
+        legate::cli::Command::Controller(a) => a,
+        other => panic!("the chart runs {other:?}, not `legate controller`"),
+    }
+}
+
 fn config_rbac(file: &str) -> Value {
     let text = std::fs::read_to_string(repo_root().join("config/rbac").join(file)).unwrap();
     serde_norway::from_str(&text).unwrap()
@@ -153,6 +164,11 @@ fn chart_defaults() {
             "--log=info",
         ]
     );
+    let parsed = parsed_controller_args(c.args.as_deref().unwrap());
+    assert_eq!(parsed.controller_name, "legate.dev/gateway-controller");
+    assert!(parsed.watch_namespaces.is_empty());
+    assert_eq!(parsed.xds_address.port(), 18000);
+    assert_eq!(parsed.admin_address.port(), 19900);
     let env: Vec<(String, String)> = c
         .env
         .iter()
@@ -229,6 +245,9 @@ fn chart_custom_values() {
             "--log=legate=debug",
         ]
     );
+    let parsed = parsed_controller_args(c.args.as_deref().unwrap());
+    assert_eq!(parsed.watch_namespaces, ["team-a", "team-b"]);
+    assert_eq!((parsed.xds_address.port(), parsed.admin_address.port()), (18001, 19901));
     // Helm merges values: the default requests and memory limit stay.
     assert_eq!(
         serde_json::to_value(&c.resources).unwrap(),
