@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
     kind = "Backend",
     plural = "backends",
     namespaced,
+    doc = "Static endpoints usable as an HTTPRoute backendRef (group gateway.legate.dev, kind Backend).",
     status = "BackendStatus",
     derive = "PartialEq",
     derive = "Default",

@@ -35,6 +35,7 @@ pub const DEFAULT_DRAIN_SECONDS: i32 = 15;
     kind = "ProxyConfig",
     plural = "proxyconfigs",
     namespaced,
+    doc = "How the Envoy fleet of the Gateways that refer to it runs: image, replicas, resources, Service.",
     derive = "PartialEq",
     derive = "Default",
     printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".spec.replicas"}"#,
@@ -43,10 +44,10 @@ pub const DEFAULT_DRAIN_SECONDS: i32 = 15;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ProxyConfigSpec {
-    /// The Envoy container image (default [`DEFAULT_ENVOY_IMAGE`]).
+    /// The Envoy container image (default `docker.io/envoyproxy/envoy:v1.40.0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    /// Envoy replicas per Gateway (default [`DEFAULT_REPLICAS`]).
+    /// Envoy replicas per Gateway (default 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
     /// Compute resources of the Envoy container.
@@ -55,7 +56,7 @@ pub struct ProxyConfigSpec {
     /// Envoy's log level (trace, debug, info, warning, error, critical, off; default warning).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_level: Option<String>,
-    /// Seconds an Envoy pod drains connections on termination (default [`DEFAULT_DRAIN_SECONDS`]).
+    /// Seconds an Envoy pod drains connections on termination (default 15).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain_seconds: Option<i32>,
     /// The Service in front of the fleet.

@@ -197,3 +197,20 @@ fn the_structural_check_catches_what_it_should() {
     structural(&int_or_string, "", &mut errors);
     assert!(errors.is_empty(), "{errors:#?}");
 }
+
+#[test]
+fn crd_descriptions_state_the_real_defaults() {
+    use legate_api::proxy_config::{DEFAULT_DRAIN_SECONDS, DEFAULT_ENVOY_IMAGE, DEFAULT_REPLICAS};
+    let crd = crds::crds().into_iter().find(|c| c.spec.names.kind == "ProxyConfig").unwrap();
+    let schema = serde_json::to_value(&crd.spec.versions[0].schema.as_ref().unwrap().open_api_v3_schema).unwrap();
+    let spec = &schema["properties"]["spec"]["properties"];
+    let description = |field: &str| spec[field]["description"].as_str().unwrap().to_string();
+    assert!(description("image").contains(&format!("(default `{DEFAULT_ENVOY_IMAGE}`)")), "{}", description("image"));
+    assert!(description("replicas").contains(&format!("(default {DEFAULT_REPLICAS})")));
+    assert!(description("drainSeconds").contains(&format!("(default {DEFAULT_DRAIN_SECONDS})")));
+    for crd in crds::crds() {
+        let text = crds::to_yaml(&crd);
+        assert!(!text.contains("[`"), "{}: a rustdoc link leaks into the CRD", crd.spec.names.kind);
+        assert!(!text.contains("Auto-generated derived type"), "{}: give it a #[kube(doc)]", crd.spec.names.kind);
+    }
+}
