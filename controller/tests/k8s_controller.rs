@@ -144,9 +144,7 @@ async fn watched_namespaces_limit_the_watches() {
     load_into(&fake, &case);
     let mut args = support::test_args("a");
     args.watch_namespaces = vec!["default".into()];
-    let c = legate::k8s::start(args, fake.client("a"), std::sync::Arc::new(legate::k8s::fleet_hook::NoFleet))
-        .await
-        .unwrap();
+    let c = legate::k8s::start(args, fake.client("a"), Default::default()).await.unwrap();
     converge(&fake, &expected(&case), "one namespace").await;
     let paths: Vec<String> = fake.requests().into_iter().filter(|r| r.method == "GET").map(|r| r.path).collect();
     assert!(paths.iter().any(|p| p == "/apis/gateway.networking.k8s.io/v1/namespaces/default/httproutes"));
@@ -277,5 +275,52 @@ async fn an_object_that_does_not_decode_is_skipped() {
     assert!(fake.get(GW, "HTTPRoute", "default", "broken").unwrap().get("status").is_none());
     let errors = c.state.current().file_errors.clone();
     assert!(errors.iter().any(|e| e.contains("HTTPRoute default/broken")), "{errors:?}");
+    c.stop().await;
+}
+
+/// A fleet manager whose fleets have an address and are not ready yet.
+struct PendingFleet;
+
+impl legate::k8s::fleet_hook::FleetManager for PendingFleet {
+    fn ensure(
+        &self,
+        request: std::sync::Arc<legate::k8s::fleet_hook::FleetRequest>,
+    ) -> futures::future::BoxFuture<
+        'static,
+        std::collections::BTreeMap<legate_translator::ObjKey, legate::k8s::fleet_hook::FleetStatus>,
+    > {
+        let out = request
+            .gateways
+            .iter()
+            .map(|g| {
+                let st = legate::k8s::fleet_hook::FleetStatus {
+                    addresses: vec![legate_translator::status::Address {
+                        type_: "IPAddress".into(),
+                        value: "10.0.0.7".into(),
+                    }],
+                    ready: false,
+                    reason: "Pending".into(),
+                    message: "waiting for the Envoy Deployment".into(),
+                };
+                (g.key.clone(), st)
+            })
+            .collect();
+        Box::pin(async move { out })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_managers_addresses_and_readiness_reach_the_gateway_status() {
+    let fake = FakeApi::new();
+    load_into(&fake, &golden("quickstart-weighted-backends.yaml"));
+    let plugins = legate::k8s::Plugins { fleet: std::sync::Arc::new(PendingFleet), xds_tls: None };
+    let c = legate::k8s::start(support::test_args("a"), fake.client("a"), plugins).await.unwrap();
+    eventually(10, "the Gateway shows the fleet's address and Programmed=False/Pending", || {
+        let st = fake.get(GW, "Gateway", "default", "demo").and_then(|g| g.get("status").cloned()).unwrap_or_default();
+        let programmed = st["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == "Programmed");
+        st["addresses"] == json!([{ "type": "IPAddress", "value": "10.0.0.7" }])
+            && programmed.is_some_and(|c| c["status"] == "False" && c["reason"] == "Pending")
+    })
+    .await;
     c.stop().await;
 }

@@ -36,7 +36,9 @@ pub struct FleetRequest {
 /// How a Gateway's fleet is doing.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FleetStatus {
-    /// Addresses to publish in `status.addresses` (when the Gateway has none of its own).
+    /// Addresses to publish in `status.addresses`; when not empty, they replace the
+    /// translator's (which, without `spec.addresses`, is only the `--listen-address` Envoy binds).
+    /// A fleet manager that honours `spec.addresses` echoes them.
     pub addresses: Vec<Address>,
     /// Whether the fleet can serve; when false, `Programmed` turns False with `reason`.
     pub ready: bool,
@@ -65,7 +67,7 @@ impl FleetManager for NoFleet {
 pub fn apply_fleet_status(out: &mut Output, fleet: &BTreeMap<ObjKey, FleetStatus>) {
     for (key, f) in fleet {
         let Some(st) = out.statuses.gateways.get_mut(key) else { continue };
-        if st.addresses.is_empty() {
+        if !f.addresses.is_empty() {
             st.addresses = f.addresses.clone();
         }
         if f.ready {

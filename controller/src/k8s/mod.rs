@@ -89,6 +89,21 @@ impl Args {
     }
 }
 
+/// What plugs into the controller: the fleet manager and the xDS server's TLS.
+pub struct Plugins {
+    /// Ensures each accepted Gateway's Envoy fleet; [`NoFleet`] when Envoys run elsewhere.
+    pub fleet: Arc<dyn FleetManager>,
+    /// Mutual TLS for the xDS server (each Envoy authorized by its client certificate);
+    /// plaintext when `None`.
+    pub xds_tls: Option<legate_xds::TlsOptions>,
+}
+
+impl Default for Plugins {
+    fn default() -> Self {
+        Plugins { fleet: Arc::new(NoFleet), xds_tls: None }
+    }
+}
+
 /// A running controller.
 pub struct Controller {
     pub state: Arc<AppState>,
@@ -122,11 +137,11 @@ impl Controller {
     }
 }
 
-/// `legate controller`: in-cluster (or KUBECONFIG) client, no fleet manager yet, until SIGINT or
-/// SIGTERM.
+/// `legate controller`: in-cluster (or KUBECONFIG) client, no fleet manager and plaintext xDS
+/// yet, until SIGINT or SIGTERM.
 pub async fn run(args: Args) -> Result<()> {
     let client = Client::try_default().await.context("connecting to the Kubernetes API server")?;
-    let controller = start(args, client, Arc::new(NoFleet)).await?;
+    let controller = start(args, client, Plugins::default()).await?;
     eprintln!(
         "legate: controller: admin on http://{} (/readyz, /status, /metrics); xDS on {}",
         controller.admin_address, controller.xds_address
@@ -142,7 +157,8 @@ pub async fn run(args: Args) -> Result<()> {
 }
 
 /// Starts watching, translating, serving xDS and (when leading) writing status.
-pub async fn start(args: Args, client: Client, fleet: Arc<dyn FleetManager>) -> Result<Controller> {
+pub async fn start(args: Args, client: Client, plugins: Plugins) -> Result<Controller> {
+    let Plugins { fleet, xds_tls } = plugins;
     let (shutdown_tx, shutdown_rx) = chan::channel(false);
     let stop = |mut rx: chan::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -165,8 +181,14 @@ pub async fn start(args: Args, client: Client, fleet: Arc<dyn FleetManager>) -> 
     let state = Arc::new(app);
 
     let mut tasks = vec![];
-    let xds =
-        legate_xds::serve_with_listener(xds_listener, cache.clone(), Default::default(), stop(shutdown_rx.clone()));
+    let xds_stop = stop(shutdown_rx.clone());
+    let xds_cache = cache.clone();
+    let xds = async move {
+        match xds_tls {
+            Some(tls) => legate_xds::serve_tls(xds_listener, xds_cache, Default::default(), tls, xds_stop).await,
+            None => legate_xds::serve_with_listener(xds_listener, xds_cache, Default::default(), xds_stop).await,
+        }
+    };
     tasks.push(tokio::spawn(async move {
         if let Err(e) = xds.await {
             tracing::error!(error = %e, "xDS server failed");

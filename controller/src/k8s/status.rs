@@ -204,10 +204,16 @@ impl StatusWriter {
             }
             let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
             let patch = json!({ "metadata": { "resourceVersion": rv }, "status": with_removals(&prev, want.clone()) });
-            match self.patch(kind, key, patch).await {
+            // Recorded before the request: a translation that runs while it is in flight must
+            // not queue the same status again.
+            self.pending.lock().unwrap().written.insert((kind, key.clone()), (rv, want));
+            let result = self.patch(kind, key, patch).await;
+            if result.is_err() {
+                self.pending.lock().unwrap().written.remove(&(kind, key.clone()));
+            }
+            match result {
                 Ok(()) => {
                     self.metrics.writes.fetch_add(1, Ordering::Relaxed);
-                    self.pending.lock().unwrap().written.insert((kind, key.clone()), (rv, want));
                     info!(kind = ?kind, object = %key, "status written");
                     return;
                 }

@@ -5,10 +5,8 @@
 pub mod fake_api;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use legate::k8s::fleet_hook::NoFleet;
 use legate::k8s::{Args, Controller};
 use serde_json::Value;
 
@@ -24,7 +22,7 @@ pub fn load_into(fake: &FakeApi, path: &Path) {
 
 /// Starts a controller on the fake, with fast debounce and leader election.
 pub async fn start(fake: &FakeApi, tag: &str) -> Controller {
-    legate::k8s::start(test_args(tag), fake.client(tag), Arc::new(NoFleet)).await.unwrap()
+    legate::k8s::start(test_args(tag), fake.client(tag), Default::default()).await.unwrap()
 }
 
 /// Arguments for a test controller: loopback ports, fast debounce and leader election.
