@@ -55,6 +55,7 @@ pub enum Kind {
     HttpRoute,
     ReferenceGrant,
     Backend,
+    ProxyConfig,
     Namespace,
     Service,
     EndpointSlice,
@@ -71,6 +72,7 @@ impl Kind {
             ("gateway.networking.k8s.io", "HTTPRoute") => Kind::HttpRoute,
             ("gateway.networking.k8s.io", "ReferenceGrant") => Kind::ReferenceGrant,
             (LEGATE_GROUP, "Backend") => Kind::Backend,
+            (LEGATE_GROUP, "ProxyConfig") => Kind::ProxyConfig,
             ("", "Namespace") => Kind::Namespace,
             ("", "Service") => Kind::Service,
             ("", "Secret") => Kind::Secret,
@@ -111,6 +113,7 @@ impl Loaded {
         r.endpoint_slices.extend(o.endpoint_slices.iter().cloned());
         r.secrets.extend(o.secrets.iter().cloned());
         r.backends.extend(o.backends.iter().cloned());
+        r.proxy_configs.extend(o.proxy_configs.iter().cloned());
         r.rejected_rules.extend(o.rejected_rules.iter().map(|(k, v)| (k.clone(), v.clone())));
         self.objects.extend(other.objects.iter().cloned());
         self.skipped.extend(other.skipped.iter().cloned());
@@ -158,6 +161,7 @@ impl Loaded {
         keep_first(&mut r.endpoint_slices, |x| k(&x.metadata));
         keep_first(&mut r.secrets, |x| k(&x.metadata));
         keep_first(&mut r.backends, |x| k(&x.metadata));
+        keep_first(&mut r.proxy_configs, |x| k(&x.metadata));
         msgs
     }
 }
@@ -316,6 +320,7 @@ pub fn add_value(loaded: &mut Loaded, file: &Path, doc: usize, mut v: Value) -> 
             }
             Kind::ReferenceGrant => r.reference_grants.push(typed(&v).map_err(typed_err)?),
             Kind::Backend => r.backends.push(typed(&v).map_err(typed_err)?),
+            Kind::ProxyConfig => r.proxy_configs.push(typed(&v).map_err(typed_err)?),
             Kind::Namespace => r.namespaces.push(typed(&v).map_err(typed_err)?),
             Kind::Service => r.services.push(typed(&v).map_err(typed_err)?),
             Kind::EndpointSlice => r.endpoint_slices.push(typed(&v).map_err(typed_err)?),

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use legate_api::Backend;
 use legate_api::gateway::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
 use legate_api::gvk::LABEL_SERVICE_NAME;
 use legate_api::k8s::{EndpointSlice, Namespace, ObjectMeta, Secret, Service};
+use legate_api::{Backend, ProxyConfig};
 use serde::Serialize;
 
 /// Everything the translator looks at. Order does not matter: the translator sorts.
@@ -21,6 +21,8 @@ pub struct Resources {
     pub endpoint_slices: Vec<EndpointSlice>,
     pub secrets: Vec<Secret>,
     pub backends: Vec<Backend>,
+    /// Legate ProxyConfigs, referenced by GatewayClass and Gateway `parametersRef`s.
+    pub proxy_configs: Vec<ProxyConfig>,
     /// Rules of HTTPRoutes that could not be decoded because they carry values this version of
     /// Legate does not know (an enum value from a newer Gateway API, say). The route itself was
     /// decoded without them; the translator reports them as invalid rules.
@@ -71,6 +73,7 @@ pub struct Index<'a> {
     pub services: BTreeMap<ObjKey, &'a Service>,
     pub secrets: BTreeMap<ObjKey, &'a Secret>,
     pub backends: BTreeMap<ObjKey, &'a Backend>,
+    pub proxy_configs: BTreeMap<ObjKey, &'a ProxyConfig>,
     /// EndpointSlices by the Service they belong to, in name order.
     pub slices: BTreeMap<ObjKey, Vec<&'a EndpointSlice>>,
     pub grants: BTreeMap<&'a str, Vec<&'a ReferenceGrant>>,
@@ -98,6 +101,7 @@ impl<'a> Index<'a> {
             services: res.services.iter().map(|s| (key(&s.metadata), s)).collect(),
             secrets: res.secrets.iter().map(|s| (key(&s.metadata), s)).collect(),
             backends: res.backends.iter().map(|s| (key(&s.metadata), s)).collect(),
+            proxy_configs: res.proxy_configs.iter().map(|s| (key(&s.metadata), s)).collect(),
             slices,
             grants,
         }

@@ -71,7 +71,7 @@ pub fn translate(res: &Resources, opts: &Options) -> Output {
             continue;
         }
         let name = c.metadata.name.clone().unwrap_or_default();
-        let (ok, st) = class::evaluate(c);
+        let (ok, st) = class::evaluate(&idx, c);
         if ok {
             accepted_classes.insert(name.clone());
         }
@@ -274,6 +274,8 @@ fn gateway_status(
     let invalid: Vec<&str> = gw.listeners.iter().filter(|l| !l.accepted).map(|l| l.name()).collect();
     let accepted_cond = if let Some(m) = &gw.invalid {
         Condition::new(types::ACCEPTED, false, reasons::INVALID, m.clone(), g)
+    } else if let Some(m) = &gw.invalid_parameters {
+        Condition::new(types::ACCEPTED, false, reasons::INVALID_PARAMETERS, m.clone(), g)
     } else if let Some((r, m, true)) = &address_problem {
         Condition::new(types::ACCEPTED, false, r, m.clone(), g)
     } else if valid.is_empty() {

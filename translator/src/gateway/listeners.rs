@@ -32,6 +32,8 @@ pub struct GatewayState<'a> {
     pub listeners: Vec<ListenerState<'a>>,
     /// A problem with the Gateway as a whole (duplicate listener names, …): not accepted.
     pub invalid: Option<String>,
+    /// A problem with `spec.infrastructure.parametersRef`: not accepted (InvalidParameters).
+    pub invalid_parameters: Option<String>,
 }
 
 /// One listener after validation. `conditions` are complete except `attached_routes`.
@@ -137,6 +139,13 @@ pub fn validate<'a>(idx: &Index<'a>, gw: &'a Gateway) -> GatewayState<'a> {
     for (l, v) in listeners.iter_mut().zip(verdicts) {
         finish(l, v, generation);
     }
+    let invalid_parameters = gw
+        .spec
+        .infrastructure
+        .as_ref()
+        .and_then(|i| i.parameters_ref.as_ref())
+        .and_then(|p| super::class::check_parameters(idx, &p.group, &p.kind, Some(ns), &p.name).err())
+        .map(|m| format!("spec.infrastructure.{m}"));
     GatewayState {
         gw,
         key: ObjKey::new(ns, gw.metadata.name.clone().unwrap_or_default()),
@@ -144,6 +153,7 @@ pub fn validate<'a>(idx: &Index<'a>, gw: &'a Gateway) -> GatewayState<'a> {
         generation,
         listeners,
         invalid,
+        invalid_parameters,
     }
 }
 
