@@ -315,7 +315,7 @@ impl Loop {
                 .filter(|c| accepted(&legate_translator::ObjKey::new("", c.metadata.name.clone().unwrap_or_default())))
                 .cloned()
                 .collect(),
-            proxy_configs: snap.proxy_configs.clone(),
+            proxy_configs: snap.loaded.resources.proxy_configs.clone(),
         };
         let fleet = self.fleet.ensure(Arc::new(request)).await;
         remove_other_snapshots(&self.state.cache, &versions);

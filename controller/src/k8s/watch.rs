@@ -13,7 +13,6 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
-use legate_api::ProxyConfig;
 use legate_api::gvk::{GATEWAY_GROUP, LEGATE_GROUP};
 use legate_translator::ObjKey;
 use serde_json::Value;
@@ -105,7 +104,6 @@ pub struct Snapshot {
     /// Resources for the translator plus the raw objects (with their current status,
     /// resourceVersion and generation) for status rendering.
     pub loaded: Loaded,
-    pub proxy_configs: Vec<ProxyConfig>,
     /// Objects that did not decode, one message each (they are left out).
     pub errors: Vec<String>,
 }
@@ -196,10 +194,6 @@ impl Store {
             let origin = format!("{} {key}", kind.kind);
             match kind.kind {
                 "Secret" if !referenced.contains(key) => continue,
-                "ProxyConfig" => match serde_path_to_error::deserialize::<_, ProxyConfig>(v) {
-                    Ok(p) => snap.proxy_configs.push(p),
-                    Err(e) => snap.errors.push(format!("{origin}: field {}: {}", e.path(), e.inner())),
-                },
                 _ => {
                     if let Err(e) = load::add_value(&mut snap.loaded, &PathBuf::from(&origin), 0, v.clone()) {
                         let field = e.field.map(|f| format!("field {f}: ")).unwrap_or_default();
