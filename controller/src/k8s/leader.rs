@@ -4,8 +4,10 @@
 //! A replica holds the lease while it renews it every `renew_every`; another takes it once
 //! `renewTime + leaseDurationSeconds` has passed. Updates carry the lease's `resourceVersion`,
 //! so two replicas racing for an expired lease cannot both win. A replica that cannot renew for
-//! a whole lease duration stops considering itself leader. On shutdown the leader clears
-//! `holderIdentity` so that another replica takes over at once.
+//! two thirds of the lease duration stops considering itself leader, before anyone may take
+//! over. On shutdown the leader clears `holderIdentity` so that another replica takes over at
+//! once. Expiry compares the holder's `renewTime` with the local clock: clocks are assumed to be
+//! roughly in sync (as in any cluster), the two-thirds margin absorbs small skews.
 
 use std::time::{Duration, Instant};
 
@@ -75,7 +77,8 @@ async fn elect(client: Client, cfg: LeaderConfig, tx: watch::Sender<bool>, mut s
             Ok(false) => last_renewed = None,
             Err(e) => warn!(error = %e, "lease update failed"),
         }
-        let leading = last_renewed.is_some_and(|t| t.elapsed() < cfg.lease_duration);
+        // Step down well before another replica may take over (client-go's renew deadline).
+        let leading = last_renewed.is_some_and(|t| t.elapsed() < cfg.lease_duration * 2 / 3);
         if *tx.borrow() != leading {
             info!(leading, "leadership changed");
             let _ = tx.send(leading);
@@ -100,7 +103,7 @@ fn now() -> MicroTime {
 /// One round: create, renew or take over the lease. Returns whether this replica holds it.
 pub async fn try_acquire_or_renew(api: &Api<Lease>, cfg: &LeaderConfig) -> Result<bool, LeaseError> {
     let err = |e| LeaseError::Api(cfg.lease_name.clone(), e);
-    let secs = i32::try_from(cfg.lease_duration.as_secs().max(1)).unwrap_or(i32::MAX);
+    let secs = i32::try_from(cfg.lease_duration.as_millis().div_ceil(1000).max(1)).unwrap_or(i32::MAX);
     let Some(mut lease) = api.get_opt(&cfg.lease_name).await.map_err(err)? else {
         let lease = Lease {
             metadata: ObjectMeta { name: Some(cfg.lease_name.clone()), ..Default::default() },

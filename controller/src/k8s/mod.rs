@@ -62,7 +62,8 @@ pub struct Args {
     /// This replica's identity in the Lease (default: POD_NAME, else the host name).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
-    /// How long a Lease holds without renewal, in milliseconds (rounded up to whole seconds).
+    /// How long a Lease holds without renewal, in milliseconds (the Lease records whole seconds,
+    /// rounded up).
     #[arg(long, env = "LEGATE_LEASE_DURATION_MS", default_value_t = 15_000)]
     pub lease_duration_ms: u64,
     /// How often the leader renews (and others try to acquire), in milliseconds.
