@@ -225,6 +225,7 @@ pub async fn start(args: Args, client: Client, plugins: Plugins) -> Result<Contr
         fleet,
         leader: leader_rx.clone(),
         reported: BTreeSet::new(),
+        nacks: vec![],
     };
     tasks.push(tokio::spawn(lp.run(changes, shutdown_rx).instrument(info_span!("controller"))));
     info!(%xds_address, %admin_address, namespaces = ?args.watch_namespaces, "legate controller started");
@@ -251,6 +252,26 @@ struct Loop {
     leader: chan::Receiver<bool>,
     /// Decode errors already logged.
     reported: BTreeSet<String>,
+    /// Envoy's rejections of the served versions, as of the last reconcile.
+    nacks: Vec<String>,
+}
+
+/// Envoy's rejections of the snapshot versions now served, in a stable order.
+fn nacks(state: &AppState) -> Vec<String> {
+    let versions = state.current().versions.clone();
+    let mut out: Vec<String> = state
+        .cache
+        .ledger()
+        .iter()
+        .filter(|e| e.rejected)
+        .filter_map(|e| {
+            let r = e.last_rejection.as_ref()?;
+            let served = versions.iter().any(|(k, v)| k.to_string() == e.node_cluster && *v == r.snapshot_version);
+            served.then(|| format!("{} {} {} {}", e.node_cluster, e.node_id, e.resource_type.type_url(), r.message))
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 impl Loop {
@@ -261,7 +282,14 @@ impl Loop {
             let settle = tokio::select! {
                 Ok(()) = changes.changed() => true,
                 Ok(()) = leader.changed() => false,
-                Ok(()) = ledger.changed() => false,
+                Ok(()) = ledger.changed() => {
+                    // Every ACK changes the ledger; only a change in NACKs of the versions
+                    // served changes a status.
+                    if nacks(&self.state) == self.nacks {
+                        continue;
+                    }
+                    false
+                }
                 _ = shutdown.changed() => break,
             };
             if settle {
@@ -338,5 +366,6 @@ impl Loop {
         self.writer.submit(Arc::new(batch));
         let live = Live { loaded: snap.loaded, output: out, versions, file_errors: snap.errors, status };
         *self.state.live.write().unwrap() = Arc::new(live);
+        self.nacks = nacks(&self.state);
     }
 }
