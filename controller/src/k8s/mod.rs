@@ -75,6 +75,20 @@ pub struct Args {
     /// How long changes must settle before re-translating, in milliseconds.
     #[arg(long, env = "LEGATE_DEBOUNCE_MS", default_value_t = 100)]
     pub debounce_ms: u64,
+    /// The controller's own namespace: where the xDS CA Secret `legate-ca` lives.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "legate-system")]
+    pub namespace: String,
+    /// The Service in front of the controllers; Envoys reach xDS at `<service>.<namespace>.svc`
+    /// and the xDS server certificate names it.
+    #[arg(long, env = "LEGATE_XDS_SERVICE", default_value = "legate")]
+    pub xds_service: String,
+    /// Do not manage Envoy fleets (Deployments, Services, ...) for Gateways; serve xDS only.
+    #[arg(long, env = "LEGATE_NO_FLEET")]
+    pub no_fleet: bool,
+    /// Serve xDS in plaintext instead of mutual TLS (for debugging only: any client may then
+    /// ask for any Gateway's configuration).
+    #[arg(long, env = "LEGATE_INSECURE_XDS")]
+    pub insecure_xds: bool,
 }
 
 impl Args {
@@ -138,11 +152,13 @@ impl Controller {
     }
 }
 
-/// `legate controller`: in-cluster (or KUBECONFIG) client, no fleet manager and plaintext xDS
-/// yet, until SIGINT or SIGTERM.
+/// `legate controller`: in-cluster (or KUBECONFIG) client; the Envoy fleet of every accepted
+/// Gateway managed by the leader; xDS over mutual TLS with certificates from Legate's CA;
+/// until SIGINT or SIGTERM.
 pub async fn run(args: Args) -> Result<()> {
     let client = Client::try_default().await.context("connecting to the Kubernetes API server")?;
-    let controller = start(args, client, Plugins::default()).await?;
+    let plugins = plugins(&args, &client).await?;
+    let controller = start(args, client, plugins).await?;
     eprintln!(
         "legate: controller: admin on http://{} (/readyz, /status, /metrics); xDS on {}",
         controller.admin_address, controller.xds_address
@@ -155,6 +171,35 @@ pub async fn run(args: Args) -> Result<()> {
     info!("shutting down");
     controller.stop().await;
     Ok(())
+}
+
+/// The production plugins: the CA (created into a Secret if absent), the xDS server
+/// certificate for the controllers' Service, and the Kubernetes fleet manager.
+pub async fn plugins(args: &Args, client: &Client) -> Result<Plugins> {
+    let ns = &args.namespace;
+    let ca = pki::load_or_create(client, ns)
+        .await
+        .with_context(|| format!("loading or creating the xDS CA in namespace {ns}"))?;
+    let xds_tls = if args.insecure_xds {
+        tracing::warn!("--insecure-xds: xDS is served in plaintext without client authentication");
+        None
+    } else {
+        Some(
+            ca.server_tls(&pki::service_dns_names(&args.xds_service, ns))
+                .context("issuing the xDS server certificate")?,
+        )
+    };
+    let fleet: Arc<dyn FleetManager> = if args.no_fleet {
+        Arc::new(NoFleet)
+    } else {
+        let opts = fleet::FleetOptions {
+            xds_host: format!("{}.{ns}.svc", args.xds_service),
+            xds_port: args.xds_address.port(),
+            protocol: legate_xds::Protocol::Delta,
+        };
+        Arc::new(fleet::KubeFleet::new(client.clone(), ca, opts))
+    };
+    Ok(Plugins { fleet, xds_tls })
 }
 
 /// Starts watching, translating, serving xDS and (when leading) writing status.
