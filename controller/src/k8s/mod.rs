@@ -75,6 +75,11 @@ pub struct Args {
     /// How long changes must settle before re-translating, in milliseconds.
     #[arg(long, env = "LEGATE_DEBOUNCE_MS", default_value_t = 100)]
     pub debounce_ms: u64,
+    /// While some Gateway's fleet is not ready, how often to look at it again, in milliseconds.
+    /// Fleet Deployments are not watched: without this, a Deployment becoming available would
+    /// reach the Gateway's `Programmed` condition only with the next unrelated change.
+    #[arg(long, env = "LEGATE_FLEET_RESYNC_MS", default_value_t = 5_000)]
+    pub fleet_resync_ms: u64,
     /// The controller's own namespace: where the xDS CA Secret `legate-ca` lives.
     #[arg(long, env = "POD_NAMESPACE", default_value = "legate-system")]
     pub namespace: String,
@@ -264,6 +269,8 @@ pub async fn start(args: Args, client: Client, plugins: Plugins) -> Result<Contr
     let lp = Loop {
         opts: Options { controller_name: args.controller_name.clone(), listen_address: args.listen_address.clone() },
         debounce: Duration::from_millis(args.debounce_ms),
+        fleet_resync: Duration::from_millis(args.fleet_resync_ms.max(1)),
+        fleet_pending: false,
         store: store.clone(),
         state: state.clone(),
         writer: writer.clone(),
@@ -290,6 +297,11 @@ pub async fn start(args: Args, client: Client, plugins: Plugins) -> Result<Contr
 struct Loop {
     opts: Options,
     debounce: Duration,
+    /// How often to reconcile again while [`Loop::fleet_pending`].
+    fleet_resync: Duration,
+    /// Whether, as of the last reconcile, some Gateway's fleet was not ready (its readiness
+    /// comes from objects no watcher sees).
+    fleet_pending: bool,
     store: Arc<Store>,
     state: Arc<AppState>,
     writer: Arc<StatusWriter>,
@@ -323,6 +335,8 @@ impl Loop {
     async fn run(mut self, mut changes: chan::Receiver<u64>, mut shutdown: chan::Receiver<bool>) {
         let mut ledger = self.state.cache.subscribe_ledger();
         let mut leader = self.leader.clone();
+        let mut resync = tokio::time::interval(self.fleet_resync);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let settle = tokio::select! {
                 Ok(()) = changes.changed() => true,
@@ -335,6 +349,7 @@ impl Loop {
                     }
                     false
                 }
+                _ = resync.tick(), if self.fleet_pending => false,
                 _ = shutdown.changed() => break,
             };
             if settle {
@@ -344,6 +359,7 @@ impl Loop {
             leader.borrow_and_update();
             if self.store.synced() {
                 self.reconcile().await;
+                resync.reset();
             }
         }
     }
@@ -392,6 +408,7 @@ impl Loop {
             proxy_configs: snap.loaded.resources.proxy_configs.clone(),
         };
         let fleet = self.fleet.ensure(Arc::new(request)).await;
+        self.fleet_pending = fleet.values().any(|f| !f.ready);
         remove_other_snapshots(&self.state.cache, &versions);
         apply_fleet_status(&mut out, &fleet);
         apply_nacks(&mut out, &versions, &self.state.cache);

@@ -1,10 +1,10 @@
 //! An in-process fake Kubernetes API server for `legate controller` tests, served to kube's
 //! `Client` as a tower `Service`. It keeps objects in memory and serves list (with
 //! resourceVersion), watch (JSON lines of ADDED / MODIFIED / DELETED), get, create, replace,
-//! merge patch (server-side apply is treated as a merge patch) of objects and of their
-//! `/status`, and delete. Resource versions are global and bump on every write; `generation`
-//! bumps when anything outside `metadata` and `status` changes; a `resourceVersion` in a write
-//! is a precondition (409 when stale). Unknown resource types answer 404, as a missing CRD
+//! merge patch (server-side apply is treated as a merge patch, which creates a missing object)
+//! of objects and of their `/status`, and delete. Resource versions are global and bump on
+//! every write; `generation` bumps when anything outside `metadata` and `status` changes; a
+//! `resourceVersion` in a write is a precondition (409 when stale). Unknown resource types answer 404, as a missing CRD
 //! does. Every request is logged with the tag of the client that sent it.
 
 #![allow(dead_code)]
@@ -80,7 +80,8 @@ fn def(group: &str, plural: &str, kind: &str, namespaced: bool, status: bool) ->
 }
 
 impl FakeApi {
-    /// A fake serving the kinds Legate watches plus Leases.
+    /// A fake serving the kinds Legate watches plus Leases and the kinds of an Envoy fleet
+    /// (ServiceAccounts, ConfigMaps, Deployments).
     pub fn new() -> Self {
         let gw = "gateway.networking.k8s.io";
         let lg = "gateway.legate.dev";
@@ -96,6 +97,9 @@ impl FakeApi {
             def("", "secrets", "Secret", true, false),
             def("discovery.k8s.io", "endpointslices", "EndpointSlice", true, false),
             def("coordination.k8s.io", "leases", "Lease", true, false),
+            def("", "serviceaccounts", "ServiceAccount", true, false),
+            def("", "configmaps", "ConfigMap", true, false),
+            def("apps", "deployments", "Deployment", true, true),
         ];
         FakeApi {
             state: Arc::new(Mutex::new(State { resources, ..Default::default() })),
@@ -212,13 +216,13 @@ impl FakeApi {
         let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         let body: Value =
             if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).unwrap_or(Value::Null) };
-        let resp = self.route(&method, &path, &query, body);
+        let resp = self.route(&method, &path, &query, &content_type, body);
         let code = resp.status().as_u16();
         self.state.lock().unwrap().log.push(Logged { client: tag.to_owned(), method, path, query, content_type, code });
         resp
     }
 
-    fn route(&self, method: &str, path: &str, query: &str, body: Value) -> Response<Body> {
+    fn route(&self, method: &str, path: &str, query: &str, content_type: &str, body: Value) -> Response<Body> {
         let Some(p) = parse_path(path) else { return error(404, "NotFound", "no such path") };
         let res =
             self.state.lock().unwrap().resources.iter().find(|r| r.group == p.group && r.plural == p.plural).cloned();
@@ -246,6 +250,19 @@ impl FakeApi {
                 )
             }
             (_, None) if method == "POST" => self.create(&res, ns.unwrap_or_default(), body),
+            // Server-side apply of an object that does not exist creates it.
+            (_, Some(name))
+                if method == "PATCH"
+                    && p.sub.is_none()
+                    && content_type.starts_with("application/apply-patch")
+                    && !self.state.lock().unwrap().objects.contains_key(&(
+                        rkey.clone(),
+                        ns.clone().unwrap_or_default(),
+                        name.clone(),
+                    )) =>
+            {
+                self.create(&res, ns.unwrap_or_default(), body)
+            }
             (_, Some(name)) => {
                 let key = (rkey, ns.unwrap_or_default(), name.clone());
                 self.on_object(&res, method, key, p.sub.as_deref(), body)

@@ -1,7 +1,8 @@
-//! Support for the `legate controller` tests: the fake API server and helpers.
+//! Support for the `legate controller` tests: the fake API server, real Envoy, and helpers.
 
 #![allow(dead_code)]
 
+pub mod envoy;
 pub mod fake_api;
 
 use std::path::Path;
