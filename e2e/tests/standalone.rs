@@ -78,7 +78,9 @@ async fn routing_by_host_path_header_method_and_query_with_precedence_across_nam
     let legate = Legate::start(&files).await;
     let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
     let h = &legate.http;
-    let cases: &[(&str, &str, &str, &[(&str, &str)], u16, &str)] = &[
+    // (method, path, Host, headers, expected status, expected backend)
+    type Case<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, &'a str)], u16, &'a str);
+    let cases: &[Case<'_>] = &[
         ("GET", "/exact", "app.example.com", &[], 200, "exact"),
         ("GET", "/exact/deeper", "app.example.com", &[], 200, "prefix"),
         ("GET", "/exactly", "app.example.com", &[("x-version", "two")], 200, "header"),

@@ -71,7 +71,7 @@ fn to_value<T: serde::Serialize>(t: &T) -> Value {
     serde_json::to_value(t).expect("status types serialize")
 }
 
-fn find<'a>(list: &'a Value, pred: impl Fn(&Value) -> bool) -> &'a Value {
+fn find(list: &Value, pred: impl Fn(&Value) -> bool) -> &Value {
     static NULL: Value = Value::Null;
     list.as_array().and_then(|l| l.iter().find(|x| pred(x))).unwrap_or(&NULL)
 }

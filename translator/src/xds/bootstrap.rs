@@ -47,20 +47,16 @@ pub fn static_bootstrap(res: &Resources, opts: &BootstrapOptions) -> Bootstrap {
                 }
                 f.config_type = Some(ConfigType::TypedConfig(pack_any(hcm)));
             }
-            if let Some(ts) = &mut chain.transport_socket {
-                if let Some(transport_socket::ConfigType::TypedConfig(any)) = &ts.config_type {
-                    if let Some(mut ctx) = unpack::<DownstreamTlsContext>(any) {
-                        // Name-only SDS configs refer to static secrets.
-                        for s in ctx
-                            .common_tls_context
-                            .iter_mut()
-                            .flat_map(|c| c.tls_certificate_sds_secret_configs.iter_mut())
-                        {
-                            s.sds_config = None;
-                        }
-                        ts.config_type = Some(transport_socket::ConfigType::TypedConfig(pack_any(ctx)));
-                    }
+            if let Some(ts) = &mut chain.transport_socket
+                && let Some(transport_socket::ConfigType::TypedConfig(any)) = &ts.config_type
+                && let Some(mut ctx) = unpack::<DownstreamTlsContext>(any)
+            {
+                // Name-only SDS configs refer to static secrets.
+                for s in ctx.common_tls_context.iter_mut().flat_map(|c| c.tls_certificate_sds_secret_configs.iter_mut())
+                {
+                    s.sds_config = None;
                 }
+                ts.config_type = Some(transport_socket::ConfigType::TypedConfig(pack_any(ctx)));
             }
         }
     }

@@ -4,7 +4,7 @@
 /// Route configuration name for a socket, or for one HTTPS chain of it.
 pub fn route_config(listener: &str, chain: Option<&str>) -> String {
     match chain {
-        None => format!("{listener}"),
+        None => listener.to_string(),
         Some(c) => format!("{listener}/{c}"),
     }
 }
