@@ -97,6 +97,12 @@ impl Legate {
     /// Writes `files` (name, content) into a fresh resources directory and starts Legate on
     /// it, Gateway listeners on 127.0.0.1. Waits until /readyz answers 200 (at most 60 s).
     pub async fn start(files: &[(&str, String)]) -> Legate {
+        Legate::start_with_args(files, &[]).await
+    }
+
+    /// Like [`Legate::start`], with extra arguments for `legate standalone` (e.g.
+    /// `["--xds-protocol", "sotw"]`).
+    pub async fn start_with_args(files: &[(&str, String)], extra_args: &[&str]) -> Legate {
         let dir = tempfile::Builder::new().prefix("legate-e2e-").tempdir().unwrap();
         let resources = dir.path().join("resources");
         std::fs::create_dir(&resources).unwrap();
@@ -115,6 +121,7 @@ impl Legate {
             .arg("--run-dir")
             .arg(dir.path().join("run"))
             .args(["--log", "info,legate_xds=info"])
+            .args(extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -123,6 +130,11 @@ impl Legate {
         let l = Legate { child: Some(child), dir, admin, log, http: Http::default() };
         l.wait_ready(Duration::from_secs(60)).await;
         l
+    }
+
+    /// The process id of the running `legate` (0 once stopped).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     pub fn resources(&self) -> PathBuf {

@@ -14,6 +14,7 @@ pub(crate) struct Metrics {
     pub snapshot_updates: AtomicU64,
     pub pushes: [AtomicU64; 5],
     pub resources_sent: [AtomicU64; 5],
+    pub bytes_sent: [AtomicU64; 5],
     pub acks: [AtomicU64; 5],
     pub nacks: [AtomicU64; 5],
     pub ack_timeouts: [AtomicU64; 5],
@@ -62,12 +63,17 @@ impl Metrics {
             "Snapshot changes (a set with a new version, or a remove).",
         );
         let _ = writeln!(out, "legate_xds_snapshot_updates_total {}", self.snapshot_updates.load(Ordering::Relaxed));
-        let per_type: [(&str, &str, &[AtomicU64; 5]); 5] = [
+        let per_type: [(&str, &str, &[AtomicU64; 5]); 6] = [
             ("legate_xds_pushes_total", "Discovery responses sent, by resource type.", &self.pushes),
             (
                 "legate_xds_resources_sent_total",
                 "Resources sent in discovery responses, by type.",
                 &self.resources_sent,
+            ),
+            (
+                "legate_xds_bytes_sent_total",
+                "Protobuf-encoded size of the discovery responses sent, by type (gRPC framing excluded).",
+                &self.bytes_sent,
             ),
             ("legate_xds_acks_total", "Responses Envoy accepted (ACK), by resource type.", &self.acks),
             ("legate_xds_nacks_total", "Responses Envoy rejected (NACK), by resource type.", &self.nacks),

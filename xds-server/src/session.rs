@@ -40,6 +40,7 @@ use std::time::{Duration, Instant, SystemTime};
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse, Resource as DeltaResource,
 };
+use prost::Message;
 
 use crate::cache::SnapshotCache;
 use crate::ledger::Rejection;
@@ -599,12 +600,17 @@ impl Session {
                 (Outgoing::Delta(resp), updated, removed)
             }
         };
+        let bytes = match &out {
+            Outgoing::Sotw(r) => r.encoded_len(),
+            Outgoing::Delta(r) => r.encoded_len(),
+        };
         let m = &self.cache.inner.metrics;
         Metrics::inc(&m.pushes, ty, 1);
         Metrics::inc(&m.resources_sent, ty, resources.len() as u64);
+        Metrics::inc(&m.bytes_sent, ty, bytes as u64);
         tracing::debug!(
             type_url = %ty, version = %version, nonce = %nonce, resources = resources.len(),
-            removed = removed.len(), "push"
+            removed = removed.len(), bytes, "push"
         );
         let st = &mut self.types[ty.index()];
         st.must_respond = false;

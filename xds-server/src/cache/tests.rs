@@ -43,6 +43,7 @@ fn metrics_text_is_prometheus_exposition() {
     for name in [
         "legate_xds_connected_streams",
         "legate_xds_pushes_total",
+        "legate_xds_bytes_sent_total",
         "legate_xds_acks_total",
         "legate_xds_nacks_total",
         "legate_xds_ack_timeouts_total",

@@ -649,3 +649,44 @@ fn unknown_type_urls_are_ignored() {
     s.handle_sotw(q);
     assert_eq!(waits(s.poll(Instant::now())), None);
 }
+
+#[test]
+fn bytes_sent_counts_the_encoded_responses() {
+    let cache = SnapshotCache::new();
+    let two = |b: u16| {
+        Snapshot::from_resources(
+            [eds_cluster("a"), eds_cluster("b")],
+            [cla("a", 1), cla("b", b)],
+            [listener("http", 8080, "routes")],
+            [routes("routes", "a")],
+            [],
+        )
+        .unwrap()
+    };
+    cache.set(KEY, two(2));
+    let now = Instant::now();
+    let mut d = session(&cache, Protocol::Delta, "n1");
+    d.handle_delta(dreq(C, &[], &[], ""));
+    let cds = delta(d.poll(now));
+    assert_eq!(metric(&cache, "legate_xds_bytes_sent_total", C), cds.encoded_len() as u64);
+    d.handle_delta(dack(&cds));
+    d.handle_delta(dreq(E, &["a", "b"], &[], ""));
+    let eds = delta(d.poll(now));
+    assert_eq!(dnames(&eds), ["a", "b"]);
+    let initial = eds.encoded_len() as u64;
+    assert_eq!(metric(&cache, "legate_xds_bytes_sent_total", E), initial);
+    d.handle_delta(dack(&eds));
+    // One load assignment changes: Delta sends (and counts) only that one.
+    cache.set(KEY, two(3));
+    d.set_snapshot(cache.get(KEY));
+    let eds2 = delta(d.poll(now));
+    assert_eq!(dnames(&eds2), ["b"]);
+    assert_eq!(metric(&cache, "legate_xds_bytes_sent_total", E), initial + eds2.encoded_len() as u64);
+    assert!((eds2.encoded_len() as u64) < initial);
+    // SotW responses count too, in the same counter.
+    let mut s = session(&cache, Protocol::Sotw, "n2");
+    s.handle_sotw(req(C, &[], "", ""));
+    let scds = sotw(s.poll(now));
+    assert_eq!(metric(&cache, "legate_xds_bytes_sent_total", C), (cds.encoded_len() + scds.encoded_len()) as u64);
+    assert_eq!(metric(&cache, "legate_xds_bytes_sent_total", L), 0);
+}
