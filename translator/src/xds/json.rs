@@ -9,9 +9,18 @@ use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 
 static DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_descriptors.bin"));
 
+/// The pool, built once, without the files' `source_code_info` (comments and positions, which
+/// JSON rendering never reads): about 45 MB of memory with them, a few MB without.
 fn pool() -> &'static DescriptorPool {
     static POOL: OnceLock<DescriptorPool> = OnceLock::new();
-    POOL.get_or_init(|| DescriptorPool::decode(DESCRIPTORS).expect("envoy-types ships a valid descriptor set"))
+    POOL.get_or_init(|| {
+        use envoy_types::pb::google::protobuf::FileDescriptorSet;
+        let mut set = FileDescriptorSet::decode(DESCRIPTORS).expect("envoy-types ships a valid descriptor set");
+        for f in &mut set.file {
+            f.source_code_info = None;
+        }
+        DescriptorPool::decode(set.encode_to_vec().as_slice()).expect("the trimmed descriptor set is valid")
+    })
 }
 
 /// Renders a message as Envoy JSON.
