@@ -36,7 +36,7 @@ use self::status::{Batch, StatusConfig, StatusWriter};
 use self::watch::Store;
 use crate::cli::translate::status_documents;
 use crate::standalone::admin;
-use crate::standalone::state::{AppState, Live, apply_nacks, publish_snapshots, remove_other_snapshots};
+use crate::standalone::state::{AppState, Live, apply_nacks, nacks, publish_snapshots, remove_other_snapshots};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -311,24 +311,6 @@ struct Loop {
     reported: BTreeSet<String>,
     /// Envoy's rejections of the served versions, as of the last reconcile.
     nacks: Vec<String>,
-}
-
-/// Envoy's rejections of the snapshot versions now served, in a stable order.
-fn nacks(state: &AppState) -> Vec<String> {
-    let versions = state.current().versions.clone();
-    let mut out: Vec<String> = state
-        .cache
-        .ledger()
-        .iter()
-        .filter(|e| e.rejected)
-        .filter_map(|e| {
-            let r = e.last_rejection.as_ref()?;
-            let served = versions.iter().any(|(k, v)| k.to_string() == e.node_cluster && *v == r.snapshot_version);
-            served.then(|| format!("{} {} {} {}", e.node_cluster, e.node_id, e.resource_type.type_url(), r.message))
-        })
-        .collect();
-    out.sort();
-    out
 }
 
 impl Loop {

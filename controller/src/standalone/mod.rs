@@ -23,7 +23,7 @@ use tracing::{info, info_span, warn};
 
 use self::infra::HostInfra;
 use self::provider::FileProvider;
-use self::state::{AppState, Live, apply_nacks, publish_snapshots, remove_other_snapshots, render_status};
+use self::state::{AppState, Live, apply_nacks, nacks, publish_snapshots, remove_other_snapshots, render_status};
 use crate::output::Format;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -138,20 +138,27 @@ pub async fn run(args: Args) -> Result<()> {
     };
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut pending = true; // translate once at start
+    // Re-read the files when they change; re-translate when they changed or when Envoy's
+    // rejections of what is served change (an ACK alone changes no status).
+    let (mut reread, mut retranslate) = (true, true);
+    let mut file_errors = vec![];
+    let mut last_nacks = vec![];
     loop {
-        if pending {
-            pending = false;
+        if std::mem::take(&mut reread) {
             let reload = provider.reload();
-            if reload.changed || state.current().versions.is_empty() {
-                reconcile(&provider, &reload.errors, &opts, &state, &mut infra, &write_bootstrap).await;
-            } else if !reload.errors.is_empty() {
-                publish_errors(&state, reload.errors);
+            retranslate |= reload.changed;
+            file_errors = reload.errors;
+            if !retranslate && state.current().file_errors != file_errors {
+                publish_errors(&state, file_errors.clone());
             }
         }
+        if std::mem::take(&mut retranslate) {
+            reconcile(&provider, &file_errors, &opts, &state, &mut infra, &write_bootstrap).await;
+            last_nacks = nacks(&state);
+        }
         tokio::select! {
-            Some(()) = change_rx.recv() => pending = true,
-            Ok(()) = ledger_rx.changed() => refresh_status(&state),
+            Some(()) = change_rx.recv() => reread = true,
+            Ok(()) = ledger_rx.changed() => retranslate = nacks(&state) != last_nacks,
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
         }
@@ -211,32 +218,4 @@ fn publish_errors(state: &AppState, errors: Vec<String>) {
         status: cur.status.clone(),
     };
     *state.live.write().unwrap() = Arc::new(live);
-}
-
-/// Envoy ACKed or NACKed something: fold NACKs into the Gateways' status.
-fn refresh_status(state: &AppState) {
-    let cur = state.current();
-    // The ledger changes on every ACK, but only the Gateways' `Programmed` condition depends on
-    // it: try the NACKs on those alone, and skip cloning the output and re-rendering every
-    // object's status (hundreds of milliseconds of CPU at 5,000 routes) when nothing changes.
-    let mut gateways = legate_translator::Output::default();
-    gateways.statuses.gateways = cur.output.statuses.gateways.clone();
-    apply_nacks(&mut gateways, &cur.versions, &state.cache);
-    if gateways.statuses.gateways == cur.output.statuses.gateways {
-        return;
-    }
-    let mut out = cur.output.clone();
-    // Start from the translator's verdict again: NACKs that were cleared must disappear.
-    apply_nacks(&mut out, &cur.versions, &state.cache);
-    let status = render_status(&cur.loaded, &out, &state.controller, &cur.status, &now());
-    if status != cur.status {
-        let live = Live {
-            loaded: cur.loaded.clone(),
-            output: out,
-            versions: cur.versions.clone(),
-            file_errors: cur.file_errors.clone(),
-            status,
-        };
-        *state.live.write().unwrap() = Arc::new(live);
-    }
 }

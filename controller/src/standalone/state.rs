@@ -122,6 +122,25 @@ pub fn remove_other_snapshots(cache: &SnapshotCache, keep: &BTreeMap<ObjKey, Str
     }
 }
 
+/// Envoy's rejections of the snapshot versions now served, in a stable order: when this list
+/// changes, statuses must be recomputed (an ACK alone changes nothing).
+pub fn nacks(state: &AppState) -> Vec<String> {
+    let versions = state.current().versions.clone();
+    let mut out: Vec<String> = state
+        .cache
+        .ledger()
+        .iter()
+        .filter(|e| e.rejected)
+        .filter_map(|e| {
+            let r = e.last_rejection.as_ref()?;
+            let served = versions.iter().any(|(k, v)| k.to_string() == e.node_cluster && *v == r.snapshot_version);
+            served.then(|| format!("{} {} {} {}", e.node_cluster, e.node_id, e.resource_type.type_url(), r.message))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// Folds Envoy's rejections of the current snapshot into the Gateways' `Programmed` condition.
 pub fn apply_nacks(out: &mut Output, versions: &BTreeMap<ObjKey, String>, cache: &SnapshotCache) {
     let ledger = cache.ledger();
