@@ -7,6 +7,7 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY api/Cargo.toml api/
+COPY descriptors/Cargo.toml descriptors/build.rs descriptors/
 COPY translator/Cargo.toml translator/
 COPY xds-server/Cargo.toml xds-server/
 COPY controller/Cargo.toml controller/
@@ -25,7 +26,7 @@ RUN set -eu; \
     rm -rf ./*/src ./*/benches
 COPY . .
 # COPY keeps the sources' mtimes, which may be older than the stubs' build: make cargo see them.
-RUN find api translator xds-server controller e2e -name '*.rs' -exec touch {} + \
+RUN find api descriptors translator xds-server controller e2e -name '*.rs' -exec touch {} + \
     && cargo build --release --locked -p legate \
     && cp target/release/legate /legate
 

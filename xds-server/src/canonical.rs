@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use prost_reflect::{DescriptorPool, Kind, MessageDescriptor};
 
-static DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_descriptors.bin"));
+use legate_envoy_descriptors::DESCRIPTORS;
 
 const MAX_DEPTH: usize = 64;
 const ANY: &str = "google.protobuf.Any";

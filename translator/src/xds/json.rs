@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use prost::{Message, Name};
 use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 
-static DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_descriptors.bin"));
+use legate_envoy_descriptors::DESCRIPTORS;
 
 /// The pool, built once, without the files' `source_code_info` (comments and positions, which
 /// JSON rendering never reads): about 45 MB of memory with them, a few MB without.

@@ -1,8 +1,7 @@
 //! Locates the protobuf descriptor set that `envoy-types` ships (`src/generated/types.bin`) and
-//! copies it into OUT_DIR, so the xDS server can compute canonical content hashes (map fields
-//! sorted, `Any` payloads canonicalised) with `prost-reflect`. `envoy-types` does not export the
-//! file, so we find its source directory: `LEGATE_ENVOY_DESCRIPTORS` if set, else the registry
-//! copy matching the version in Cargo.lock, else `cargo metadata`.
+//! copies it into OUT_DIR, for `legate-envoy-descriptors` to embed. `envoy-types` does not
+//! export the file, so we find its source directory: `LEGATE_ENVOY_DESCRIPTORS` if set, else the registry copy matching the version in
+//! Cargo.lock, else `cargo metadata`.
 
 use std::path::{Path, PathBuf};
 use std::{env, fs, process::Command};
