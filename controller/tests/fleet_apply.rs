@@ -195,3 +195,27 @@ async fn kube_fleet_reapplies_what_was_deleted() {
     assert!(fake.objects.lock().unwrap().contains_key(PATHS[4]));
     assert_eq!(fake.requests().iter().filter(|r| r.0 == "PATCH").count(), 10);
 }
+
+#[tokio::test]
+async fn the_leader_deletes_the_fleet_of_a_gateway_no_longer_accepted() {
+    let fake = Fake::default();
+    let fleet = KubeFleet::new(fake.client(), Ca::generate().unwrap(), FleetOptions::default());
+    let key = ObjKey::new("apps", "web");
+    let with = |gateways: Vec<AcceptedGateway>| {
+        Arc::new(FleetRequest { leader: true, gateways, gateway_classes: vec![], proxy_configs: vec![] })
+    };
+    let accepted = AcceptedGateway {
+        key: key.clone(),
+        gateway: gateway(),
+        ir: GatewayIr { gateway: key.clone(), listeners: vec![], clusters: vec![], certificates: vec![] },
+    };
+    fleet.ensure(with(vec![accepted])).await;
+    assert!(PATHS.iter().all(|p| fake.objects.lock().unwrap().contains_key(*p)));
+    let st = fleet.ensure(with(vec![])).await;
+    assert!(st.is_empty());
+    let deletes = fake.requests().iter().filter(|r| r.0 == "DELETE").count();
+    assert_eq!(deletes, 5, "the five fleet objects are deleted");
+    assert!(PATHS.iter().all(|p| !fake.objects.lock().unwrap().contains_key(*p)));
+    fleet.ensure(with(vec![])).await;
+    assert_eq!(fake.requests().iter().filter(|r| r.0 == "DELETE").count(), 5, "deleted once");
+}

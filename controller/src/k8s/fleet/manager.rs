@@ -3,7 +3,8 @@
 //! changed since this process last applied them, or its Service or Deployment went missing;
 //! client certificates are renewed 30 days before expiry); on every replica it reads the fleet's Service
 //! and Deployment to report the Gateway's addresses and readiness. Fleets of deleted Gateways
-//! are removed by the garbage collector (owner references).
+//! are removed by the garbage collector (owner references); the fleet of a Gateway this process
+//! applied that is no longer accepted (another class, invalid) is deleted by the leader.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -89,6 +90,26 @@ fn objects_hash(objs: &FleetObjects) -> String {
 }
 
 impl Inner {
+    /// Deletes the fleets this process applied for Gateways that are no longer accepted.
+    async fn remove_stale(&self, request: &FleetRequest) {
+        let stale: Vec<ObjKey> = {
+            let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+            applied.keys().filter(|k| !request.gateways.iter().any(|g| &g.key == *k)).cloned().collect()
+        };
+        for key in stale {
+            match super::delete(&self.client, &key).await {
+                Ok(()) => {
+                    info!(gateway = %key, "Gateway no longer accepted: its Envoy fleet was deleted");
+                    self.applied.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+                    self.certs.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+                }
+                Err(e) => {
+                    warn!(gateway = %key, error = %e, "cannot delete the Envoy fleet of a Gateway no longer accepted")
+                }
+            }
+        }
+    }
+
     async fn client_cert(&self, key: &ObjKey) -> Result<ClientCert, String> {
         let cached = self.certs.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned();
         if let Some(c) = cached.filter(|c| self.ca.is_current(c, key)) {
@@ -157,6 +178,9 @@ impl FleetManager for KubeFleet {
         let inner = self.inner.clone();
         Box::pin(async move {
             let mut out = BTreeMap::new();
+            if request.leader {
+                inner.remove_stale(&request).await;
+            }
             for g in &request.gateways {
                 if request.leader
                     && let Err(e) = inner.apply(&request, g).await
