@@ -293,10 +293,27 @@ pub async fn serve_with_listener(
 ) -> Result<(), Error> {
     let (close_tx, close_rx) = watch::channel(false);
     let service = AdsServer::new(cache).with_options(opts).with_closing_signal(close_rx).into_service();
+    run(listener, service, None, close_tx, shutdown).await
+}
+
+/// Runs the ADS service on `listener` (with `tls` when given) until `shutdown`; then tells every
+/// open stream to end (`close_tx`) and returns. Shared by [`serve_with_listener`] and
+/// [`crate::serve_tls`].
+pub(crate) async fn run(
+    listener: tokio::net::TcpListener,
+    service: AggregatedDiscoveryServiceServer<AdsServer>,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+    close_tx: watch::Sender<bool>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Error> {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "xDS server listening");
+        tracing::info!(%addr, mutual_tls = tls.is_some(), "xDS server listening");
     }
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(config) = tls {
+        builder = builder.tls_config(config)?;
+    }
+    builder
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .add_service(service)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {

@@ -11,7 +11,6 @@
 use std::future::Future;
 
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::server::TcpConnectInfo;
 use tonic::transport::server::TlsConnectInfo;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
@@ -95,19 +94,7 @@ pub async fn serve_tls(
     let (close_tx, close_rx) = watch::channel(false);
     let service =
         AdsServer::new(cache).with_options(opts).with_closing_signal(close_rx).with_peer_authorization().into_service();
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "xDS server listening (mutual TLS)");
-    }
-    tonic::transport::Server::builder()
-        .tls_config(config)?
-        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-        .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            shutdown.await;
-            let _ = close_tx.send(true);
-        })
-        .await?;
-    Ok(())
+    crate::server::run(listener, service, Some(config), close_tx, shutdown).await
 }
 
 #[cfg(test)]
