@@ -1,0 +1,5 @@
+package main
+
+func run(args []string) int { return 2 }
+
+func cleanup(args []string) int { return 2 }
