@@ -92,7 +92,9 @@ func TestReadLogFollow(t *testing.T) {
 	done := make(chan struct{})
 	var out bytes.Buffer
 	errc := make(chan error, 1)
-	go func() { errc <- readLog(context.Background(), path, LogOptions{Tail: -1, Follow: true}, done, &syncBuffer{b: &out}) }()
+	go func() {
+		errc <- readLog(context.Background(), path, LogOptions{Tail: -1, Follow: true}, done, &syncBuffer{b: &out})
+	}()
 	time.Sleep(300 * time.Millisecond)
 	w.line("stdout", []byte("second"))
 	time.Sleep(300 * time.Millisecond)
