@@ -201,6 +201,9 @@ func (p *Provider) DeletePod(_ context.Context, pod *corev1.Pod) error {
 	if !ok {
 		return errdefs.NotFoundf("pod %s/%s is not on this node", pod.Namespace, pod.Name)
 	}
+	if r.uid == string(pod.UID) {
+		r.update(pod)
+	}
 	grace := 2 * time.Second
 	switch {
 	case pod.DeletionGracePeriodSeconds != nil:
