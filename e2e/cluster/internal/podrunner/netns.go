@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // uidHex is a pod UID as lowercase hex (the dashes dropped), at least n characters.
