@@ -182,8 +182,13 @@ func (c *ctrRun) supervise(ctx context.Context, inst *instance) {
 	select {
 	case <-inst.done:
 	case <-ctx.Done():
-		r.logf("container %s: stopping (pod terminating)", c.spec.Name)
-		c.stop(inst, time.Until(r.deadlineTime()))
+		if r.p.isShuttingDown() {
+			r.logf("container %s: stopping (node shutting down)", c.spec.Name)
+			inst.stop(minGrace)
+		} else {
+			r.logf("container %s: stopping (pod terminating)", c.spec.Name)
+			c.stop(inst, time.Until(r.deadlineTime()))
+		}
 	case reason := <-c.restartCh:
 		r.logf("container %s: restarting: %s", c.spec.Name, reason)
 		c.stop(inst, r.terminationGrace())

@@ -70,8 +70,9 @@ type Provider struct {
 	log         *slog.Logger
 	ctx         context.Context
 
-	mu       sync.Mutex
-	pods     map[string]*podRun // namespace/name → the current pod of that name
+	mu           sync.Mutex
+	shuttingDown bool
+	pods         map[string]*podRun // namespace/name → the current pod of that name
 	old      map[string]*podRun // uid → terminating pods replaced by a new one of the same name
 	notifyFn func(*corev1.Pod)
 	svcs     []hostsdns.Service
@@ -501,4 +502,41 @@ func (p *Provider) GC(live map[types.UID]bool) {
 			_ = os.RemoveAll(dir)
 		}
 	}
+}
+
+// Shutdown stops every pod quickly (no preStop hook, SIGTERM then SIGKILL after 2 s) and removes
+// their sandboxes, waiting at most timeout. The pods stay in the API (a restarted runner
+// recreates them).
+func (p *Provider) Shutdown(timeout time.Duration) {
+	p.mu.Lock()
+	p.shuttingDown = true
+	runs := make([]*podRun, 0, len(p.pods)+len(p.old))
+	for _, r := range p.pods {
+		runs = append(runs, r)
+	}
+	for _, r := range p.old {
+		runs = append(runs, r)
+	}
+	p.mu.Unlock()
+	for _, r := range runs {
+		r.mu.Lock()
+		r.deadline = time.Now().Add(minGrace)
+		r.mu.Unlock()
+		r.cancel()
+	}
+	deadline := time.After(timeout)
+	for _, r := range runs {
+		select {
+		case <-r.done:
+		case <-deadline:
+			p.log.Warn("shutdown: pods still stopping")
+			return
+		}
+	}
+}
+
+func (p *Provider) isShuttingDown() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.shuttingDown
 }
