@@ -139,7 +139,19 @@ func setupBridge(t *testing.T) {
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", testBridge).Run() })
 }
 
-func TestPodLifecycle(t *testing.T) {
+type testEnv struct {
+	p      *Provider
+	client *fake.Clientset
+	rec    *recorder
+	cidr   *net.IPNet
+	ctx    context.Context
+	state  string
+}
+
+// newTestEnv makes a provider on a test bridge with a fake API (ConfigMaps web and
+// kube-root-ca.crt, tokens) and the image table test/python, test/sh.
+func newTestEnv(t *testing.T) *testEnv {
+	t.Helper()
 	needNetns(t)
 	if _, err := os.Stat(filepath.Dir(testMountCM)); err == nil {
 		t.Fatalf("%s exists on the host: the test needs it absent", filepath.Dir(testMountCM))
@@ -168,9 +180,8 @@ func TestPodLifecycle(t *testing.T) {
 		return true, tr, nil
 	})
 	_, cidr, _ := net.ParseCIDR(testCIDR)
-	var logBuf bytes.Buffer
+	logBuf := &syncWriter{w: &bytes.Buffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	p, err := New(ctx, Config{
 		NodeName: "test-node", StateDir: state, ImagesPath: imagesPath,
 		Bridge: testBridge, HostIP: net.ParseIP(testHostIP), PodCIDR: cidr,
@@ -178,12 +189,15 @@ func TestPodLifecycle(t *testing.T) {
 		Self: os.Args[0], SelfArgs: []string{shim.Subcommand},
 		Source: &ClientSource{Client: client}, Client: client,
 		NetnsPrefix: testNetns, VethPrefix: testVeth, Resync: 300 * time.Millisecond,
-		Log: slog.New(slog.NewTextHandler(&syncWriter{w: &logBuf}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Log: slog.New(slog.NewTextHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		p.Shutdown(10 * time.Second)
+		cancel()
 		if err := cleanup(state, testNetns, testVeth); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
@@ -191,12 +205,19 @@ func TestPodLifecycle(t *testing.T) {
 			t.Errorf("cleanup left %s", filepath.Dir(testMountCM))
 		}
 		if t.Failed() || os.Getenv("PODRUNNER_TEST_LOG") != "" {
-			t.Logf("runner log:\n%s", logBuf.String())
+			logBuf.mu.Lock()
+			t.Logf("runner log:\n%s", logBuf.w.(*bytes.Buffer).String())
+			logBuf.mu.Unlock()
 		}
 	})
 	rec := &recorder{pods: map[string]*corev1.Pod{}}
 	p.NotifyPods(ctx, rec.set)
+	return &testEnv{p: p, client: client, rec: rec, cidr: cidr, ctx: ctx, state: state}
+}
 
+func TestPodLifecycle(t *testing.T) {
+	env := newTestEnv(t)
+	p, client, rec, cidr, ctx := env.p, env.client, env.rec, env.cidr, env.ctx
 	uid65532 := int64(65532)
 	grace := int64(5)
 	pod := &corev1.Pod{
