@@ -32,9 +32,9 @@ import (
 
 type runFlags struct {
 	kubeconfig, nodeName, bridge, bridgeIP, podCIDR, stateDir, images string
-	listen, tlsCert, tlsKey, apiHost                                   string
-	apiPort                                                            int
-	verbose                                                            bool
+	listen, tlsCert, tlsKey, apiHost                                  string
+	apiPort                                                           int
+	verbose                                                           bool
 }
 
 func run(args []string) int {

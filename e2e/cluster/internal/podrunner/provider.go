@@ -73,9 +73,9 @@ type Provider struct {
 	mu           sync.Mutex
 	shuttingDown bool
 	pods         map[string]*podRun // namespace/name → the current pod of that name
-	old      map[string]*podRun // uid → terminating pods replaced by a new one of the same name
-	notifyFn func(*corev1.Pod)
-	svcs     []hostsdns.Service
+	old          map[string]*podRun // uid → terminating pods replaced by a new one of the same name
+	notifyFn     func(*corev1.Pod)
+	svcs         []hostsdns.Service
 }
 
 // New makes a provider; its pods live until ctx ends (they die with the process anyway).
