@@ -179,7 +179,7 @@ func writePIDFile(path string, pid int) error {
 	return os.WriteFile(path, []byte(fmt.Sprintf("%d %d\n", pid, st)), 0o644)
 }
 
-// procStartTime is field 22 of /proc/PID/stat.
+// procStartTime is field 22 of /proc/PID/stat; a zombie counts as gone (fs.ErrNotExist).
 func procStartTime(pid int) (uint64, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -193,6 +193,9 @@ func procStartTime(pid int) (uint64, error) {
 	fields := strings.Fields(s[end+1:])
 	if len(fields) < 20 {
 		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	if fields[0] == "Z" || fields[0] == "X" {
+		return 0, fs.ErrNotExist
 	}
 	return strconv.ParseUint(fields[19], 10, 64)
 }

@@ -43,6 +43,8 @@ func TestMain(m *testing.M) {
 			signalNotify(ch)
 			<-ch
 			os.Exit(0)
+		case "crash-runner":
+			crashRunner()
 		}
 	}
 	os.Exit(m.Run())
