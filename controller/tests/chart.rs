@@ -179,7 +179,8 @@ fn chart_defaults() {
         env,
         [
             ("POD_NAME".to_string(), "metadata.name".to_string()),
-            ("POD_NAMESPACE".to_string(), "metadata.namespace".to_string())
+            ("POD_NAMESPACE".to_string(), "metadata.namespace".to_string()),
+            ("POD_UID".to_string(), "metadata.uid".to_string()),
         ]
     );
     let ports: Vec<(Option<String>, i32)> =

@@ -164,7 +164,16 @@ fn rbac_grants_what_the_controller_does_and_no_wildcards() {
     assert!(!has("", "pods", "get"), "the controller does not read pods");
     assert!(cluster.iter().all(|(g, r, v)| g != "*" && r != "*" && v != "*"));
     let namespaced = grants(rbac::Scope::ControllerNamespace);
-    assert!(namespaced.iter().all(|(g, r, _)| g == "coordination.k8s.io" && r == "leases"));
+    assert!(
+        namespaced
+            .iter()
+            .all(|(g, r, _)| (g == "coordination.k8s.io" && r == "leases") || (g.is_empty() && r == "configmaps"))
+    );
+    let in_namespace = |g: &str, r: &str, verb: &str| namespaced.contains(&(g.into(), r.into(), verb.into()));
+    for verb in ["list", "watch", "create", "patch", "delete"] {
+        assert!(in_namespace("", "configmaps", verb), "the replicas' rejections ConfigMaps: {verb}");
+    }
+    assert!(!in_namespace("", "configmaps", "update"), "written by server-side apply only");
     assert!(!has("coordination.k8s.io", "leases", "get"), "leases only in the controller's namespace");
 }
 

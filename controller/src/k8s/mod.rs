@@ -7,16 +7,19 @@
 //! watch.rs (reflectors) → Store → translate → xDS SnapshotCache (every replica)
 //!                                         ↘ fleet_hook (FleetManager) → Gateway addresses/readiness
 //!                                         ↘ status.rs (StatusWriter, leader only) ← leader.rs (Lease)
+//! xDS ledger (this replica's Envoys) → rejections.rs → ConfigMap per replica → every replica
+//!                                      (Envoy NACKs folded into Gateway `Programmed`)
 //! ```
 
 pub mod fleet;
 pub mod fleet_hook;
 pub mod leader;
 pub mod pki;
+pub mod rejections;
 pub mod status;
 pub mod watch;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,11 +35,14 @@ use tracing::{Instrument, info, info_span, warn};
 
 use self::fleet_hook::{AcceptedGateway, FleetManager, FleetRequest, NoFleet, apply_fleet_status};
 use self::leader::LeaderConfig;
+use self::rejections::{RejectionsConfig, Remote};
 use self::status::{Batch, StatusConfig, StatusWriter};
 use self::watch::Store;
 use crate::cli::translate::status_documents;
 use crate::standalone::admin;
-use crate::standalone::state::{AppState, Live, apply_nacks, nacks, publish_snapshots, remove_other_snapshots};
+use crate::standalone::state::{
+    AppState, EnvoyRejection, Live, apply_rejections, local_rejections, publish_snapshots, remove_other_snapshots,
+};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -59,9 +65,22 @@ pub struct Args {
     /// Name of the leader-election Lease.
     #[arg(long, env = "LEGATE_LEASE_NAME", default_value = "legate-controller")]
     pub lease_name: String,
-    /// This replica's identity in the Lease (default: POD_NAME, else the host name).
-    #[arg(long, env = "POD_NAME")]
+    /// This replica's identity in the Lease, and the name of its rejections ConfigMap
+    /// (default: --pod-name, else the host name).
+    #[arg(long, env = "LEGATE_IDENTITY")]
     pub identity: Option<String>,
+    /// The name of this replica's Pod (downward API). With --pod-uid, the Pod owns the
+    /// replica's rejections ConfigMap, so that it goes with the Pod.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+    /// The UID of this replica's Pod (downward API), see --pod-name.
+    #[arg(long, env = "POD_UID")]
+    pub pod_uid: Option<String>,
+    /// At most one write of this replica's rejections ConfigMap (the NACKs of the Envoys
+    /// connected to it, which every replica folds into the Gateway statuses) per this many
+    /// milliseconds.
+    #[arg(long, env = "LEGATE_REJECTIONS_INTERVAL_MS", default_value_t = 1_000)]
+    pub rejections_interval_ms: u64,
     /// How long a Lease holds without renewal, in milliseconds (the Lease records whole seconds,
     /// rounded up).
     #[arg(long, env = "LEGATE_LEASE_DURATION_MS", default_value_t = 15_000)]
@@ -80,7 +99,8 @@ pub struct Args {
     /// reach the Gateway's `Programmed` condition only with the next unrelated change.
     #[arg(long, env = "LEGATE_FLEET_RESYNC_MS", default_value_t = 5_000)]
     pub fleet_resync_ms: u64,
-    /// The controller's own namespace: where the xDS CA Secret `legate-ca` lives.
+    /// The controller's own namespace: where the xDS CA Secret `legate-ca` and the replicas'
+    /// rejections ConfigMaps live.
     #[arg(long, env = "POD_NAMESPACE", default_value = "legate-system")]
     pub namespace: String,
     /// The Service in front of the controllers; Envoys reach xDS at `<service>.<namespace>.svc`
@@ -131,26 +151,32 @@ pub struct Controller {
     pub store: Arc<Store>,
     /// Whether this replica leads.
     pub leader: chan::Receiver<bool>,
+    /// The Envoy rejections the other replicas publish.
+    pub remote_rejections: chan::Receiver<Arc<Remote>>,
     pub xds_address: SocketAddr,
     pub admin_address: SocketAddr,
     shutdown: chan::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     leader_task: JoinHandle<()>,
+    publisher_task: JoinHandle<()>,
 }
 
 impl Controller {
-    /// Stops gracefully: the leader releases its Lease.
+    /// Stops gracefully: the leader releases its Lease; the replica deletes its rejections
+    /// ConfigMap.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = self.leader_task.await;
+        let _ = self.publisher_task.await;
         for t in self.tasks {
             t.abort();
         }
     }
 
-    /// Stops without releasing the Lease, as a crashed replica would.
+    /// Stops without releasing the Lease or deleting anything, as a crashed replica would.
     pub fn kill(self) {
         self.leader_task.abort();
+        self.publisher_task.abort();
         for t in self.tasks {
             t.abort();
         }
@@ -252,10 +278,23 @@ pub async fn start(args: Args, client: Client, plugins: Plugins) -> Result<Contr
         }
     }));
 
+    let identity = args.identity.clone().or_else(|| args.pod_name.clone()).unwrap_or_else(leader::default_identity);
+    let rejections = rejections::spawn(
+        &client,
+        RejectionsConfig {
+            namespace: args.namespace.clone(),
+            identity: identity.clone(),
+            pod: args.pod_name.clone().zip(args.pod_uid.clone()).filter(|(n, u)| !n.is_empty() && !u.is_empty()),
+            interval: Duration::from_millis(args.rejections_interval_ms.max(1)),
+        },
+        cache.clone(),
+        shutdown_rx.clone(),
+    );
+    tasks.push(rejections.watcher);
     let leader_cfg = LeaderConfig {
         namespace: args.leader_election_namespace.clone().unwrap_or_else(|| client.default_namespace().to_owned()),
         lease_name: args.lease_name.clone(),
-        identity: args.identity.clone().unwrap_or_else(leader::default_identity),
+        identity,
         lease_duration: Duration::from_millis(args.lease_duration_ms),
         renew_every: Duration::from_millis(args.lease_renew_ms),
     };
@@ -276,8 +315,10 @@ pub async fn start(args: Args, client: Client, plugins: Plugins) -> Result<Contr
         writer: writer.clone(),
         fleet,
         leader: leader_rx.clone(),
+        remote: rejections.remote.clone(),
         reported: BTreeSet::new(),
-        nacks: vec![],
+        rejections: vec![],
+        pending: false,
     };
     tasks.push(tokio::spawn(lp.run(changes, shutdown_rx).instrument(info_span!("controller"))));
     info!(%xds_address, %admin_address, namespaces = ?args.watch_namespaces, "legate controller started");
@@ -286,11 +327,13 @@ pub async fn start(args: Args, client: Client, plugins: Plugins) -> Result<Contr
         writer,
         store,
         leader: leader_rx,
+        remote_rejections: rejections.remote,
         xds_address,
         admin_address,
         shutdown: shutdown_tx,
         tasks,
         leader_task,
+        publisher_task: rejections.publisher,
     })
 }
 
@@ -307,16 +350,22 @@ struct Loop {
     writer: Arc<StatusWriter>,
     fleet: Arc<dyn FleetManager>,
     leader: chan::Receiver<bool>,
+    /// What the other replicas publish of their Envoys' rejections.
+    remote: chan::Receiver<Arc<Remote>>,
     /// Decode errors already logged.
     reported: BTreeSet<String>,
-    /// Envoy's rejections of the served versions, as of the last reconcile.
-    nacks: Vec<String>,
+    /// Envoy's rejections of the served versions (this replica's Envoys' and the others'), as
+    /// folded into the statuses of the last reconcile.
+    rejections: Vec<EnvoyRejection>,
+    /// Whether a reconcile was skipped because the watches had not all listed yet.
+    pending: bool,
 }
 
 impl Loop {
     async fn run(mut self, mut changes: chan::Receiver<u64>, mut shutdown: chan::Receiver<bool>) {
         let mut ledger = self.state.cache.subscribe_ledger();
         let mut leader = self.leader.clone();
+        let mut remote = self.remote.clone();
         let mut resync = tokio::time::interval(self.fleet_resync);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -326,7 +375,13 @@ impl Loop {
                 Ok(()) = ledger.changed() => {
                     // Every ACK changes the ledger; only a change in NACKs of the versions
                     // served changes a status.
-                    if nacks(&self.state) == self.nacks {
+                    if !self.pending && self.folded(&self.state.current().versions) == self.rejections {
+                        continue;
+                    }
+                    false
+                }
+                Ok(()) = remote.changed() => {
+                    if !self.pending && self.folded(&self.state.current().versions) == self.rejections {
                         continue;
                     }
                     false
@@ -339,11 +394,19 @@ impl Loop {
                 changes.borrow_and_update();
             }
             leader.borrow_and_update();
-            if self.store.synced() {
+            remote.borrow_and_update();
+            self.pending = !(self.store.synced() && self.remote.borrow().synced);
+            if !self.pending {
                 self.reconcile().await;
                 resync.reset();
             }
         }
+    }
+
+    /// The rejections to fold into statuses when `versions` are served: this replica's Envoys'
+    /// (its ledger) and the other replicas' (their ConfigMaps).
+    fn folded(&self, versions: &BTreeMap<legate_translator::ObjKey, String>) -> Vec<EnvoyRejection> {
+        rejections::fold(&local_rejections(&self.state.cache), &self.remote.borrow(), versions)
     }
 
     /// Translate what the watchers hold and make it so: snapshots, fleet, statuses.
@@ -393,7 +456,8 @@ impl Loop {
         self.fleet_pending = fleet.values().any(|f| !f.ready);
         remove_other_snapshots(&self.state.cache, &versions);
         apply_fleet_status(&mut out, &fleet);
-        apply_nacks(&mut out, &versions, &self.state.cache);
+        let folded = self.folded(&versions);
+        apply_rejections(&mut out, &folded);
 
         let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
         let status = status_documents(&snap.loaded, &out, &self.opts.controller_name, &now);
@@ -410,6 +474,6 @@ impl Loop {
         self.writer.submit(Arc::new(batch));
         let live = Live { loaded: snap.loaded, output: out, versions, file_errors: snap.errors, status };
         *self.state.live.write().unwrap() = Arc::new(live);
-        self.nacks = nacks(&self.state);
+        self.rejections = folded;
     }
 }

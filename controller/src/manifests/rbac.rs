@@ -140,6 +140,16 @@ pub const RULES: &[Rule] = &[
         verbs: &["get", "list", "watch", "create", "update", "patch"],
         why: "leader election",
     },
+    Rule {
+        scope: Scope::ControllerNamespace,
+        group: "",
+        resources: &["configmaps"],
+        // Server-side apply of a missing object is authorized as `create`.
+        verbs: &["list", "watch", "create", "patch", "delete"],
+        why: "each replica publishes the rejections (NACKs) of the Envoys connected to it in a ConfigMap \
+              named after it, and watches the other replicas' (also granted cluster-wide for the Envoy \
+              fleets; stated here so that it does not depend on them)",
+    },
 ];
 
 /// The rules of one scope, as Kubernetes PolicyRules.

@@ -23,7 +23,9 @@ use tracing::{info, info_span, warn};
 
 use self::infra::HostInfra;
 use self::provider::FileProvider;
-use self::state::{AppState, Live, apply_nacks, nacks, publish_snapshots, remove_other_snapshots, render_status};
+use self::state::{
+    AppState, EnvoyRejection, Live, apply_nacks, nacks, publish_snapshots, remove_other_snapshots, render_status,
+};
 use crate::output::Format;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -153,8 +155,7 @@ pub async fn run(args: Args) -> Result<()> {
             }
         }
         if std::mem::take(&mut retranslate) {
-            reconcile(&provider, &file_errors, &opts, &state, &mut infra, &write_bootstrap).await;
-            last_nacks = nacks(&state);
+            last_nacks = reconcile(&provider, &file_errors, &opts, &state, &mut infra, &write_bootstrap).await;
         }
         tokio::select! {
             Some(()) = change_rx.recv() => reread = true,
@@ -171,7 +172,8 @@ pub async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Translate what is in force and make it so: snapshots, Envoys, statuses.
+/// Translate what is in force and make it so: snapshots, Envoys, statuses. Returns the NACKs
+/// folded into the statuses.
 async fn reconcile(
     provider: &FileProvider,
     file_errors: &[String],
@@ -179,7 +181,7 @@ async fn reconcile(
     state: &AppState,
     infra: &mut HostInfra,
     write_bootstrap: &infra::BootstrapWriter,
-) {
+) -> Vec<EnvoyRejection> {
     let _span = info_span!("reconcile").entered();
     let (loaded, dups) = provider.snapshot();
     let started = Instant::now();
@@ -199,9 +201,10 @@ async fn reconcile(
     remove_other_snapshots(&state.cache, &versions);
     let previous = state.current();
     let mut out = output;
-    apply_nacks(&mut out, &versions, &state.cache);
+    let nacks = apply_nacks(&mut out, &versions, &state.cache);
     let status = render_status(&loaded, &out, &state.controller, &previous.status, &now());
     *state.live.write().unwrap() = Arc::new(Live { loaded, output: out, versions, file_errors: errors, status });
+    nacks
 }
 
 fn publish_errors(state: &AppState, errors: Vec<String>) {

@@ -8,6 +8,7 @@ use legate_api::conditions::{reasons, types};
 use legate_translator::conditions::Condition;
 use legate_translator::{ObjKey, Output};
 use legate_xds::SnapshotCache;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::metrics::Metrics;
@@ -122,51 +123,146 @@ pub fn remove_other_snapshots(cache: &SnapshotCache, keep: &BTreeMap<ObjKey, Str
     }
 }
 
-/// Envoy's rejections of the snapshot versions now served, in a stable order: when this list
-/// changes, statuses must be recomputed (an ACK alone changes nothing).
-pub fn nacks(state: &AppState) -> Vec<String> {
-    let versions = state.current().versions.clone();
-    let mut out: Vec<String> = state
-        .cache
+/// One Envoy's rejection (NACK) of a snapshot: what a Gateway's `Programmed` condition reports.
+/// Ordered by Gateway, node, type URL, version, message.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvoyRejection {
+    /// The Gateway (`namespace/name`): the Envoy's `node.cluster`, the snapshot key.
+    pub gateway: String,
+    /// The Envoy's node id.
+    pub node: String,
+    /// The rejected resource type.
+    pub type_url: String,
+    /// The snapshot version the rejected response was built from (a content hash).
+    pub version: String,
+    /// Envoy's `error_detail.message`.
+    pub message: String,
+}
+
+impl EnvoyRejection {
+    /// How the Gateway's `Programmed` condition words it.
+    pub fn describe(&self) -> String {
+        format!("Envoy {} rejected {}: {}", self.node, self.type_url, self.message)
+    }
+}
+
+/// The most a Gateway condition's message may hold (`metav1.Condition`: 32768 bytes).
+pub const CONDITION_MESSAGE_MAX: usize = 32 * 1024;
+
+/// `s` cut to at most `max` bytes on a character boundary, ending in `…` when cut.
+pub fn truncate_utf8(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    const MORE: &str = "…";
+    let mut end = max.saturating_sub(MORE.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{MORE}", &s[..end])
+}
+
+/// The rejections outstanding among the Envoys connected to this process: ledger rows whose
+/// latest answered response was a NACK, whatever version it was. Sorted.
+pub fn local_rejections(cache: &SnapshotCache) -> Vec<EnvoyRejection> {
+    let mut out: Vec<EnvoyRejection> = cache
         .ledger()
-        .iter()
+        .into_iter()
         .filter(|e| e.rejected)
         .filter_map(|e| {
             let r = e.last_rejection.as_ref()?;
-            let served = versions.iter().any(|(k, v)| k.to_string() == e.node_cluster && *v == r.snapshot_version);
-            served.then(|| format!("{} {} {} {}", e.node_cluster, e.node_id, e.resource_type.type_url(), r.message))
+            Some(EnvoyRejection {
+                gateway: e.node_cluster.clone(),
+                node: e.node_id.clone(),
+                type_url: e.resource_type.type_url().to_owned(),
+                version: r.snapshot_version.clone(),
+                message: r.message.clone(),
+            })
         })
         .collect();
     out.sort();
     out
 }
 
+/// The rejections of the versions now served (`versions`): a rejection counts only while its
+/// Gateway is served the very version it rejected. Sorted; one per (Gateway, node, type URL)
+/// when the same rejection comes from several sources.
+pub fn served_rejections(
+    rejections: impl IntoIterator<Item = EnvoyRejection>,
+    versions: &BTreeMap<ObjKey, String>,
+) -> Vec<EnvoyRejection> {
+    let served: BTreeMap<String, &String> = versions.iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let mut out: Vec<EnvoyRejection> =
+        rejections.into_iter().filter(|r| served.get(&r.gateway).is_some_and(|v| **v == r.version)).collect();
+    out.sort();
+    out.dedup_by(|a, b| (&a.gateway, &a.node, &a.type_url) == (&b.gateway, &b.node, &b.type_url));
+    out
+}
+
+/// Envoy's rejections of the snapshot versions now served, in a stable order: when this list
+/// changes, statuses must be recomputed (an ACK alone changes nothing).
+pub fn nacks(state: &AppState) -> Vec<EnvoyRejection> {
+    served_rejections(local_rejections(&state.cache), &state.current().versions)
+}
+
 /// Folds Envoy's rejections of the current snapshot into the Gateways' `Programmed` condition.
-pub fn apply_nacks(out: &mut Output, versions: &BTreeMap<ObjKey, String>, cache: &SnapshotCache) {
-    let ledger = cache.ledger();
-    for (key, version) in versions {
-        let k = key.to_string();
-        let rejections: Vec<String> = ledger
-            .iter()
-            .filter(|e| e.node_cluster == k && e.rejected)
-            .filter_map(|e| e.last_rejection.as_ref().filter(|r| &r.snapshot_version == version).map(|r| (e, r)))
-            .map(|(e, r)| format!("Envoy {} rejected {}: {}", e.node_id, e.resource_type.type_url(), r.message))
-            .collect();
-        if rejections.is_empty() {
-            continue;
-        }
-        if let Some(st) = out.statuses.gateways.get_mut(key) {
-            for c in st.conditions.iter_mut().filter(|c| c.type_ == types::PROGRAMMED) {
-                *c = Condition::new(
-                    types::PROGRAMMED,
-                    false,
-                    reasons::INVALID,
-                    rejections.join("; "),
-                    c.observed_generation,
-                );
-            }
+/// Returns them: what the statuses now reflect (reading [`nacks`] later could already see a
+/// NACK that arrived since, and so miss it).
+pub fn apply_nacks(
+    out: &mut Output,
+    versions: &BTreeMap<ObjKey, String>,
+    cache: &SnapshotCache,
+) -> Vec<EnvoyRejection> {
+    let rejections = served_rejections(local_rejections(cache), versions);
+    apply_rejections(out, &rejections);
+    rejections
+}
+
+/// Turns the `Programmed` condition of every Gateway with a rejection `False`, reason
+/// `Invalid`, with Envoy's messages (cut to what a condition message may hold). `rejections`
+/// must already be those of the served versions ([`served_rejections`]).
+pub fn apply_rejections(out: &mut Output, rejections: &[EnvoyRejection]) {
+    let mut by_gateway: BTreeMap<&str, Vec<&EnvoyRejection>> = BTreeMap::new();
+    for r in rejections {
+        by_gateway.entry(&r.gateway).or_default().push(r);
+    }
+    for (key, st) in out.statuses.gateways.iter_mut() {
+        let Some(rs) = by_gateway.get(key.to_string().as_str()) else { continue };
+        let message = join_bounded(rs.iter().map(|r| r.describe()), CONDITION_MESSAGE_MAX);
+        for c in st.conditions.iter_mut().filter(|c| c.type_ == types::PROGRAMMED) {
+            *c = Condition::new(types::PROGRAMMED, false, reasons::INVALID, message.clone(), c.observed_generation);
         }
     }
+}
+
+/// `parts` joined with `; `, at most `max` bytes: what does not fit is counted at the end.
+fn join_bounded(parts: impl ExactSizeIterator<Item = String>, max: usize) -> String {
+    let total = parts.len();
+    let mut out = String::new();
+    for (i, p) in parts.enumerate() {
+        let sep = if i == 0 { "" } else { "; " };
+        let rest = total - i - 1;
+        // Room for this part and, should a later one not fit, the count of those left out.
+        let tail = if rest > 0 { format!("; and {rest} more").len() } else { 0 };
+        if out.len() + sep.len() + p.len() + tail <= max {
+            out.push_str(sep);
+            out.push_str(&p);
+            continue;
+        }
+        if i == 0 {
+            // Not even the first fits: cut it, and count the others.
+            out = truncate_utf8(&p, max.saturating_sub(tail));
+            if rest > 0 {
+                out.push_str(&format!("; and {rest} more"));
+            }
+            return out;
+        }
+        // Room for this was kept when the previous part was added.
+        out.push_str(&format!("; and {} more", total - i));
+        return out;
+    }
+    out
 }
 
 /// Renders the status documents, keeping `lastTransitionTime` from the previous rendering.

@@ -2,7 +2,8 @@
 //! `Client` as a tower `Service`. It keeps objects in memory and serves list (with
 //! resourceVersion), watch (JSON lines of ADDED / MODIFIED / DELETED), get, create, replace,
 //! merge patch (server-side apply is treated as a merge patch, which creates a missing object)
-//! of objects and of their `/status`, and delete. Resource versions are global and bump on
+//! of objects and of their `/status`, and delete. List and watch honour equality-based label
+//! selectors (`k=v`, `k==v`, `k!=v`, `k`, `!k`); there is no garbage collector. Resource versions are global and bump on
 //! every write; `generation` bumps when anything outside `metadata` and `status` changes; a
 //! `resourceVersion` in a write is a precondition (409 when stale). Unknown resource types answer 404, as a missing CRD
 //! does. Every request is logged with the tag of the client that sent it.
@@ -185,6 +186,17 @@ impl FakeApi {
         self.commit(&mut st, key, new, "MODIFIED");
     }
 
+    /// Deletes an object, as a user (or the garbage collector) would. Returns whether it existed.
+    pub fn delete(&self, api_version: &str, kind: &str, ns: &str, name: &str) -> bool {
+        let res = self.res_of(api_version, kind).expect("served kind");
+        let ns = if res.namespaced { ns } else { "" };
+        let key = ((res.group, res.plural), ns.to_owned(), name.to_owned());
+        let mut st = self.state.lock().unwrap();
+        let Some(cur) = st.objects.get(&key).cloned() else { return false };
+        self.commit(&mut st, key, cur, "DELETED");
+        true
+    }
+
     /// Before the next status write to this object, `status_merge` is merged into its status by
     /// someone else (bumping its resourceVersion, so that write conflicts).
     pub fn interleave_status_write(&self, api_version: &str, kind: &str, ns: &str, name: &str, status_merge: Value) {
@@ -230,17 +242,18 @@ impl FakeApi {
         let q: BTreeMap<&str, &str> = query.split('&').filter_map(|kv| kv.split_once('=')).collect();
         let ns = if res.namespaced { p.namespace.clone() } else { None };
         let rkey = (res.group.clone(), res.plural.clone());
+        let selector = Selector::parse(&percent_decode(q.get("labelSelector").copied().unwrap_or_default()));
         match (method, &p.name) {
             ("GET", None) if matches!(q.get("watch").copied(), Some("true" | "1")) => {
                 let from: u64 = q.get("resourceVersion").and_then(|v| v.parse().ok()).unwrap_or(0);
-                self.watch(rkey, ns, from)
+                self.watch(rkey, ns, from, selector)
             }
             ("GET", None) => {
                 let st = self.state.lock().unwrap();
                 let items: Vec<Value> = st
                     .objects
                     .iter()
-                    .filter(|(k, _)| k.0 == rkey && ns.as_ref().is_none_or(|n| *n == k.1))
+                    .filter(|(k, v)| k.0 == rkey && ns.as_ref().is_none_or(|n| *n == k.1) && selector.matches(v))
                     .map(|(_, v)| v.clone())
                     .collect();
                 ok(
@@ -355,12 +368,13 @@ impl FakeApi {
         ok(200, &st.objects[&key])
     }
 
-    fn watch(&self, res: (String, String), ns: Option<String>, from: u64) -> Response<Body> {
+    fn watch(&self, res: (String, String), ns: Option<String>, from: u64, selector: Selector) -> Response<Body> {
         let st = self.state.lock().unwrap();
         let rx = self.events.subscribe();
         let matches = {
             let (res, ns) = (res.clone(), ns.clone());
-            move |e: &Ev| e.res == res && ns.as_ref().is_none_or(|n| *n == e.ns)
+            // A simplification: an object that stops matching is not reported as DELETED.
+            move |e: &Ev| e.res == res && ns.as_ref().is_none_or(|n| *n == e.ns) && selector.matches(&e.line["object"])
         };
         let backlog: Vec<Ev> = st.history.iter().filter(|e| e.rv > from && matches(e)).cloned().collect();
         drop(st);
@@ -388,6 +402,78 @@ impl FakeApi {
             .body(StreamBody::new(stream).boxed_unsync())
             .unwrap()
     }
+}
+
+/// An equality-based label selector.
+#[derive(Clone, Debug, Default)]
+struct Selector(Vec<(String, Requirement)>);
+
+#[derive(Clone, Debug)]
+enum Requirement {
+    Equals(String),
+    NotEquals(String),
+    Exists,
+    NotExists,
+}
+
+impl Selector {
+    fn parse(text: &str) -> Self {
+        let reqs = text
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| {
+                if let Some((k, v)) = t.split_once("!=") {
+                    (k.trim().to_owned(), Requirement::NotEquals(v.trim().to_owned()))
+                } else if let Some((k, v)) = t.split_once("==").or_else(|| t.split_once('=')) {
+                    (k.trim().to_owned(), Requirement::Equals(v.trim().to_owned()))
+                } else if let Some(k) = t.strip_prefix('!') {
+                    (k.trim().to_owned(), Requirement::NotExists)
+                } else {
+                    (t.to_owned(), Requirement::Exists)
+                }
+            })
+            .collect();
+        Selector(reqs)
+    }
+
+    fn matches(&self, object: &Value) -> bool {
+        let labels = &object["metadata"]["labels"];
+        self.0.iter().all(|(k, req)| {
+            let have = labels.get(k).and_then(Value::as_str);
+            match req {
+                Requirement::Equals(v) => have == Some(v),
+                Requirement::NotEquals(v) => have != Some(v),
+                Requirement::Exists => have.is_some(),
+                Requirement::NotExists => have.is_none(),
+            }
+        })
+    }
+}
+
+/// Decodes a query parameter (`%XX` escapes, `+` for a space).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 struct ParsedPath {
