@@ -144,6 +144,7 @@ func (r *podRun) containerMounts(c *corev1.Container, env map[string]string) ([]
 	}
 	taken := map[string]bool{}
 	var volMounts []shim.Mount
+	var dirs []bool
 	for _, vm := range c.VolumeMounts {
 		v, ok := vols[vm.Name]
 		if !ok {
@@ -173,16 +174,34 @@ func (r *podRun) containerMounts(c *corev1.Container, env map[string]string) ([]
 			return nil, fmt.Errorf("volume mount %q: %w", vm.Name, err)
 		}
 		target := filepath.Clean(vm.MountPath)
-		if err := r.p.mountpoints.ensure(target, st.IsDir()); err != nil {
-			return nil, err
-		}
-		readOnly := vm.ReadOnly || isFileVolume(v)
-		volMounts = append(volMounts, shim.Mount{Source: src, Target: target, ReadOnly: readOnly})
+		volMounts = append(volMounts, shim.Mount{Source: src, Target: target, ReadOnly: vm.ReadOnly || isFileVolume(v)})
+		dirs = append(dirs, st.IsDir())
 		taken[target] = true
 	}
-	sort.SliceStable(volMounts, func(i, j int) bool {
-		return strings.Count(volMounts[i].Target, "/") < strings.Count(volMounts[j].Target, "/")
+	idx := make([]int, len(volMounts))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		return strings.Count(volMounts[idx[a]].Target, "/") < strings.Count(volMounts[idx[b]].Target, "/")
 	})
+	sorted := make([]shim.Mount, len(volMounts))
+	for i, j := range idx {
+		sorted[i] = volMounts[j]
+		// A mount point inside another mount is made by the shim, in that mount.
+		inside := false
+		for _, k := range idx[:i] {
+			if t := volMounts[k].Target; t == "/" || strings.HasPrefix(volMounts[j].Target, t+"/") {
+				inside = true
+			}
+		}
+		if !inside {
+			if err := r.p.mountpoints.ensure(volMounts[j].Target, dirs[j]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	volMounts = sorted
 	var mounts []shim.Mount
 	for _, f := range []struct{ src, target string }{
 		{filepath.Join(r.dir, "hosts"), "/etc/hosts"},

@@ -23,7 +23,11 @@ func TestProbesHooksInit(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "probes-1", UID: "2d7a9e3f-4b5c-6d7e-8f90-a1b2c3d4e5f6"},
 		Spec: corev1.PodSpec{
 			NodeName: "test-node", RestartPolicy: corev1.RestartPolicyAlways, TerminationGracePeriodSeconds: &grace,
-			Volumes: []corev1.Volume{{Name: "work", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}}},
+			Volumes: []corev1.Volume{
+				{Name: "work", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
+				{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+				{Name: "web", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "web"}}}},
+			},
 			InitContainers: []corev1.Container{{
 				Name: "init", Image: "test/sh:1", Command: []string{"sh", "-c", "echo from-init > /etc/lgt-podrunner-test/work/ready"},
 				VolumeMounts: []corev1.VolumeMount{{Name: "work", MountPath: "/etc/lgt-podrunner-test/work"}},
@@ -31,8 +35,14 @@ func TestProbesHooksInit(t *testing.T) {
 			Containers: []corev1.Container{
 				{
 					Name: "live", Image: "test/sh:1",
-					Command:      []string{"sh", "-c", "cat /etc/lgt-podrunner-test/work/ready; exec sleep 300"},
-					VolumeMounts: []corev1.VolumeMount{{Name: "work", MountPath: "/etc/lgt-podrunner-test/work"}},
+					Command: []string{"sh", "-c", "cat /etc/lgt-podrunner-test/work/ready; cat /tmp/nested/cfg/greeting; echo; exec sleep 300"},
+					// An emptyDir on /tmp hides the state directory (under /tmp here) where the
+					// other sources are; a ConfigMap is mounted inside it.
+					VolumeMounts: []corev1.VolumeMount{
+						{Name: "web", MountPath: "/tmp/nested/cfg"},
+						{Name: "tmp", MountPath: "/tmp"},
+						{Name: "work", MountPath: "/etc/lgt-podrunner-test/work"},
+					},
 					StartupProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"cat", "/etc/lgt-podrunner-test/work/ready"}}}, PeriodSeconds: 1},
 					// Fails: nothing listens on 9999.
 					LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(9999)}},
@@ -73,8 +83,8 @@ func TestProbesHooksInit(t *testing.T) {
 			strings.Contains(noimage.State.Waiting.Message, "images.json")
 		return ok, fmt.Sprintf("init %+v live %+v nonroot %+v noimage %+v", init.State, live, nonroot.State, noimage.State)
 	})
-	if l := readLogFile(t, p, "probes-1", "live"); !strings.Contains(l, "from-init") {
-		t.Errorf("live container log %q lacks the init container's file", l)
+	if l := readLogFile(t, p, "probes-1", "live"); !strings.Contains(l, "from-init") || !strings.Contains(l, "hello v1") {
+		t.Errorf("live container log %q lacks the init container's file or the nested ConfigMap", l)
 	}
 	waitFor(t, "live started (startup probe) again", 10*time.Second, func() (bool, string) {
 		cs := containerStatus(rec.get(key), "live")

@@ -94,8 +94,22 @@ func enter(s *Spec) error {
 			}
 		}
 	}
-	for _, m := range s.Mounts {
-		if err := mount(m); err != nil {
+	// Open every source first: a mount (e.g. an emptyDir on /tmp) may hide the paths of the
+	// sources of the next ones.
+	srcs := make([]int, len(s.Mounts))
+	for i, m := range s.Mounts {
+		srcs[i] = -1
+		if m.Tmpfs {
+			continue
+		}
+		fd, err := unix.Open(m.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("mount source %s: %w", m.Source, err)
+		}
+		srcs[i] = fd
+	}
+	for i, m := range s.Mounts {
+		if err := mount(m, srcs[i]); err != nil {
 			return err
 		}
 	}
@@ -146,20 +160,53 @@ func enter(s *Spec) error {
 	return nil
 }
 
-func mount(m Mount) error {
+// mount makes one mount; a bind mount's source is the descriptor src. A missing target (inside
+// an earlier mount: the runner created the others on the host) is created.
+func mount(m Mount, src int) error {
+	if err := ensureTarget(m, src); err != nil {
+		return err
+	}
 	if m.Tmpfs {
 		if err := unix.Mount("tmpfs", m.Target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, m.Data); err != nil {
 			return fmt.Errorf("mount tmpfs on %s: %w", m.Target, err)
 		}
 		return nil
 	}
-	if err := unix.Mount(m.Source, m.Target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", src), m.Target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind %s on %s: %w", m.Source, m.Target, err)
 	}
 	if m.ReadOnly {
 		return remountReadOnly(m.Target)
 	}
 	return nil
+}
+
+func ensureTarget(m Mount, src int) error {
+	if _, err := os.Stat(m.Target); err == nil || !os.IsNotExist(err) {
+		return err
+	}
+	dir := true
+	if src >= 0 {
+		var st unix.Stat_t
+		if err := unix.Fstat(src, &st); err != nil {
+			return fmt.Errorf("mount source %s: %w", m.Source, err)
+		}
+		dir = st.Mode&unix.S_IFMT == unix.S_IFDIR
+	}
+	if dir {
+		if err := os.MkdirAll(m.Target, 0o755); err != nil {
+			return fmt.Errorf("mount point %s: %w", m.Target, err)
+		}
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(m.Target), 0o755); err != nil {
+		return fmt.Errorf("mount point %s: %w", m.Target, err)
+	}
+	f, err := os.OpenFile(m.Target, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("mount point %s: %w", m.Target, err)
+	}
+	return f.Close()
 }
 
 // remountReadOnly makes the mount at target read-only, keeping its other per-mount flags.
