@@ -39,12 +39,33 @@ func Main() {
 	if err != nil {
 		fail(err)
 	}
+	// The program may live where a volume gets mounted (a state directory under /tmp and an
+	// emptyDir on /tmp): hold it open from before the mounts.
+	prog, err := unix.Open(spec.Argv[0], unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		fail(fmt.Errorf("exec %s: %w", spec.Argv[0], err))
+	}
 	if err := enter(spec); err != nil {
 		fail(err)
 	}
-	if err := syscall.Exec(spec.Argv[0], spec.Argv, spec.Env); err != nil {
+	path := spec.Argv[0]
+	if !samePath(prog, path) {
+		// Hidden by a mount: execute the file held open (fine for binaries; a script's
+		// interpreter could not reopen it).
+		path = fmt.Sprintf("/proc/self/fd/%d", prog)
+	}
+	if err := syscall.Exec(path, spec.Argv, spec.Env); err != nil {
 		fail(fmt.Errorf("exec %s: %w", spec.Argv[0], err))
 	}
+}
+
+// samePath reports whether path still names the file open as fd.
+func samePath(fd int, path string) bool {
+	var a, b unix.Stat_t
+	if unix.Fstat(fd, &a) != nil || unix.Stat(path, &b) != nil {
+		return false
+	}
+	return a.Dev == b.Dev && a.Ino == b.Ino
 }
 
 func readSpec() (*Spec, error) {

@@ -179,3 +179,43 @@ func TestParentDeathKillsProgram(t *testing.T) {
 		}
 	}
 }
+
+// TestShimProgramHiddenByMount: the program lives in a directory a mount hides (a state
+// directory under /tmp, an emptyDir on /tmp), and so does a mount source.
+func TestShimProgramHiddenByMount(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	data, err := os.ReadFile("/bin/cat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog := filepath.Join(dir, "cat")
+	if err := os.WriteFile(prog, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(dir, "hosts")
+	if err := os.WriteFile(src, []byte("hidden-source-ok\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := &Spec{
+		Argv:      []string{prog, "/etc/hosts"},
+		Mounts:    []Mount{{Tmpfs: true, Target: dir}, {Source: src, Target: "/etc/hosts"}},
+		ParentPID: os.Getpid(),
+	}
+	cmd, h, err := Command(os.Args[0], []string{Subcommand}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		h.Close()
+		t.Fatal(err)
+	}
+	if err := h.Started(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil || out.String() != "hidden-source-ok\n" {
+		t.Fatalf("%v: %q", err, out.String())
+	}
+}
