@@ -111,8 +111,8 @@ func (c *ctrRun) launch(ctx context.Context) (*instance, error) {
 		c.setWaiting("CreateContainerConfigError", err.Error())
 		return nil, errNotStarted
 	}
-	if c.spec.WorkingDir != "" {
-		if err := p.mountpoints.ensure(filepath.Clean(c.spec.WorkingDir), true); err != nil {
+	if wd := filepath.Clean(c.spec.WorkingDir); c.spec.WorkingDir != "" && !insideMount(wd, mounts) {
+		if err := p.mountpoints.ensure(wd, true); err != nil {
 			c.setWaiting("CreateContainerConfigError", "working directory: "+err.Error())
 			return nil, errNotStarted
 		}
@@ -332,6 +332,16 @@ func (c *ctrRun) runToCompletion(ctx context.Context) bool {
 		}
 		if !c.backOff(ctx, ran) {
 			return false
+		}
+	}
+	return false
+}
+
+// insideMount reports whether path is at or below one of the mounts' targets.
+func insideMount(path string, mounts []shim.Mount) bool {
+	for _, m := range mounts {
+		if path == m.Target || m.Target == "/" || strings.HasPrefix(path, m.Target+"/") {
+			return true
 		}
 	}
 	return false

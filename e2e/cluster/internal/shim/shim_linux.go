@@ -162,6 +162,12 @@ func enter(s *Spec) error {
 	if dir == "" {
 		dir = "/"
 	}
+	// A working directory inside a mount is made there (the runner made the others).
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("working directory: %w", err)
+		}
+	}
 	if err := os.Chdir(dir); err != nil {
 		return fmt.Errorf("working directory: %w", err)
 	}
