@@ -103,6 +103,9 @@ func runNode(f runFlags) error {
 	if err != nil {
 		return err
 	}
+	// NewNode builds a default client from $KUBECONFIG before our options replace it: point it
+	// at the same file (else it warns about in-cluster configuration).
+	_ = os.Setenv("KUBECONFIG", f.kubeconfig)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	podsCtx, stopPods := context.WithCancel(context.Background())
