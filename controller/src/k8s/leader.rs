@@ -23,7 +23,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 pub struct LeaderConfig {
     pub namespace: String,
     pub lease_name: String,
-    /// This replica's identity (the pod name).
+    /// This process's identity in the Lease ([`candidate_identity`]).
     pub identity: String,
     pub lease_duration: Duration,
     pub renew_every: Duration,
@@ -36,7 +36,18 @@ pub enum LeaseError {
     Api(String, #[source] kube::Error),
 }
 
-/// This replica's identity: `POD_NAME`, else the host name.
+/// The Lease identity of this process: the replica's name and 8 hex digits unique to the process,
+/// as client-go does (`<host>_<uuid>`). A process restarted in the same Pod is then a new
+/// candidate: it does not take for its own a lease its dead predecessor held, and the other
+/// replica takes over once that lease expires.
+pub fn candidate_identity(replica: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let seed = format!("{replica} {} {nanos}", std::process::id());
+    format!("{replica}_{}", hex::encode(&Sha256::digest(seed.as_bytes())[..4]))
+}
+
+/// This replica's name: `POD_NAME`, else the host name.
 pub fn default_identity() -> String {
     if let Ok(p) = std::env::var("POD_NAME")
         && !p.is_empty()

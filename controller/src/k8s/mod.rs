@@ -65,8 +65,9 @@ pub struct Args {
     /// Name of the leader-election Lease.
     #[arg(long, env = "LEGATE_LEASE_NAME", default_value = "legate-controller")]
     pub lease_name: String,
-    /// This replica's identity in the Lease, and the name of its rejections ConfigMap
-    /// (default: --pod-name, else the host name).
+    /// This replica's name: it names its rejections ConfigMap, and its identity in the Lease is
+    /// `<name>_<8 hex digits unique to the process>` (so a restarted process is a new candidate,
+    /// as with client-go) (default: --pod-name, else the host name).
     #[arg(long, env = "LEGATE_IDENTITY")]
     pub identity: Option<String>,
     /// The name of this replica's Pod (downward API). With --pod-uid, the Pod owns the
@@ -279,6 +280,7 @@ pub async fn start(args: Args, client: Client, plugins: Plugins) -> Result<Contr
     }));
 
     let identity = args.identity.clone().or_else(|| args.pod_name.clone()).unwrap_or_else(leader::default_identity);
+    let candidate = leader::candidate_identity(&identity);
     let rejections = rejections::spawn(
         &client,
         RejectionsConfig {
@@ -294,7 +296,7 @@ pub async fn start(args: Args, client: Client, plugins: Plugins) -> Result<Contr
     let leader_cfg = LeaderConfig {
         namespace: args.leader_election_namespace.clone().unwrap_or_else(|| client.default_namespace().to_owned()),
         lease_name: args.lease_name.clone(),
-        identity,
+        identity: candidate,
         lease_duration: Duration::from_millis(args.lease_duration_ms),
         renew_every: Duration::from_millis(args.lease_renew_ms),
     };

@@ -32,7 +32,7 @@ func main() {
 	fs := flag.NewFlagSet("cluster "+verb, flag.ExitOnError)
 	var c cluster.Config
 	var images multi
-	fs.StringVar(&c.StateDir, "state-dir", "", "where the cluster lives (default $LEGATE_CLUSTER_DIR or /tmp/legate-cluster)")
+	fs.StringVar(&c.StateDir, "state-dir", "", "where the cluster lives (default $LEGATE_CLUSTER_DIR or /var/lib/legate-cluster)")
 	self, _ := os.Executable()
 	fs.StringVar(&c.BinDir, "bin-dir", filepath.Dir(self), "the directory holding the kube and legate-node binaries")
 	fs.Var(&images, "image", "an image table entry PATTERN=PROGRAM [ARGS...] (repeatable), e.g. 'legate:*=target/debug/legate'")

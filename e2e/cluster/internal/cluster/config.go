@@ -12,7 +12,8 @@ import (
 // Config is where and how the cluster lives. Zero values are filled by Defaults.
 type Config struct {
 	// StateDir holds everything the cluster writes: PKI, kubeconfigs, etcd data, logs, PIDs,
-	// the pod runner's pods. Removed by Down.
+	// the pod runner's pods, the image table's programs. Removed by Down. Not under /tmp:
+	// containers' programs run from here, and Pods often mount an emptyDir on /tmp.
 	StateDir string
 	// BinDir holds the binaries `kube` and `legate-node`.
 	BinDir string
@@ -48,7 +49,7 @@ const NFTable = "legate_cluster"
 // Defaults fills unset fields.
 func (c *Config) Defaults() {
 	if c.StateDir == "" {
-		c.StateDir = envOr("LEGATE_CLUSTER_DIR", "/tmp/legate-cluster")
+		c.StateDir = envOr("LEGATE_CLUSTER_DIR", "/var/lib/legate-cluster")
 	}
 	if c.Bridge == "" {
 		c.Bridge = Prefix + "0"

@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
 	"time"
+
+	"legate.dev/e2e/cluster/internal/podrunner"
 )
 
 // Down stops every process of the cluster and removes every network namespace, link, route,
@@ -29,7 +30,11 @@ func Down(c *Config, log io.Writer) error {
 		fmt.Fprintf(log, "stopping %d stray processes %v\n", len(stray), stray)
 		stopPIDs(stray, 5*time.Second)
 	}
-	cleanupPods(c, log)
+	// The pods: their processes, network namespaces, veths, mounts and the mount points the
+	// pod runner had to create on the host.
+	if err := podrunner.Cleanup(c.path("node")); err != nil {
+		fmt.Fprintf(log, "pods: %v\n", err)
+	}
 	for _, m := range mountsUnder(c.StateDir) {
 		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
 			fmt.Fprintf(log, "umount %s: %v\n", m, err)
@@ -45,38 +50,6 @@ func Down(c *Config, log io.Writer) error {
 		return fmt.Errorf("left behind after down:\n  %s", strings.Join(left, "\n  "))
 	}
 	return nil
-}
-
-// cleanupPods kills what still runs in the pods' network namespaces and deletes the namespaces
-// and the pods' host-side veths.
-func cleanupPods(c *Config, log io.Writer) {
-	for _, ns := range podNetns() {
-		out, _ := exec.Command("ip", "netns", "pids", ns).Output()
-		var pids []int
-		for _, f := range strings.Fields(string(out)) {
-			var pid int
-			if _, err := fmt.Sscan(f, &pid); err == nil {
-				pids = append(pids, pid)
-			}
-		}
-		stopPIDs(pids, 2*time.Second)
-		if err := ip("netns", "del", ns); err != nil {
-			fmt.Fprintln(log, err)
-		}
-	}
-	for _, l := range podLinks() {
-		if err := ip("link", "del", l); err != nil {
-			fmt.Fprintln(log, err)
-		}
-	}
-	// Mount points the pod runner had to create on the host for volumes.
-	if b, err := os.ReadFile(c.path("node", "created-dirs")); err == nil {
-		dirs := strings.Fields(string(b))
-		sort.Sort(sort.Reverse(sort.StringSlice(dirs)))
-		for _, d := range dirs {
-			_ = os.Remove(d)
-		}
-	}
 }
 
 // podNetns lists the network namespaces of pods (`lgt-*`).

