@@ -11,7 +11,8 @@
 //! reason Pending; the route Accepted and ResolvedRefs); that the same client certificate with a
 //! bootstrap claiming another Gateway's node cluster gets no config; and, playing the kubelet by
 //! hand, that the Deployment becoming available (AddressNotAssigned while the Service has no
-//! address) and then the Service's cluster IP make the Gateway Programmed, with that address.
+//! address) and then the load balancer's address make the Gateway Programmed, with that address
+//! (a LoadBalancer Service's cluster IP is never published).
 //!
 //! Loopback only, bounded waits, Envoys killed on drop. Skipped with a "SKIPPED:" line when
 //! Envoy is not installed and CI is unset; failing when CI is set.
@@ -165,9 +166,9 @@ async fn controller_applies_a_fleet_whose_envoy_serves_the_route_over_mtls() {
     assert_eq!(programmed["message"], "waiting for an Envoy of the fleet to be available", "{st}");
     let listener = st["listeners"].as_array().and_then(|l| l.first()).cloned().unwrap_or_default();
     assert_eq!(listener["attachedRoutes"], 1, "{st}");
-    // The fake's Service has no cluster IP, so the fleet offers no address and the translator's
-    // (the listen address) stays.
-    assert_eq!(st["addresses"], json!([{ "type": "IPAddress", "value": "127.0.0.1" }]), "{st}");
+    // The fleet's Service has no address yet, so the Gateway has none (not the translator's
+    // listen address, which no client can reach).
+    assert!(st.get("addresses").is_none_or(|a| a.is_null() || a == &json!([])), "{st}");
     eventually(WAIT_SECS, "the route status: Accepted, ResolvedRefs", || {
         let r = fake.get(GW, "HTTPRoute", NS, "to-echo").unwrap_or_default();
         let parents = r.pointer("/status/parents").and_then(Value::as_array).cloned().unwrap_or_default();
@@ -234,12 +235,16 @@ async fn controller_applies_a_fleet_whose_envoy_serves_the_route_over_mtls() {
         prog["status"] == "False" && prog["reason"] == "AddressNotAssigned"
     })
     .await;
-    // The Service gets its cluster IP: Programmed, with the fleet's address.
+    // The Service gets a cluster IP: not an address of the Gateway (a LoadBalancer Service).
     fake.update("v1", "Service", NS, &name, |s| s["spec"]["clusterIP"] = "10.96.0.10".into());
-    eventually(WAIT_SECS, "Programmed=True with the Service's address", || {
+    // Its load balancer gets an address: Programmed, with that address.
+    fake.update("v1", "Service", NS, &name, |s| {
+        s["status"] = json!({ "loadBalancer": { "ingress": [ { "ip": "192.0.2.10" } ] } })
+    });
+    eventually(WAIT_SECS, "Programmed=True with the load balancer's address", || {
         let st = gateway_status(&fake, "web");
         condition(&st["conditions"], "Programmed")["status"] == "True"
-            && st["addresses"] == json!([{ "type": "IPAddress", "value": "10.96.0.10" }])
+            && st["addresses"] == json!([{ "type": "IPAddress", "value": "192.0.2.10" }])
     })
     .await;
 

@@ -310,8 +310,10 @@ fn service(meta: &Meta<'_>, name: &str, proxy: &ProxyConfigSpec, ports: Vec<Serv
 }
 
 /// The Gateway's `status.addresses` from its Service: the load balancer's ingress IPs
-/// (`IPAddress`) and hostnames (`Hostname`), else the cluster IP(s) (none for a headless
-/// Service).
+/// (`IPAddress`) and hostnames (`Hostname`); for a Service of another type than
+/// `LoadBalancer`, its cluster IP(s) (none for a headless Service). A `LoadBalancer` Service
+/// whose load balancer has no address yet has none: its cluster IP is not what clients of the
+/// Gateway can reach, and the Gateway stays `Programmed=False` (`AddressNotAssigned`) meanwhile.
 pub fn addresses(svc: &Service) -> Vec<Address> {
     let ingress = svc.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|lb| lb.ingress.as_ref());
     let mut out: Vec<Address> = ingress
@@ -324,8 +326,9 @@ pub fn addresses(svc: &Service) -> Vec<Address> {
         })
         .filter(|a| !a.value.is_empty())
         .collect();
-    if out.is_empty() {
-        let spec = svc.spec.as_ref();
+    let spec = svc.spec.as_ref();
+    let load_balancer = spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
+    if out.is_empty() && !load_balancer {
         let ips = spec.and_then(|s| s.cluster_ips.clone()).filter(|v| !v.is_empty());
         let ips = ips.or_else(|| spec.and_then(|s| s.cluster_ip.clone()).map(|ip| vec![ip])).unwrap_or_default();
         out = ips

@@ -36,9 +36,10 @@ pub struct FleetRequest {
 /// How a Gateway's fleet is doing.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FleetStatus {
-    /// Addresses to publish in `status.addresses`; when not empty, they replace the
-    /// translator's (which, without `spec.addresses`, is only the `--listen-address` Envoy binds).
-    /// A fleet manager that honours `spec.addresses` echoes them.
+    /// Addresses to publish in `status.addresses`, in place of the translator's (which, without
+    /// `spec.addresses`, is only the `--listen-address` Envoy binds, not where clients reach
+    /// the fleet): none while the fleet has no address, so that no client is sent to an
+    /// address that does not serve. A fleet manager that honours `spec.addresses` echoes them.
     pub addresses: Vec<Address>,
     /// Whether the fleet can serve; when false, `Programmed` turns False with `reason`.
     pub ready: bool,
@@ -67,9 +68,7 @@ impl FleetManager for NoFleet {
 pub fn apply_fleet_status(out: &mut Output, fleet: &BTreeMap<ObjKey, FleetStatus>) {
     for (key, f) in fleet {
         let Some(st) = out.statuses.gateways.get_mut(key) else { continue };
-        if !f.addresses.is_empty() {
-            st.addresses = f.addresses.clone();
-        }
+        st.addresses = f.addresses.clone();
         if f.ready {
             continue;
         }

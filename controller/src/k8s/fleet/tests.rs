@@ -182,6 +182,18 @@ fn addresses_from_the_service() {
         ..Default::default()
     };
     assert!(addresses(&headless).is_empty());
+    // A LoadBalancer Service: its ingress only, never its cluster IP.
+    let mut lb = Service {
+        spec: Some(ServiceSpec {
+            type_: Some("LoadBalancer".into()),
+            cluster_ip: Some("10.0.0.8".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert!(addresses(&lb).is_empty(), "no load balancer address yet");
+    lb.status = svc.status.clone();
+    assert_eq!(addresses(&lb)[0], ip("203.0.113.5"));
 }
 
 #[test]
