@@ -10,19 +10,25 @@ use crate::resources::{Index, ObjKey};
 use crate::status::GatewayClassStatus;
 
 /// The conformance feature names Legate implements, published in
-/// `status.supportedFeatures` (sorted).
+/// `status.supportedFeatures` (sorted). A feature is listed only when its tests of the official
+/// conformance suite pass against Legate (`scripts/conformance`; the report is in
+/// `conformance/reports/`).
 pub const SUPPORTED_FEATURES: &[&str] = &[
     "Gateway",
     "GatewayHTTPListenerIsolation",
+    "GatewayInfrastructurePropagation",
     "GatewayPort8080",
     "HTTPRoute",
     "HTTPRoute303RedirectStatusCode",
     "HTTPRoute307RedirectStatusCode",
     "HTTPRoute308RedirectStatusCode",
     "HTTPRouteBackendProtocolH2C",
+    "HTTPRouteBackendProtocolWebSocket",
+    "HTTPRouteBackendTimeout",
     "HTTPRouteDestinationPortMatching",
     "HTTPRouteHostRewrite",
     "HTTPRouteMethodMatching",
+    "HTTPRouteNamedRouteRule",
     "HTTPRouteParentRefPort",
     "HTTPRoutePathRedirect",
     "HTTPRoutePathRewrite",
