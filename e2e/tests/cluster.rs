@@ -29,6 +29,21 @@ spec:
     )
 }
 
+/// A ProxyConfig `fleet` with `spec` (YAML flow mapping) and the Gateway `gw` referring to it.
+fn gateway_with_fleet(ns: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: gateway.legate.dev/v1alpha1
+kind: ProxyConfig
+metadata: {{ name: fleet, namespace: {ns} }}
+spec: {spec}
+---
+{}  infrastructure:
+    parametersRef: {{ group: gateway.legate.dev, kind: ProxyConfig, name: fleet }}
+",
+        gateway(ns)
+    )
+}
+
 /// An HTTPRoute `name` in `ns` on `gw` sending `path` to the Service `backend_ns/backend:8080`.
 fn route(ns: &str, name: &str, path: &str, backend_ns: &str, backend: &str) -> String {
     format!(
@@ -367,23 +382,9 @@ async fn a_proxyconfig_change_rolls_the_fleet_with_no_failed_request() {
     let kube = Kube::from_env();
     let ns = kube.namespace("rollout");
     kube.apply(&echo_backend(&ns.name, "v1", 2));
-    let proxy = |level: &str| {
-        format!(
-            "apiVersion: gateway.legate.dev/v1alpha1
-kind: ProxyConfig
-metadata: {{ name: fleet, namespace: {} }}
-spec: {{ replicas: 2, drainSeconds: 5, logLevel: {level} }}
-",
-            ns.name
-        )
-    };
-    kube.apply(&proxy("info"));
-    kube.apply(&format!(
-        "{}  infrastructure:
-    parametersRef: {{ group: gateway.legate.dev, kind: ProxyConfig, name: fleet }}
-",
-        gateway(&ns.name)
-    ));
+    let fleet =
+        |level: &str| gateway_with_fleet(&ns.name, &format!("{{ replicas: 2, drainSeconds: 5, logLevel: {level} }}"));
+    kube.apply(&fleet("info"));
     kube.apply(&route(&ns.name, "r", "/", &ns.name, "v1"));
     kube.programmed_gateway(&ns.name, "gw");
     let http = Http::default();
@@ -417,7 +418,7 @@ spec: {{ replicas: 2, drainSeconds: 5, logLevel: {level} }}
             failures
         })
     };
-    kube.apply(&proxy("debug"));
+    kube.apply(&fleet("debug"));
     let start = Instant::now();
     eventually(Duration::from_secs(240), "the fleet rolled to new pods", || {
         if let Some(a) = kube
@@ -448,20 +449,7 @@ async fn an_envoy_rejection_reaches_the_gateway_status_whichever_replica_serves_
     let kube = Kube::from_env();
     let ns = kube.namespace("nacks");
     kube.apply(&echo_backend(&ns.name, "v1", 1));
-    kube.apply(&format!(
-        "apiVersion: gateway.legate.dev/v1alpha1
-kind: ProxyConfig
-metadata: {{ name: fleet, namespace: {} }}
-spec: {{ replicas: 2 }}
-",
-        ns.name
-    ));
-    kube.apply(&format!(
-        "{}  infrastructure:
-    parametersRef: {{ group: gateway.legate.dev, kind: ProxyConfig, name: fleet }}
-",
-        gateway(&ns.name)
-    ));
+    kube.apply(&gateway_with_fleet(&ns.name, "{ replicas: 2 }"));
     kube.apply(&route(&ns.name, "r", "/", &ns.name, "v1"));
     kube.programmed_gateway(&ns.name, "gw");
     // A regular expression valid for Legate but beyond RE2's program size limit: every Envoy

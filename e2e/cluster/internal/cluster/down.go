@@ -1,12 +1,10 @@
 package cluster
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -35,7 +33,7 @@ func Down(c *Config, log io.Writer) error {
 	if err := podrunner.Cleanup(c.path("node")); err != nil {
 		fmt.Fprintf(log, "pods: %v\n", err)
 	}
-	for _, m := range mountsUnder(c.StateDir) {
+	for _, m := range podrunner.MountsUnder(c.StateDir) {
 		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
 			fmt.Fprintf(log, "umount %s: %v\n", m, err)
 		}
@@ -79,28 +77,6 @@ func podLinks() []string {
 	return out
 }
 
-// mountsUnder lists mount points at or below dir, deepest first.
-func mountsUnder(dir string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		fields := strings.Fields(s.Text())
-		if len(fields) > 4 {
-			mp := strings.ReplaceAll(fields[4], `\040`, " ")
-			if mp == dir || strings.HasPrefix(mp, dir+"/") {
-				out = append(out, mp)
-			}
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return out
-}
-
 // Leftovers lists what of a cluster is still on the machine: processes, network namespaces,
 // links, routes, rules, mounts, the state directory. Empty after a successful Down.
 func Leftovers(c *Config) []string {
@@ -128,14 +104,14 @@ func Leftovers(c *Config) []string {
 	if strings.Contains(ipOut("rule", "show"), "lookup "+routeTable) {
 		left = append(left, "ip rule lookup "+routeTable)
 	}
-	for _, m := range mountsUnder(c.StateDir) {
+	for _, m := range podrunner.MountsUnder(c.StateDir) {
 		left = append(left, "mount "+m)
 	}
 	if _, err := os.Stat(c.StateDir); err == nil {
 		left = append(left, "directory "+c.StateDir)
 	}
 	// Mount points of the pod runner anywhere (it names them after the state directory).
-	for _, m := range mountsUnder(filepath.Join("/run", "netns")) {
+	for _, m := range podrunner.MountsUnder(filepath.Join("/run", "netns")) {
 		if strings.HasPrefix(filepath.Base(m), Prefix+"-") {
 			left = append(left, "mount "+m)
 		}

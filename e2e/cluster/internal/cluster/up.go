@@ -245,18 +245,26 @@ func (c *Config) apiserverArgs() []string {
 	}
 }
 
-func (c *Config) controllerManagerArgs() []string {
-	kc := c.path("kube-controller-manager.kubeconfig")
-	return []string{"kube-controller-manager",
+// componentArgs are the flags the controller-manager and the scheduler share: their identity (a
+// kubeconfig of their own), their secure port on loopback, no leader election (one of each).
+func (c *Config) componentArgs(name string) []string {
+	kc := c.path(name + ".kubeconfig")
+	return []string{name,
 		"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
 		"--bind-address=127.0.0.1",
 		"--leader-elect=false",
+		"--v=1",
+	}
+}
+
+func (c *Config) controllerManagerArgs() []string {
+	return append(c.componentArgs("kube-controller-manager"),
 		"--use-service-account-credentials=true",
-		"--root-ca-file=" + c.pki("ca.crt"),
-		"--service-account-private-key-file=" + c.pki("sa.key"),
-		"--cluster-cidr=" + c.PodCIDR,
-		"--service-cluster-ip-range=" + c.ServiceCIDR,
-		"--controllers=" + strings.Join([]string{
+		"--root-ca-file="+c.pki("ca.crt"),
+		"--service-account-private-key-file="+c.pki("sa.key"),
+		"--cluster-cidr="+c.PodCIDR,
+		"--service-cluster-ip-range="+c.ServiceCIDR,
+		"--controllers="+strings.Join([]string{
 			"deployment-controller", "replicaset-controller", "statefulset-controller", "daemonset-controller",
 			"job-controller", "endpointslice-controller", "endpointslice-mirroring-controller",
 			"garbage-collector-controller", "namespace-controller", "serviceaccount-controller",
@@ -265,19 +273,10 @@ func (c *Config) controllerManagerArgs() []string {
 			"clusterrole-aggregation-controller",
 		}, ","),
 		"--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
-		"--v=1",
-	}
+	)
 }
 
-func (c *Config) schedulerArgs() []string {
-	kc := c.path("kube-scheduler.kubeconfig")
-	return []string{"kube-scheduler",
-		"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
-		"--bind-address=127.0.0.1",
-		"--leader-elect=false",
-		"--v=1",
-	}
-}
+func (c *Config) schedulerArgs() []string { return c.componentArgs("kube-scheduler") }
 
 func (c *Config) nodeArgs() []string {
 	return []string{"run",

@@ -75,7 +75,7 @@ func cleanup(stateDir, netnsPrefix, vethPrefix string) error {
 		}
 	}
 	// 3. Mounts under the state directory (memory emptyDirs).
-	for _, m := range mountsUnder(stateDir) {
+	for _, m := range MountsUnder(stateDir) {
 		if err := unmount(m); err != nil {
 			errs = append(errs, fmt.Errorf("umount %s: %w", m, err))
 		}
@@ -119,7 +119,7 @@ func sweep(stateDir, netnsPrefix, vethPrefix string) {
 			}
 		}
 	}
-	for _, m := range mountsUnder(stateDir) {
+	for _, m := range MountsUnder(stateDir) {
 		_ = unmount(m)
 	}
 }
@@ -154,8 +154,9 @@ func listNetns() []string {
 	return names
 }
 
-// mountsUnder lists the mount points at or below dir, deepest first.
-func mountsUnder(dir string) []string {
+// MountsUnder lists the mount points at or below dir, deepest first (symbolic links in dir
+// resolved, escaped characters of /proc/self/mountinfo decoded).
+func MountsUnder(dir string) []string {
 	dir = filepath.Clean(dir)
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs

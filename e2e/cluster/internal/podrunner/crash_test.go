@@ -109,7 +109,7 @@ func TestCleanupAfterCrash(t *testing.T) {
 	if _, err := os.Stat(netnsPath(netns)); err != nil {
 		t.Fatalf("expected the crashed runner's netns %s: %v", netns, err)
 	}
-	if len(mountsUnder(state)) == 0 {
+	if len(MountsUnder(state)) == 0 {
 		t.Fatal("expected the memory emptyDir mount")
 	}
 	if err := cleanup(state, testNetns, testVeth); err != nil {
@@ -124,7 +124,7 @@ func TestCleanupAfterCrash(t *testing.T) {
 	if _, err := net.InterfaceByName(testVeth + uidHex("3e8b0f4a-5c6d-7e8f-9a0b-c1d2e3f4a5b6", 8)); err == nil {
 		t.Error("veth left")
 	}
-	if m := mountsUnder(state); len(m) != 0 {
+	if m := MountsUnder(state); len(m) != 0 {
 		t.Errorf("mounts left: %v", m)
 	}
 	if _, err := os.Stat("/etc/lgt-podrunner-test"); err == nil {

@@ -237,7 +237,7 @@ func (p *Provider) forget(r *podRun) {
 				p.log.Debug("delete terminated pod", "pod", r.key, "err", err)
 			}
 		}
-		for _, m := range mountsUnder(r.dir) {
+		for _, m := range MountsUnder(r.dir) {
 			_ = unmount(m)
 		}
 		if err := os.RemoveAll(r.dir); err != nil {
@@ -496,7 +496,7 @@ func (p *Provider) GC(live map[types.UID]bool) {
 	for _, d := range dirs {
 		if !keep[d.Name()] {
 			dir := filepath.Join(p.cfg.StateDir, "pods", d.Name())
-			for _, m := range mountsUnder(dir) {
+			for _, m := range MountsUnder(dir) {
 				_ = unmount(m)
 			}
 			_ = os.RemoveAll(dir)
