@@ -4,12 +4,14 @@
 //! * [`k8s`]: the Kubernetes core types (`k8s-openapi`) Legate reads.
 //! * [`conditions`]: Gateway API condition types and reasons as constants.
 //! * [`backend`]: Legate's `Backend` kind (`gateway.legate.dev/v1alpha1`).
+//! * [`kinds`]: the registry of the kinds Legate reads.
 //!
 //! This crate does no I/O.
 
 pub mod backend;
 pub mod conditions;
 pub mod gvk;
+pub mod kinds;
 pub mod proxy_config;
 
 pub use backend::{Backend, BackendEndpoint, BackendSpec, BackendStatus};

@@ -5,7 +5,6 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use legate_api::gvk::LEGATE_GROUP;
 use legate_translator::resources::RejectedRule;
 use legate_translator::{ObjKey, Resources};
 use serde::de::DeserializeOwned;
@@ -47,49 +46,7 @@ pub struct RawObject {
     pub value: Value,
 }
 
-/// The kinds Legate reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Kind {
-    GatewayClass,
-    Gateway,
-    HttpRoute,
-    ReferenceGrant,
-    Backend,
-    ProxyConfig,
-    Namespace,
-    Service,
-    EndpointSlice,
-    Secret,
-}
-
-impl Kind {
-    /// The kind of an object from its `apiVersion` and `kind`, if Legate reads it.
-    pub fn of(api_version: &str, kind: &str) -> Option<Kind> {
-        let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
-        Some(match (group, kind) {
-            ("gateway.networking.k8s.io", "GatewayClass") => Kind::GatewayClass,
-            ("gateway.networking.k8s.io", "Gateway") => Kind::Gateway,
-            ("gateway.networking.k8s.io", "HTTPRoute") => Kind::HttpRoute,
-            ("gateway.networking.k8s.io", "ReferenceGrant") => Kind::ReferenceGrant,
-            (LEGATE_GROUP, "Backend") => Kind::Backend,
-            (LEGATE_GROUP, "ProxyConfig") => Kind::ProxyConfig,
-            ("", "Namespace") => Kind::Namespace,
-            ("", "Service") => Kind::Service,
-            ("", "Secret") => Kind::Secret,
-            ("discovery.k8s.io", "EndpointSlice") => Kind::EndpointSlice,
-            _ => return None,
-        })
-    }
-
-    /// Whether Legate writes status for this kind (it is printed by `--show status`).
-    pub fn has_status(self) -> bool {
-        matches!(self, Kind::GatewayClass | Kind::Gateway | Kind::HttpRoute | Kind::ReferenceGrant | Kind::Backend)
-    }
-
-    pub fn cluster_scoped(self) -> bool {
-        matches!(self, Kind::GatewayClass | Kind::Namespace)
-    }
-}
+pub use legate_api::kinds::Kind;
 
 /// The result of reading files: typed resources, the raw objects, and notes on what was
 /// skipped (kinds Legate does not use), one line each.
@@ -293,15 +250,12 @@ pub fn add_value(loaded: &mut Loaded, file: &Path, doc: usize, mut v: Value) -> 
         }
         // What the API server would fill in: the namespace, and generation 1 on creation.
         let meta = v.get_mut("metadata").and_then(Value::as_object_mut).expect("metadata.name was read");
-        if !kind.cluster_scoped() && meta.get("namespace").and_then(Value::as_str).is_none_or(str::is_empty) {
+        if kind.namespaced() && meta.get("namespace").and_then(Value::as_str).is_none_or(str::is_empty) {
             meta.insert("namespace".into(), "default".into());
         }
         meta.entry("generation").or_insert(1.into());
-        let ns = if kind.cluster_scoped() {
-            String::new()
-        } else {
-            meta["namespace"].as_str().unwrap_or_default().to_owned()
-        };
+        let ns =
+            if !kind.namespaced() { String::new() } else { meta["namespace"].as_str().unwrap_or_default().to_owned() };
         let key = ObjKey::new(ns, name);
         let object = Some(format!("{kind_s} {key}"));
         let typed_err = |e: serde_path_to_error::Error<serde_json::Error>| {

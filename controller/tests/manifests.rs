@@ -159,6 +159,14 @@ fn rbac_grants_what_the_controller_does_and_no_wildcards() {
     assert!(has("gateway.networking.k8s.io", "httproutes/status", "get"), "the status writer reads /status");
     assert!(has("gateway.networking.k8s.io", "gateways/finalizers", "update"), "blockOwnerDeletion on fleet objects");
     assert!(has("gateway.legate.dev", "backends/status", "patch"));
+    // Every kind of the registry can be watched, and the status of those Legate writes patched.
+    for k in legate_api::kinds::KINDS {
+        assert!(has(k.group, k.plural, "list") && has(k.group, k.plural, "watch"), "{k:?}");
+        if k.status == legate_api::kinds::StatusRole::Written {
+            let status = format!("{}/status", k.plural);
+            assert!(has(k.group, &status, "get") && has(k.group, &status, "patch"), "{k:?}");
+        }
+    }
     assert!(has("", "secrets", "create"));
     assert!(has("apps", "deployments", "delete"));
     assert!(!has("", "pods", "get"), "the controller does not read pods");

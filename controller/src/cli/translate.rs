@@ -115,7 +115,7 @@ pub fn status_documents_with(
     now: &str,
     previous: impl Fn(&RawObject) -> Option<Value>,
 ) -> Vec<Value> {
-    let mut objects: Vec<_> = objects.iter().filter(|o| o.kind.has_status()).collect();
+    let mut objects: Vec<_> = objects.iter().filter(|o| o.kind.status_printed()).collect();
     objects.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
     let st = &out.statuses;
     objects

@@ -469,7 +469,7 @@ impl Loop {
                 .loaded
                 .objects
                 .iter()
-                .filter(|o| status::kind_name(o.kind).is_some())
+                .filter(|o| o.kind.status_written())
                 .map(|o| ((o.kind, o.key.clone()), o.value.clone()))
                 .collect(),
         };

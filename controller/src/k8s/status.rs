@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 use tracing::{debug, info, warn};
 
-use super::watch::kind_named;
+use super::watch::api_resource;
 use crate::cli::translate::owned_status;
 use crate::load::Kind;
 
@@ -247,10 +247,11 @@ impl StatusWriter {
     }
 
     fn api(&self, kind: Kind, key: &ObjKey) -> Result<Api<DynamicObject>, WriteError> {
-        let wk =
-            kind_named(kind_name(kind).ok_or(WriteError::UnknownKind(kind))?).ok_or(WriteError::UnknownKind(kind))?;
-        let ar = wk.api_resource();
-        Ok(if wk.namespaced {
+        if !kind.status_written() {
+            return Err(WriteError::UnknownKind(kind));
+        }
+        let ar = api_resource(kind);
+        Ok(if kind.namespaced() {
             Api::namespaced_with(self.client.clone(), &key.namespace, &ar)
         } else {
             Api::all_with(self.client.clone(), &ar)
@@ -273,17 +274,6 @@ impl StatusWriter {
         let o = tokio::time::timeout(t, api.get_status(&key.name)).await.map_err(|_| WriteError::Timeout(t))??;
         Ok(serde_json::to_value(o).unwrap_or(Value::Null))
     }
-}
-
-/// The Kubernetes kind name of a kind Legate writes status for.
-pub fn kind_name(kind: Kind) -> Option<&'static str> {
-    Some(match kind {
-        Kind::GatewayClass => "GatewayClass",
-        Kind::Gateway => "Gateway",
-        Kind::HttpRoute => "HTTPRoute",
-        Kind::Backend => "Backend",
-        _ => return None,
-    })
 }
 
 /// The status to write for an object, rendered on top of its current one. A route Legate no

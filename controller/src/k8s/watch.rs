@@ -13,78 +13,30 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
-use legate_api::gvk::{GATEWAY_GROUP, LEGATE_GROUP};
 use legate_translator::ObjKey;
 use serde_json::Value;
 use tokio::sync::watch;
 use tracing::{Instrument, debug, error, info_span, warn};
 
-use crate::load::{self, Loaded};
+use crate::load::{self, Kind, Loaded};
 
-/// A kind Legate watches.
-#[derive(Debug)]
-pub struct WatchedKind {
-    pub group: &'static str,
-    pub version: &'static str,
-    pub kind: &'static str,
-    pub plural: &'static str,
-    pub namespaced: bool,
-    /// A CRD that may be missing: a 404 on list is logged once and the kind is treated as empty.
-    pub optional: bool,
-}
-
-impl WatchedKind {
-    pub fn api_resource(&self) -> ApiResource {
-        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(self.group, self.version, self.kind), self.plural)
-    }
-
-    pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.to_owned() } else { format!("{}/{}", self.group, self.version) }
-    }
-}
-
-const fn wk(
-    group: &'static str,
-    version: &'static str,
-    kind: &'static str,
-    plural: &'static str,
-    namespaced: bool,
-    optional: bool,
-) -> WatchedKind {
-    WatchedKind { group, version, kind, plural, namespaced, optional }
-}
-
-/// Everything Legate watches. GRPCRoute, TLSRoute, TCPRoute and BackendTLSPolicy are not
-/// translated yet and so not watched.
-pub const KINDS: &[WatchedKind] = &[
-    wk(GATEWAY_GROUP, "v1", "GatewayClass", "gatewayclasses", false, false),
-    wk(GATEWAY_GROUP, "v1", "Gateway", "gateways", true, false),
-    wk(GATEWAY_GROUP, "v1", "HTTPRoute", "httproutes", true, false),
-    wk(GATEWAY_GROUP, "v1beta1", "ReferenceGrant", "referencegrants", true, true),
-    wk(LEGATE_GROUP, "v1alpha1", "Backend", "backends", true, true),
-    wk(LEGATE_GROUP, "v1alpha1", "ProxyConfig", "proxyconfigs", true, true),
-    wk("", "v1", "Namespace", "namespaces", false, false),
-    wk("", "v1", "Service", "services", true, false),
-    wk("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, false),
-    wk("", "v1", "Secret", "secrets", true, false),
-];
-
-/// The watched kind named `kind`.
-pub fn kind_named(kind: &str) -> Option<&'static WatchedKind> {
-    KINDS.iter().find(|k| k.kind == kind)
+/// The API resource of a kind, for dynamic clients.
+pub fn api_resource(kind: Kind) -> ApiResource {
+    let k = kind.info();
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(k.group, k.version, k.name), k.plural)
 }
 
 /// One watch stream: a kind, cluster-wide (`None`) or in one namespace.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct StreamId {
-    kind: usize,
+    kind: Kind,
     namespace: Option<String>,
 }
 
 #[derive(Default)]
 struct Inner {
-    /// Raw objects by (index in [`KINDS`], namespace/name).
-    objects: BTreeMap<(usize, ObjKey), Value>,
+    /// Raw objects by kind and namespace/name.
+    objects: BTreeMap<(Kind, ObjKey), Value>,
     /// Streams whose initial list is complete (or whose CRD is missing).
     synced: BTreeSet<StreamId>,
     /// Objects listed since the stream's last `Init`.
@@ -112,13 +64,13 @@ impl Store {
     /// A store for the watch streams of `namespaces` (empty: cluster-wide).
     pub fn new(namespaces: &[String]) -> Arc<Self> {
         let mut streams = BTreeSet::new();
-        for (i, k) in KINDS.iter().enumerate() {
-            if k.namespaced && !namespaces.is_empty() {
+        for kind in Kind::all() {
+            if kind.namespaced() && !namespaces.is_empty() {
                 for ns in namespaces {
-                    streams.insert(StreamId { kind: i, namespace: Some(ns.clone()) });
+                    streams.insert(StreamId { kind, namespace: Some(ns.clone()) });
                 }
             } else {
-                streams.insert(StreamId { kind: i, namespace: None });
+                streams.insert(StreamId { kind, namespace: None });
             }
         }
         Arc::new(Store { inner: Mutex::default(), streams, changed: watch::channel(0).0 })
@@ -139,7 +91,7 @@ impl Store {
     }
 
     fn apply(&self, id: &StreamId, event: Event<DynamicObject>) {
-        let kind = &KINDS[id.kind];
+        let kind = id.kind;
         let mut inner = self.inner.lock().unwrap();
         match event {
             Event::Init => {
@@ -187,13 +139,12 @@ impl Store {
     /// Decodes the current objects. Secrets that no Gateway listener references are left out.
     pub fn snapshot(&self) -> Snapshot {
         let inner = self.inner.lock().unwrap();
-        let referenced = referenced_secrets(inner.objects.iter().filter(|((k, _), _)| KINDS[*k].kind == "Gateway"));
+        let referenced = referenced_secrets(inner.objects.iter().filter(|((k, _), _)| *k == Kind::Gateway));
         let mut snap = Snapshot::default();
-        for ((k, key), v) in &inner.objects {
-            let kind = &KINDS[*k];
-            let origin = format!("{} {key}", kind.kind);
-            match kind.kind {
-                "Secret" if !referenced.contains(key) => continue,
+        for ((kind, key), v) in &inner.objects {
+            let origin = format!("{} {key}", kind.name());
+            match kind {
+                Kind::Secret if !referenced.contains(key) => continue,
                 _ => {
                     if let Err(e) = load::add_value(&mut snap.loaded, &PathBuf::from(&origin), 0, v.clone()) {
                         let field = e.field.map(|f| format!("field {f}: ")).unwrap_or_default();
@@ -207,7 +158,7 @@ impl Store {
 }
 
 /// The Secrets (namespace/name) referenced by some Gateway listener's `tls.certificateRefs`.
-fn referenced_secrets<'a>(gateways: impl Iterator<Item = (&'a (usize, ObjKey), &'a Value)>) -> BTreeSet<ObjKey> {
+fn referenced_secrets<'a>(gateways: impl Iterator<Item = (&'a (Kind, ObjKey), &'a Value)>) -> BTreeSet<ObjKey> {
     let mut out = BTreeSet::new();
     for ((_, gw), v) in gateways {
         let listeners = v.pointer("/spec/listeners").and_then(Value::as_array).into_iter().flatten();
@@ -234,20 +185,20 @@ const SECRET_KEYS: &[&str] = &["tls.crt", "tls.key", "ca.crt"];
 /// The object as JSON with `apiVersion` and `kind` set (list items may lack them), without
 /// what Legate never reads and may be large: `managedFields`, the last-applied annotation (a
 /// copy of the object, Secret data included), and Secret data other than certificates and keys.
-fn to_value(kind: &WatchedKind, mut o: DynamicObject) -> Value {
+fn to_value(kind: Kind, mut o: DynamicObject) -> Value {
     o.metadata.managed_fields = None;
     if let Some(a) = o.metadata.annotations.as_mut() {
         a.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
-    if kind.kind == "Secret"
+    if kind == Kind::Secret
         && let Some(data) = o.data.get_mut("data").and_then(Value::as_object_mut)
     {
         data.retain(|k, _| SECRET_KEYS.contains(&k.as_str()));
     }
     let mut v = serde_json::to_value(&o).unwrap_or(Value::Null);
     if let Some(m) = v.as_object_mut() {
-        m.insert("apiVersion".into(), kind.api_version().into());
-        m.insert("kind".into(), kind.kind.into());
+        m.insert("apiVersion".into(), kind.info().api_version().into());
+        m.insert("kind".into(), kind.name().into());
     }
     v
 }
@@ -258,16 +209,15 @@ pub fn spawn_watchers(client: &Client, store: &Arc<Store>) -> Vec<tokio::task::J
         .streams
         .iter()
         .map(|id| {
-            let kind = &KINDS[id.kind];
-            let span = info_span!("watch", kind = kind.kind, namespace = id.namespace.as_deref().unwrap_or("*"));
+            let span = info_span!("watch", kind = id.kind.name(), namespace = id.namespace.as_deref().unwrap_or("*"));
             tokio::spawn(run_stream(client.clone(), store.clone(), id.clone()).instrument(span))
         })
         .collect()
 }
 
 async fn run_stream(client: Client, store: Arc<Store>, id: StreamId) {
-    let kind = &KINDS[id.kind];
-    let ar = kind.api_resource();
+    let kind = id.kind.info();
+    let ar = api_resource(id.kind);
     let api: Api<DynamicObject> = match &id.namespace {
         Some(ns) => Api::namespaced_with(client, ns, &ar),
         None => Api::all_with(client, &ar),
@@ -289,7 +239,7 @@ async fn run_stream(client: Client, store: Arc<Store>, id: StreamId) {
                     if last_error.as_deref() != Some(&msg) {
                         warn!(
                             "{} ({}) is not served by the API server (CRD not installed?); treating it as empty",
-                            kind.kind,
+                            kind.name,
                             kind.api_version()
                         );
                     }

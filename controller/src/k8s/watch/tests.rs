@@ -7,7 +7,7 @@ fn obj(v: Value) -> DynamicObject {
 }
 
 fn stream(kind: &str) -> StreamId {
-    StreamId { kind: KINDS.iter().position(|k| k.kind == kind).unwrap(), namespace: None }
+    StreamId { kind: Kind::named(kind).unwrap(), namespace: None }
 }
 
 #[test]
