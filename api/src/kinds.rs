@@ -55,6 +55,7 @@ impl KindInfo {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // one table row, named by position in the table
 const fn row(
     kind: Kind,
     group: &'static str,

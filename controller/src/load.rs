@@ -2,16 +2,19 @@
 //! errors that name the file, the document and the field. Shared by `legate translate` and the
 //! file provider of `legate standalone`.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use legate_translator::resources::RejectedRule;
+use legate_translator::resources::{Object, RejectedRule};
 use legate_translator::{ObjKey, Resources};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// A document that could not be used.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub struct LoadError {
     pub file: PathBuf,
     /// 1-based index of the document in the file.
@@ -36,90 +39,77 @@ impl fmt::Display for LoadError {
     }
 }
 
-/// One object as read, kept whole for printing it back with its status.
-#[derive(Clone, Debug, PartialEq)]
+/// One object as read: decoded once, shared (never deep-cloned) by everything that holds it,
+/// and kept whole as JSON for printing it back with its status.
+#[derive(Clone, Debug)]
 pub struct RawObject {
     pub file: PathBuf,
     pub document: usize,
     pub kind: Kind,
     pub key: ObjKey,
-    pub value: Value,
+    pub value: Arc<Value>,
+    /// The typed object the translator reads.
+    pub object: Object,
+}
+
+impl PartialEq for RawObject {
+    fn eq(&self, o: &Self) -> bool {
+        (self.kind, &self.key, &self.file, self.document) == (o.kind, &o.key, &o.file, o.document)
+            && (Arc::ptr_eq(&self.value, &o.value) || self.value == o.value)
+    }
+}
+
+impl RawObject {
+    /// Its kind and key, which identify it.
+    pub fn id(&self) -> (Kind, ObjKey) {
+        (self.kind, self.key.clone())
+    }
 }
 
 pub use legate_api::kinds::Kind;
 
-/// The result of reading files: typed resources, the raw objects, and notes on what was
-/// skipped (kinds Legate does not use), one line each.
+/// The result of reading files: typed resources, the raw objects in input order, notes on
+/// what was skipped (kinds Legate does not use), one line each, and second definitions of an
+/// object (left out).
 #[derive(Clone, Debug, Default)]
 pub struct Loaded {
     pub resources: Resources,
     pub objects: Vec<RawObject>,
     pub skipped: Vec<String>,
+    pub duplicates: Vec<LoadError>,
+    first: HashMap<(Kind, ObjKey), (PathBuf, usize)>,
 }
 
 impl Loaded {
-    /// Appends another set of objects.
-    pub fn extend(&mut self, other: &Loaded) {
-        let (r, o) = (&mut self.resources, &other.resources);
-        r.gateway_classes.extend(o.gateway_classes.iter().cloned());
-        r.gateways.extend(o.gateways.iter().cloned());
-        r.http_routes.extend(o.http_routes.iter().cloned());
-        r.reference_grants.extend(o.reference_grants.iter().cloned());
-        r.namespaces.extend(o.namespaces.iter().cloned());
-        r.services.extend(o.services.iter().cloned());
-        r.endpoint_slices.extend(o.endpoint_slices.iter().cloned());
-        r.secrets.extend(o.secrets.iter().cloned());
-        r.backends.extend(o.backends.iter().cloned());
-        r.proxy_configs.extend(o.proxy_configs.iter().cloned());
-        r.rejected_rules.extend(o.rejected_rules.iter().map(|(k, v)| (k.clone(), v.clone())));
-        self.objects.extend(other.objects.iter().cloned());
-        self.skipped.extend(other.skipped.iter().cloned());
+    /// A set of objects already known to be distinct, and the world they make.
+    pub fn from_parts(resources: Resources, objects: Vec<RawObject>) -> Self {
+        Loaded { resources, objects, ..Default::default() }
     }
 
-    /// Removes objects defined a second time (same kind, namespace and name), keeping the
-    /// first; returns one message per duplicate.
-    pub fn dedup(&mut self) -> Vec<String> {
-        let mut first = std::collections::BTreeMap::new();
-        let mut msgs = vec![];
-        self.objects.retain(|o| match first.get(&(o.kind, o.key.clone())) {
-            None => {
-                first.insert((o.kind, o.key.clone()), (o.file.clone(), o.document));
-                true
-            }
-            Some((f, d)) => {
-                msgs.push(format!(
-                    "{}: document {}: {:?} {} is already defined in {} document {}; this one is ignored",
-                    o.file.display(),
-                    o.document,
-                    o.kind,
-                    o.key,
-                    f.display(),
-                    d
-                ));
-                false
-            }
-        });
-        if msgs.is_empty() {
-            return msgs;
+    /// Puts an object in; a second definition of one kind and key is left out and noted in
+    /// [`Loaded::duplicates`].
+    pub fn push(&mut self, o: RawObject) {
+        if self.first.len() < self.objects.len() {
+            // Built by `from_parts`: learn what is already in.
+            self.first = self.objects.iter().map(|o| (o.id(), (o.file.clone(), o.document))).collect();
         }
-        fn keep_first<T>(v: &mut Vec<T>, key: impl Fn(&T) -> ObjKey) {
-            let mut seen = std::collections::BTreeSet::new();
-            v.retain(|x| seen.insert(key(x)));
+        match self.first.entry(o.id()) {
+            Entry::Occupied(e) => {
+                let (f, d) = e.get();
+                self.duplicates.push(LoadError {
+                    file: o.file.clone(),
+                    document: o.document,
+                    object: Some(format!("{:?} {}", o.kind, o.key)),
+                    field: None,
+                    message: format!("already defined in {} document {d}", f.display()),
+                });
+            }
+            Entry::Vacant(e) => {
+                e.insert((o.file.clone(), o.document));
+                self.resources.apply(o.object.clone());
+                self.objects.push(o);
+            }
         }
-        use legate_translator::resources::namespace_of;
-        let k = |m: &legate_api::k8s::ObjectMeta| ObjKey::new(namespace_of(m), m.name.clone().unwrap_or_default());
-        let r = &mut self.resources;
-        keep_first(&mut r.gateway_classes, |x| ObjKey::new("", x.metadata.name.clone().unwrap_or_default()));
-        keep_first(&mut r.gateways, |x| k(&x.metadata));
-        keep_first(&mut r.http_routes, |x| k(&x.metadata));
-        keep_first(&mut r.reference_grants, |x| k(&x.metadata));
-        keep_first(&mut r.namespaces, |x| ObjKey::new("", x.metadata.name.clone().unwrap_or_default()));
-        keep_first(&mut r.services, |x| k(&x.metadata));
-        keep_first(&mut r.endpoint_slices, |x| k(&x.metadata));
-        keep_first(&mut r.secrets, |x| k(&x.metadata));
-        keep_first(&mut r.backends, |x| k(&x.metadata));
-        keep_first(&mut r.proxy_configs, |x| k(&x.metadata));
-        msgs
     }
 }
 
@@ -208,6 +198,11 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
     Ok(loaded)
 }
 
+/// The first second definition of an object, as an error.
+pub fn check_duplicates(loaded: &Loaded) -> Result<(), LoadError> {
+    loaded.duplicates.first().map_or(Ok(()), |d| Err(d.clone()))
+}
+
 /// Parses one file's text into `loaded`.
 pub fn add_file(loaded: &mut Loaded, file: &Path, text: &str) -> Result<(), LoadError> {
     for (doc, v) in documents(file, text)? {
@@ -217,72 +212,79 @@ pub fn add_file(loaded: &mut Loaded, file: &Path, text: &str) -> Result<(), Load
 }
 
 /// Decodes one object into `loaded` (a kind Legate does not use is noted in `skipped`). `file`
-/// and `doc` only name the object's origin in messages. Shared by the file and Kubernetes
-/// providers, so both feed the translator the same way.
-pub fn add_value(loaded: &mut Loaded, file: &Path, doc: usize, mut v: Value) -> Result<(), LoadError> {
-    {
-        let err = |object: Option<String>, field: Option<String>, message: String| LoadError {
-            file: file.to_owned(),
-            document: doc,
-            object,
-            field,
-            message,
-        };
-        let api_version = v.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let kind_s = v.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
-        if api_version.is_empty() || kind_s.is_empty() {
-            return Err(err(
-                None,
-                Some(if api_version.is_empty() { "apiVersion" } else { "kind" }.into()),
-                "is required".into(),
-            ));
-        }
-        let name = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let Some(kind) = Kind::of(&api_version, &kind_s) else {
-            loaded.skipped.push(format!(
-                "{}: document {doc}: ignoring {api_version} {kind_s} {name:?}: not a kind Legate uses",
-                file.display()
-            ));
-            return Ok(());
-        };
-        if name.is_empty() {
-            return Err(err(Some(kind_s), Some("metadata.name".into()), "is required".into()));
-        }
-        // What the API server would fill in: the namespace, and generation 1 on creation.
-        let meta = v.get_mut("metadata").and_then(Value::as_object_mut).expect("metadata.name was read");
-        if kind.namespaced() && meta.get("namespace").and_then(Value::as_str).is_none_or(str::is_empty) {
-            meta.insert("namespace".into(), "default".into());
-        }
-        meta.entry("generation").or_insert(1.into());
-        let ns =
-            if !kind.namespaced() { String::new() } else { meta["namespace"].as_str().unwrap_or_default().to_owned() };
-        let key = ObjKey::new(ns, name);
-        let object = Some(format!("{kind_s} {key}"));
-        let typed_err = |e: serde_path_to_error::Error<serde_json::Error>| {
-            err(object.clone(), Some(e.path().to_string()).filter(|p| p != "."), e.inner().to_string())
-        };
-        let r = &mut loaded.resources;
-        match kind {
-            Kind::GatewayClass => r.gateway_classes.push(typed(&v).map_err(typed_err)?),
-            Kind::Gateway => r.gateways.push(typed(&v).map_err(typed_err)?),
-            Kind::HttpRoute => {
-                let (route, rejected) = http_route(&v).map_err(typed_err)?;
-                if !rejected.is_empty() {
-                    r.rejected_rules.insert(key.clone(), rejected);
-                }
-                r.http_routes.push(route);
-            }
-            Kind::ReferenceGrant => r.reference_grants.push(typed(&v).map_err(typed_err)?),
-            Kind::Backend => r.backends.push(typed(&v).map_err(typed_err)?),
-            Kind::ProxyConfig => r.proxy_configs.push(typed(&v).map_err(typed_err)?),
-            Kind::Namespace => r.namespaces.push(typed(&v).map_err(typed_err)?),
-            Kind::Service => r.services.push(typed(&v).map_err(typed_err)?),
-            Kind::EndpointSlice => r.endpoint_slices.push(typed(&v).map_err(typed_err)?),
-            Kind::Secret => r.secrets.push(typed(&v).map_err(typed_err)?),
-        }
-        loaded.objects.push(RawObject { file: file.to_owned(), document: doc, kind, key, value: v });
+/// and `doc` only name the object's origin in messages.
+pub fn add_value(loaded: &mut Loaded, file: &Path, doc: usize, v: Value) -> Result<(), LoadError> {
+    match decode(file, doc, v)? {
+        Decoded::Object(o) => loaded.push(o),
+        Decoded::Skipped(note) => loaded.skipped.push(note),
     }
     Ok(())
+}
+
+/// What one document holds.
+pub enum Decoded {
+    Object(RawObject),
+    /// A kind Legate does not use: a note saying so.
+    Skipped(String),
+}
+
+/// Decodes one object, once. Shared by the file and Kubernetes providers, so both feed the
+/// translator the same way. `file` and `doc` only name the object's origin in messages.
+pub fn decode(file: &Path, doc: usize, mut v: Value) -> Result<Decoded, LoadError> {
+    let err = |object: Option<String>, field: Option<String>, message: String| LoadError {
+        file: file.to_owned(),
+        document: doc,
+        object,
+        field,
+        message,
+    };
+    let api_version = v.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let kind_s = v.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
+    if api_version.is_empty() || kind_s.is_empty() {
+        return Err(err(
+            None,
+            Some(if api_version.is_empty() { "apiVersion" } else { "kind" }.into()),
+            "is required".into(),
+        ));
+    }
+    let name = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let Some(kind) = Kind::of(&api_version, &kind_s) else {
+        return Ok(Decoded::Skipped(format!(
+            "{}: document {doc}: ignoring {api_version} {kind_s} {name:?}: not a kind Legate uses",
+            file.display()
+        )));
+    };
+    if name.is_empty() {
+        return Err(err(Some(kind_s), Some("metadata.name".into()), "is required".into()));
+    }
+    // What the API server would fill in: the namespace, and generation 1 on creation.
+    let meta = v.get_mut("metadata").and_then(Value::as_object_mut).expect("metadata.name was read");
+    if kind.namespaced() && meta.get("namespace").and_then(Value::as_str).is_none_or(str::is_empty) {
+        meta.insert("namespace".into(), "default".into());
+    }
+    meta.entry("generation").or_insert(1.into());
+    let ns = if !kind.namespaced() { String::new() } else { meta["namespace"].as_str().unwrap_or_default().to_owned() };
+    let key = ObjKey::new(ns, name);
+    let object = Some(format!("{kind_s} {key}"));
+    let typed_err = |e: serde_path_to_error::Error<serde_json::Error>| {
+        err(object.clone(), Some(e.path().to_string()).filter(|p| p != "."), e.inner().to_string())
+    };
+    let object = match kind {
+        Kind::GatewayClass => Object::GatewayClass(Arc::new(typed(&v).map_err(typed_err)?)),
+        Kind::Gateway => Object::Gateway(Arc::new(typed(&v).map_err(typed_err)?)),
+        Kind::HttpRoute => {
+            let (route, rejected) = http_route(&v).map_err(typed_err)?;
+            Object::HttpRoute(Arc::new(route), rejected.into())
+        }
+        Kind::ReferenceGrant => Object::ReferenceGrant(Arc::new(typed(&v).map_err(typed_err)?)),
+        Kind::Backend => Object::Backend(Arc::new(typed(&v).map_err(typed_err)?)),
+        Kind::ProxyConfig => Object::ProxyConfig(Arc::new(typed(&v).map_err(typed_err)?)),
+        Kind::Namespace => Object::Namespace(Arc::new(typed(&v).map_err(typed_err)?)),
+        Kind::Service => Object::Service(Arc::new(typed(&v).map_err(typed_err)?)),
+        Kind::EndpointSlice => Object::EndpointSlice(Arc::new(typed(&v).map_err(typed_err)?)),
+        Kind::Secret => Object::Secret(Arc::new(typed(&v).map_err(typed_err)?)),
+    };
+    Ok(Decoded::Object(RawObject { file: file.to_owned(), document: doc, kind, key, value: Arc::new(v), object }))
 }
 
 fn typed<T: DeserializeOwned>(v: &Value) -> Result<T, serde_path_to_error::Error<serde_json::Error>> {
@@ -294,6 +296,9 @@ fn typed<T: DeserializeOwned>(v: &Value) -> Result<T, serde_path_to_error::Error
 fn http_route(
     v: &Value,
 ) -> Result<(legate_api::gateway::HttpRoute, Vec<RejectedRule>), serde_path_to_error::Error<serde_json::Error>> {
+    if let Ok(route) = typed(v) {
+        return Ok((route, vec![])); // the common case, without copying the value
+    }
     let mut v = v.clone();
     let mut rejected: Vec<RejectedRule> = vec![];
     let total = v.pointer("/spec/rules").and_then(Value::as_array).map_or(0, Vec::len);
@@ -330,22 +335,6 @@ fn rule_index(path: &str) -> Option<usize> {
         return None; // the rule itself is not an object: not a value problem
     }
     n.parse().ok()
-}
-
-fn check_duplicates(loaded: &Loaded) -> Result<(), LoadError> {
-    let mut seen = std::collections::BTreeMap::new();
-    for o in &loaded.objects {
-        if let Some(first) = seen.insert((o.kind, o.key.clone()), o) {
-            return Err(LoadError {
-                file: o.file.clone(),
-                document: o.document,
-                object: Some(format!("{:?} {}", o.kind, o.key)),
-                field: None,
-                message: format!("already defined in {} document {}", first.file.display(), first.document),
-            });
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

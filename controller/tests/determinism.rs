@@ -25,20 +25,16 @@ fn shuffle<T>(v: &mut [T], seed: &mut u64) {
     }
 }
 
+/// The same objects put in force in another order (the world's maps and indexes are built
+/// in that order).
 fn shuffled(l: &Loaded, seed: &mut u64) -> Loaded {
-    let mut l = l.clone();
-    let r = &mut l.resources;
-    shuffle(&mut r.gateway_classes, seed);
-    shuffle(&mut r.gateways, seed);
-    shuffle(&mut r.http_routes, seed);
-    shuffle(&mut r.reference_grants, seed);
-    shuffle(&mut r.namespaces, seed);
-    shuffle(&mut r.services, seed);
-    shuffle(&mut r.endpoint_slices, seed);
-    shuffle(&mut r.secrets, seed);
-    shuffle(&mut r.backends, seed);
-    shuffle(&mut l.objects, seed);
-    l
+    let mut objects = l.objects.clone();
+    shuffle(&mut objects, seed);
+    let mut out = Loaded::default();
+    for o in objects {
+        out.push(o);
+    }
+    out
 }
 
 fn render(l: &Loaded) -> String {

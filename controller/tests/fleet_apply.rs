@@ -140,7 +140,7 @@ async fn kube_fleet_applies_once_and_reports_status() {
         leader: true,
         gateways: vec![AcceptedGateway {
             key: key.clone(),
-            gateway: gw,
+            gateway: gw.into(),
             ir: GatewayIr { gateway: key.clone(), listeners: vec![], clusters: vec![], certificates: vec![] },
         }],
         gateway_classes: vec![],
@@ -182,7 +182,7 @@ async fn kube_fleet_reapplies_what_was_deleted() {
         leader: true,
         gateways: vec![AcceptedGateway {
             key: key.clone(),
-            gateway: gateway(),
+            gateway: gateway().into(),
             ir: GatewayIr { gateway: key.clone(), listeners: vec![], clusters: vec![], certificates: vec![] },
         }],
         gateway_classes: vec![],
@@ -206,7 +206,7 @@ async fn the_leader_deletes_the_fleet_of_a_gateway_no_longer_accepted() {
     };
     let accepted = AcceptedGateway {
         key: key.clone(),
-        gateway: gateway(),
+        gateway: gateway().into(),
         ir: GatewayIr { gateway: key.clone(), listeners: vec![], clusters: vec![], certificates: vec![] },
     };
     fleet.ensure(with(vec![accepted])).await;

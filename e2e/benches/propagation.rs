@@ -93,7 +93,7 @@ fn files(port: u16, n: usize, a: SocketAddr, b: SocketAddr) -> Vec<(String, Stri
             .map(|&i| {
                 let rules = format!(
                     "    - matches: [ {{ path: {{ type: PathPrefix, value: /r{i} }} }} ]\n      backendRefs: [ {} ]\n",
-                    to_backend(if (i / NAMESPACES) % 2 == 0 { "echo-a" } else { "echo-b" }, 1)
+                    to_backend(if (i / NAMESPACES).is_multiple_of(2) { "echo-a" } else { "echo-b" }, 1)
                 );
                 route(
                     &format!("ns-{}", i % NAMESPACES),
@@ -252,11 +252,12 @@ async fn scenario(protocol: &'static str, n: usize, changes: usize, e: &Echoes) 
         legate.write(&format!("probe-{k}.yaml"), &probe(k, want));
         let mut seen = None;
         while t0.elapsed() < CHANGE_TIMEOUT {
-            if let Ok(r) = legate.http.get(&url, &host).await {
-                if r.status == 200 && r.backend() == want {
-                    seen = Some(t0.elapsed());
-                    break;
-                }
+            if let Ok(r) = legate.http.get(&url, &host).await
+                && r.status == 200
+                && r.backend() == want
+            {
+                seen = Some(t0.elapsed());
+                break;
             }
             tokio::time::sleep(POLL).await;
         }

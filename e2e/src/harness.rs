@@ -161,10 +161,10 @@ impl Legate {
     pub async fn wait_ready(&self, timeout: Duration) {
         let start = Instant::now();
         loop {
-            if let Ok(r) = self.admin_get("/readyz").await {
-                if r.status == 200 {
-                    return;
-                }
+            if let Ok(r) = self.admin_get("/readyz").await
+                && r.status == 200
+            {
+                return;
             }
             if start.elapsed() > timeout {
                 panic!("legate not ready after {timeout:?}; log:\n{}", self.log_text());

@@ -1,32 +1,46 @@
-//! The input snapshot and its indexes.
+//! The translator's input: every object in force, decoded once and shared ([`Arc`]), keyed by
+//! kind and `namespace/name`, with the reverse indexes the translation needs kept up to date by
+//! [`Resources::apply`] and [`Resources::delete`]. A provider keeps one [`Resources`] and applies
+//! each change to it; an unchanged object keeps its `Arc`, which is what lets the incremental
+//! translation ([`crate::Engine`]) reuse everything that depends only on unchanged objects.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use legate_api::gateway::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
 use legate_api::gvk::LABEL_SERVICE_NAME;
 use legate_api::k8s::{EndpointSlice, Namespace, ObjectMeta, Secret, Service};
+use legate_api::kinds::Kind;
 use legate_api::{Backend, ProxyConfig};
 use serde::Serialize;
 
-/// Everything the translator looks at. Order does not matter: the translator sorts.
+/// Objects of one kind by `namespace/name` (namespace empty for cluster-scoped kinds).
+pub type Objects<T> = BTreeMap<ObjKey, Arc<T>>;
+
+/// Everything the translator looks at. Read the maps freely; change them only through
+/// [`Resources::apply`] and [`Resources::delete`], which keep the indexes in step.
 #[derive(Clone, Debug, Default)]
 pub struct Resources {
-    pub gateway_classes: Vec<GatewayClass>,
-    pub gateways: Vec<Gateway>,
-    pub http_routes: Vec<HttpRoute>,
-    pub reference_grants: Vec<ReferenceGrant>,
-    pub namespaces: Vec<Namespace>,
-    pub services: Vec<Service>,
-    pub endpoint_slices: Vec<EndpointSlice>,
-    pub secrets: Vec<Secret>,
-    pub backends: Vec<Backend>,
+    pub gateway_classes: Objects<GatewayClass>,
+    pub gateways: Objects<Gateway>,
+    pub http_routes: Objects<HttpRoute>,
+    pub reference_grants: Objects<ReferenceGrant>,
+    pub namespaces: Objects<Namespace>,
+    pub services: Objects<Service>,
+    pub endpoint_slices: Objects<EndpointSlice>,
+    pub secrets: Objects<Secret>,
+    pub backends: Objects<Backend>,
     /// Legate ProxyConfigs, referenced by GatewayClass and Gateway `parametersRef`s.
-    pub proxy_configs: Vec<ProxyConfig>,
+    pub proxy_configs: Objects<ProxyConfig>,
     /// Rules of HTTPRoutes that could not be decoded because they carry values this version of
     /// Legate does not know (an enum value from a newer Gateway API, say). The route itself was
     /// decoded without them; the translator reports them as invalid rules.
-    pub rejected_rules: BTreeMap<ObjKey, Vec<RejectedRule>>,
+    pub rejected_rules: BTreeMap<ObjKey, Arc<[RejectedRule]>>,
+    /// Index: EndpointSlices by the Service they belong to (`kubernetes.io/service-name`).
+    pub slices: BTreeMap<ObjKey, Objects<EndpointSlice>>,
+    /// Index: ReferenceGrants by namespace.
+    pub grants: BTreeMap<String, Objects<ReferenceGrant>>,
 }
 
 /// A rule removed from a route at decode time.
@@ -36,6 +50,219 @@ pub struct RejectedRule {
     pub index: usize,
     /// Why, naming the field.
     pub message: String,
+}
+
+/// One decoded object.
+#[derive(Clone, Debug)]
+pub enum Object {
+    GatewayClass(Arc<GatewayClass>),
+    Gateway(Arc<Gateway>),
+    /// An HTTPRoute and the rules removed from it at decode time.
+    HttpRoute(Arc<HttpRoute>, Arc<[RejectedRule]>),
+    ReferenceGrant(Arc<ReferenceGrant>),
+    Backend(Arc<Backend>),
+    ProxyConfig(Arc<ProxyConfig>),
+    Namespace(Arc<Namespace>),
+    Service(Arc<Service>),
+    EndpointSlice(Arc<EndpointSlice>),
+    Secret(Arc<Secret>),
+}
+
+impl Object {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Object::GatewayClass(_) => Kind::GatewayClass,
+            Object::Gateway(_) => Kind::Gateway,
+            Object::HttpRoute(..) => Kind::HttpRoute,
+            Object::ReferenceGrant(_) => Kind::ReferenceGrant,
+            Object::Backend(_) => Kind::Backend,
+            Object::ProxyConfig(_) => Kind::ProxyConfig,
+            Object::Namespace(_) => Kind::Namespace,
+            Object::Service(_) => Kind::Service,
+            Object::EndpointSlice(_) => Kind::EndpointSlice,
+            Object::Secret(_) => Kind::Secret,
+        }
+    }
+
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            Object::GatewayClass(o) => &o.metadata,
+            Object::Gateway(o) => &o.metadata,
+            Object::HttpRoute(o, _) => &o.metadata,
+            Object::ReferenceGrant(o) => &o.metadata,
+            Object::Backend(o) => &o.metadata,
+            Object::ProxyConfig(o) => &o.metadata,
+            Object::Namespace(o) => &o.metadata,
+            Object::Service(o) => &o.metadata,
+            Object::EndpointSlice(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
+        }
+    }
+
+    /// Its key: `namespace/name` (the namespace defaulted to `default`), or `name` for a
+    /// cluster-scoped kind.
+    pub fn key(&self) -> ObjKey {
+        key_of(self.kind(), self.metadata())
+    }
+}
+
+macro_rules! object_from {
+    ($($variant:ident),*) => {$(
+        impl From<$variant> for Object {
+            fn from(o: $variant) -> Self {
+                Object::$variant(Arc::new(o))
+            }
+        }
+    )*};
+}
+object_from!(GatewayClass, Gateway, ReferenceGrant, Backend, ProxyConfig, Namespace, Service, EndpointSlice, Secret);
+
+impl From<HttpRoute> for Object {
+    fn from(o: HttpRoute) -> Self {
+        Object::HttpRoute(Arc::new(o), Arc::from(Vec::new()))
+    }
+}
+
+/// The key of an object of `kind`.
+pub fn key_of(kind: Kind, meta: &ObjectMeta) -> ObjKey {
+    let name = meta.name.clone().unwrap_or_default();
+    if kind.namespaced() { ObjKey::new(namespace_of(meta), name) } else { ObjKey::new("", name) }
+}
+
+impl Resources {
+    /// Puts `obj` in force (replacing the object of the same kind and key); returns the one it
+    /// replaced.
+    pub fn apply(&mut self, obj: Object) -> Option<Object> {
+        let key = obj.key();
+        let old = self.delete(obj.kind(), &key);
+        match obj {
+            Object::GatewayClass(o) => {
+                self.gateway_classes.insert(key, o);
+            }
+            Object::Gateway(o) => {
+                self.gateways.insert(key, o);
+            }
+            Object::HttpRoute(o, rejected) => {
+                if !rejected.is_empty() {
+                    self.rejected_rules.insert(key.clone(), rejected);
+                }
+                self.http_routes.insert(key, o);
+            }
+            Object::ReferenceGrant(o) => {
+                self.grants.entry(key.namespace.clone()).or_default().insert(key.clone(), o.clone());
+                self.reference_grants.insert(key, o);
+            }
+            Object::Backend(o) => {
+                self.backends.insert(key, o);
+            }
+            Object::ProxyConfig(o) => {
+                self.proxy_configs.insert(key, o);
+            }
+            Object::Namespace(o) => {
+                self.namespaces.insert(key, o);
+            }
+            Object::Service(o) => {
+                self.services.insert(key, o);
+            }
+            Object::EndpointSlice(o) => {
+                if let Some(svc) = slice_service(&o) {
+                    self.slices.entry(svc).or_default().insert(key.clone(), o.clone());
+                }
+                self.endpoint_slices.insert(key, o);
+            }
+            Object::Secret(o) => {
+                self.secrets.insert(key, o);
+            }
+        }
+        old
+    }
+
+    /// Takes the object of `kind` and `key` out of force; returns it.
+    pub fn delete(&mut self, kind: Kind, key: &ObjKey) -> Option<Object> {
+        Some(match kind {
+            Kind::GatewayClass => Object::GatewayClass(self.gateway_classes.remove(key)?),
+            Kind::Gateway => Object::Gateway(self.gateways.remove(key)?),
+            Kind::HttpRoute => {
+                let route = self.http_routes.remove(key)?;
+                let rejected = self.rejected_rules.remove(key).unwrap_or_else(|| Arc::from(Vec::new()));
+                Object::HttpRoute(route, rejected)
+            }
+            Kind::ReferenceGrant => {
+                let g = self.reference_grants.remove(key)?;
+                remove_indexed(&mut self.grants, &key.namespace, key);
+                Object::ReferenceGrant(g)
+            }
+            Kind::Backend => Object::Backend(self.backends.remove(key)?),
+            Kind::ProxyConfig => Object::ProxyConfig(self.proxy_configs.remove(key)?),
+            Kind::Namespace => Object::Namespace(self.namespaces.remove(key)?),
+            Kind::Service => Object::Service(self.services.remove(key)?),
+            Kind::EndpointSlice => {
+                let s = self.endpoint_slices.remove(key)?;
+                if let Some(svc) = slice_service(&s) {
+                    remove_indexed(&mut self.slices, &svc, key);
+                }
+                Object::EndpointSlice(s)
+            }
+            Kind::Secret => Object::Secret(self.secrets.remove(key)?),
+        })
+    }
+
+    /// A namespace's labels, including the `kubernetes.io/metadata.name` label that the API
+    /// server sets on every Namespace (so selectors on it work without a Namespace object).
+    pub fn namespace_labels(&self, ns: &str) -> BTreeMap<String, String> {
+        let mut labels =
+            self.namespaces.get(&ObjKey::new("", ns)).and_then(|n| n.metadata.labels.clone()).unwrap_or_default();
+        labels.insert("kubernetes.io/metadata.name".into(), ns.into());
+        labels
+    }
+
+    /// Whether a ReferenceGrant in `to_ns` lets `from` (group, kind, namespace) refer to the
+    /// object (group, kind, name) in `to_ns`.
+    pub fn grant_allows(&self, from: (&str, &str, &str), to_ns: &str, to: (&str, &str, &str)) -> bool {
+        let Some(grants) = self.grants.get(to_ns) else { return false };
+        grants.values().any(|g| {
+            g.spec.from.iter().any(|f| f.group == from.0 && f.kind == from.1 && f.namespace == from.2)
+                && g.spec.to.iter().any(|t| {
+                    t.group == to.0 && t.kind == to.1 && t.name.as_deref().is_none_or(|n| n.is_empty() || n == to.2)
+                })
+        })
+    }
+
+    /// Every object, in kind then key order.
+    pub fn objects(&self) -> impl Iterator<Item = Object> + '_ {
+        let route = |(k, r): (&ObjKey, &Arc<HttpRoute>)| {
+            let rejected = self.rejected_rules.get(k).cloned().unwrap_or_else(|| Arc::from(Vec::new()));
+            Object::HttpRoute(r.clone(), rejected)
+        };
+        (self.gateway_classes.values().map(|o| Object::GatewayClass(o.clone())))
+            .chain(self.gateways.values().map(|o| Object::Gateway(o.clone())))
+            .chain(self.http_routes.iter().map(route))
+            .chain(self.reference_grants.values().map(|o| Object::ReferenceGrant(o.clone())))
+            .chain(self.backends.values().map(|o| Object::Backend(o.clone())))
+            .chain(self.proxy_configs.values().map(|o| Object::ProxyConfig(o.clone())))
+            .chain(self.namespaces.values().map(|o| Object::Namespace(o.clone())))
+            .chain(self.services.values().map(|o| Object::Service(o.clone())))
+            .chain(self.endpoint_slices.values().map(|o| Object::EndpointSlice(o.clone())))
+            .chain(self.secrets.values().map(|o| Object::Secret(o.clone())))
+    }
+}
+
+fn slice_service(s: &EndpointSlice) -> Option<ObjKey> {
+    let svc = s.metadata.labels.as_ref()?.get(LABEL_SERVICE_NAME)?;
+    Some(ObjKey::new(namespace_of(&s.metadata), svc.clone()))
+}
+
+fn remove_indexed<K, T>(index: &mut BTreeMap<K::Owned, Objects<T>>, at: &K, key: &ObjKey)
+where
+    K: Ord + ?Sized + ToOwned,
+    K::Owned: Ord + std::borrow::Borrow<K>,
+{
+    if let Some(m) = index.get_mut(at) {
+        m.remove(key);
+        if m.is_empty() {
+            index.remove(at);
+        }
+    }
 }
 
 /// `namespace/name` of a namespaced object (namespace empty for cluster-scoped ones).
@@ -66,64 +293,9 @@ pub fn namespace_of(meta: &ObjectMeta) -> &str {
     meta.namespace.as_deref().filter(|n| !n.is_empty()).unwrap_or("default")
 }
 
-/// Lookup tables over [`Resources`], built once per translation.
-pub struct Index<'a> {
-    pub res: &'a Resources,
-    pub namespaces: BTreeMap<&'a str, &'a Namespace>,
-    pub services: BTreeMap<ObjKey, &'a Service>,
-    pub secrets: BTreeMap<ObjKey, &'a Secret>,
-    pub backends: BTreeMap<ObjKey, &'a Backend>,
-    pub proxy_configs: BTreeMap<ObjKey, &'a ProxyConfig>,
-    /// EndpointSlices by the Service they belong to, in name order.
-    pub slices: BTreeMap<ObjKey, Vec<&'a EndpointSlice>>,
-    pub grants: BTreeMap<&'a str, Vec<&'a ReferenceGrant>>,
-}
+/// What the translation reads from [`Resources`] (kept as a name for the stage functions'
+/// signatures; a translation needs no index beyond those [`Resources`] keeps).
+pub type Index<'a> = &'a Resources;
 
-impl<'a> Index<'a> {
-    pub fn new(res: &'a Resources) -> Self {
-        let key = |m: &ObjectMeta| ObjKey::new(namespace_of(m), m.name.clone().unwrap_or_default());
-        let mut slices: BTreeMap<ObjKey, Vec<&EndpointSlice>> = BTreeMap::new();
-        for s in &res.endpoint_slices {
-            if let Some(svc) = s.metadata.labels.as_ref().and_then(|l| l.get(LABEL_SERVICE_NAME)) {
-                slices.entry(ObjKey::new(namespace_of(&s.metadata), svc.clone())).or_default().push(s);
-            }
-        }
-        for v in slices.values_mut() {
-            v.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-        }
-        let mut grants: BTreeMap<&str, Vec<&ReferenceGrant>> = BTreeMap::new();
-        for g in &res.reference_grants {
-            grants.entry(namespace_of(&g.metadata)).or_default().push(g);
-        }
-        Index {
-            res,
-            namespaces: res.namespaces.iter().filter_map(|n| Some((n.metadata.name.as_deref()?, n))).collect(),
-            services: res.services.iter().map(|s| (key(&s.metadata), s)).collect(),
-            secrets: res.secrets.iter().map(|s| (key(&s.metadata), s)).collect(),
-            backends: res.backends.iter().map(|s| (key(&s.metadata), s)).collect(),
-            proxy_configs: res.proxy_configs.iter().map(|s| (key(&s.metadata), s)).collect(),
-            slices,
-            grants,
-        }
-    }
-
-    /// The labels of a namespace, including the `kubernetes.io/metadata.name` label that the
-    /// API server sets on every Namespace (so selectors on it work without a Namespace object).
-    pub fn namespace_labels(&self, ns: &str) -> BTreeMap<String, String> {
-        let mut labels = self.namespaces.get(ns).and_then(|n| n.metadata.labels.clone()).unwrap_or_default();
-        labels.insert("kubernetes.io/metadata.name".into(), ns.into());
-        labels
-    }
-
-    /// Whether a ReferenceGrant in `to_ns` lets `from` (group, kind, namespace) refer to the
-    /// object (group, kind, name) in `to_ns`.
-    pub fn grant_allows(&self, from: (&str, &str, &str), to_ns: &str, to: (&str, &str, &str)) -> bool {
-        let Some(grants) = self.grants.get(to_ns) else { return false };
-        grants.iter().any(|g| {
-            g.spec.from.iter().any(|f| f.group == from.0 && f.kind == from.1 && f.namespace == from.2)
-                && g.spec.to.iter().any(|t| {
-                    t.group == to.0 && t.kind == to.1 && t.name.as_deref().is_none_or(|n| n.is_empty() || n == to.2)
-                })
-        })
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -11,7 +11,7 @@ use crate::conditions::{Condition, is_true};
 use crate::gateway::attach::{self, Attached, RouteView};
 use crate::gateway::{GatewayState, class, listeners};
 use crate::ir::GatewayIr;
-use crate::resources::{Index, ObjKey, Resources, namespace_of};
+use crate::resources::{Index, ObjKey, Resources};
 use crate::routes::{backends, http};
 use crate::status::{
     Address, BackendStatus, GatewayStatus, ListenerStatus, ParentRef, RouteParentStatus, RouteStatus, Statuses,
@@ -61,12 +61,12 @@ pub(crate) struct Attachment<'a> {
 /// Translates everything. Pure and deterministic.
 pub fn translate(res: &Resources, opts: &Options) -> Output {
     let _span = debug_span!("translate", gateways = res.gateways.len(), http_routes = res.http_routes.len()).entered();
-    let idx = Index::new(res);
+    let idx: Index<'_> = res;
     let mut statuses = Statuses::default();
 
     // GatewayClasses.
     let mut accepted_classes = BTreeSet::new();
-    for c in &res.gateway_classes {
+    for c in res.gateway_classes.values() {
         if c.spec.controller_name != opts.controller_name {
             continue;
         }
@@ -79,13 +79,13 @@ pub fn translate(res: &Resources, opts: &Options) -> Output {
     }
     let ours = |class: &str| {
         res.gateway_classes
-            .iter()
+            .values()
             .any(|c| c.metadata.name.as_deref() == Some(class) && c.spec.controller_name == opts.controller_name)
     };
 
     // Gateways.
     let mut gateways: BTreeMap<ObjKey, GatewayState<'_>> = BTreeMap::new();
-    for gw in &res.gateways {
+    for gw in res.gateways.values() {
         if !ours(&gw.spec.gateway_class_name) {
             continue;
         }
@@ -97,7 +97,7 @@ pub fn translate(res: &Resources, opts: &Options) -> Output {
     }
 
     // Backends.
-    for b in &res.backends {
+    for b in res.backends.values() {
         let g = b.metadata.generation.unwrap_or(0);
         let cond = match backends::validate_backend(b) {
             Ok(()) => Condition::new(types::ACCEPTED, true, reasons::ACCEPTED, "endpoints are valid", g),
@@ -107,15 +107,10 @@ pub fn translate(res: &Resources, opts: &Options) -> Output {
     }
 
     // HTTPRoutes, sorted so attachments (and so everything after) come out in one order.
-    let mut routes: Vec<(&HttpRoute, ObjKey)> = res
-        .http_routes
-        .iter()
-        .map(|r| (r, ObjKey::new(namespace_of(&r.metadata), r.metadata.name.clone().unwrap_or_default())))
-        .collect();
-    routes.sort_by(|a, b| a.1.cmp(&b.1));
+    let routes: Vec<(&HttpRoute, ObjKey)> = res.http_routes.iter().map(|(k, r)| (&**r, k.clone())).collect();
     let built: Vec<http::RouteRules> = routes
         .iter()
-        .map(|(r, k)| http::build(&idx, r, res.rejected_rules.get(k).map(Vec::as_slice).unwrap_or_default()))
+        .map(|(r, k)| http::build(&idx, r, res.rejected_rules.get(k).map(|r| &r[..]).unwrap_or_default()))
         .collect();
     let mut attachments: BTreeMap<ObjKey, Vec<Attachment<'_>>> = BTreeMap::new();
     for ((route, key), rules) in routes.iter().zip(&built) {

@@ -18,7 +18,7 @@ use legate_translator::{ObjKey, Output};
 #[derive(Clone, Debug)]
 pub struct AcceptedGateway {
     pub key: ObjKey,
-    pub gateway: Gateway,
+    pub gateway: Arc<Gateway>,
     pub ir: GatewayIr,
 }
 
@@ -29,8 +29,8 @@ pub struct FleetRequest {
     pub leader: bool,
     pub gateways: Vec<AcceptedGateway>,
     /// The GatewayClasses Legate accepted (their `parametersRef` may name a ProxyConfig).
-    pub gateway_classes: Vec<GatewayClass>,
-    pub proxy_configs: Vec<ProxyConfig>,
+    pub gateway_classes: Vec<Arc<GatewayClass>>,
+    pub proxy_configs: Vec<Arc<ProxyConfig>>,
 }
 
 /// How a Gateway's fleet is doing.

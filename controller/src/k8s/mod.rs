@@ -435,12 +435,7 @@ impl Loop {
                 .gateways
                 .iter()
                 .filter_map(|g| {
-                    let gw = snap.loaded.resources.gateways.iter().find(|x| {
-                        legate_translator::ObjKey::new(
-                            legate_translator::resources::namespace_of(&x.metadata),
-                            x.metadata.name.clone().unwrap_or_default(),
-                        ) == g.gateway
-                    })?;
+                    let gw = snap.loaded.resources.gateways.get(&g.gateway)?;
                     Some(AcceptedGateway { key: g.gateway.clone(), gateway: gw.clone(), ir: g.ir.clone() })
                 })
                 .collect(),
@@ -449,10 +444,10 @@ impl Loop {
                 .resources
                 .gateway_classes
                 .iter()
-                .filter(|c| accepted(&legate_translator::ObjKey::new("", c.metadata.name.clone().unwrap_or_default())))
-                .cloned()
+                .filter(|(k, _)| accepted(k))
+                .map(|(_, c)| c.clone())
                 .collect(),
-            proxy_configs: snap.loaded.resources.proxy_configs.clone(),
+            proxy_configs: snap.loaded.resources.proxy_configs.values().cloned().collect(),
         };
         let fleet = self.fleet.ensure(Arc::new(request)).await;
         self.fleet_pending = fleet.values().any(|f| !f.ready);

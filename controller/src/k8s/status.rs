@@ -89,7 +89,7 @@ impl StatusMetrics {
 #[derive(Default)]
 pub struct Batch {
     pub statuses: Statuses,
-    pub objects: BTreeMap<(Kind, ObjKey), Value>,
+    pub objects: BTreeMap<(Kind, ObjKey), Arc<Value>>,
 }
 
 #[derive(Default)]
@@ -191,7 +191,7 @@ impl StatusWriter {
     }
 
     async fn write_one(&self, kind: Kind, key: &ObjKey, batch: &Batch) {
-        let Some(mut obj) = batch.objects.get(&(kind, key.clone())).cloned() else { return };
+        let Some(mut obj) = batch.objects.get(&(kind, key.clone())).map(|v| Value::clone(v)) else { return };
         let generation = obj.pointer("/metadata/generation").cloned();
         for attempt in 1..=self.cfg.max_attempts {
             let prev = obj.get("status").cloned().unwrap_or(Value::Null);

@@ -1,7 +1,7 @@
 //! The Kubernetes provider: one kube-runtime watcher per watched kind (and namespace), feeding
-//! an in-memory [`Store`] of raw objects. Objects are watched as [`DynamicObject`]s and decoded
-//! one by one when a snapshot is taken, so one object that does not decode is reported and
-//! skipped without stopping its stream. A missing optional CRD (404) is logged once and treated
+//! an in-memory [`Store`] of decoded objects. Objects are watched as [`DynamicObject`]s and
+//! decoded once, when their watch event arrives, so one object that does not decode is reported
+//! and skipped without stopping its stream, and a snapshot shares the decoded objects. A missing optional CRD (404) is logged once and treated
 //! as empty.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,7 +18,36 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tracing::{Instrument, debug, error, info_span, warn};
 
-use crate::load::{self, Kind, Loaded};
+use crate::load::{self, Decoded, Kind, Loaded, RawObject};
+
+/// One watched object: decoded, or the reason it does not decode (with its JSON, which the
+/// Secret filter still reads for Gateways).
+#[derive(Clone)]
+enum Stored {
+    Decoded(RawObject),
+    Bad(Arc<Value>, String),
+}
+
+impl Stored {
+    fn new(kind: Kind, v: Value) -> Self {
+        let origin = format!("{} {}", kind.name(), key_of(&v));
+        match load::decode(&PathBuf::from(&origin), 0, v.clone()) {
+            Ok(Decoded::Object(o)) => Stored::Decoded(o),
+            Ok(Decoded::Skipped(note)) => Stored::Bad(Arc::new(v), note),
+            Err(e) => {
+                let field = e.field.map(|f| format!("field {f}: ")).unwrap_or_default();
+                Stored::Bad(Arc::new(v), format!("{origin}: {field}{}", e.message))
+            }
+        }
+    }
+
+    fn value(&self) -> &Value {
+        match self {
+            Stored::Decoded(o) => &o.value,
+            Stored::Bad(v, _) => v,
+        }
+    }
+}
 
 /// The API resource of a kind, for dynamic clients.
 pub fn api_resource(kind: Kind) -> ApiResource {
@@ -35,12 +64,12 @@ struct StreamId {
 
 #[derive(Default)]
 struct Inner {
-    /// Raw objects by kind and namespace/name.
-    objects: BTreeMap<(Kind, ObjKey), Value>,
+    /// Objects by kind and namespace/name.
+    objects: BTreeMap<(Kind, ObjKey), Stored>,
     /// Streams whose initial list is complete (or whose CRD is missing).
     synced: BTreeSet<StreamId>,
     /// Objects listed since the stream's last `Init`.
-    buffers: BTreeMap<StreamId, Vec<Value>>,
+    buffers: BTreeMap<StreamId, Vec<(ObjKey, Stored)>>,
 }
 
 /// What the watchers have seen. Every change bumps the counter of [`Store::changes`].
@@ -99,7 +128,9 @@ impl Store {
                 return;
             }
             Event::InitApply(o) => {
-                inner.buffers.entry(id.clone()).or_default().push(to_value(kind, o));
+                let v = to_value(kind, o);
+                let key = key_of(&v);
+                inner.buffers.entry(id.clone()).or_default().push((key, Stored::new(kind, v)));
                 return;
             }
             Event::InitDone => {
@@ -107,14 +138,14 @@ impl Store {
                 inner.objects.retain(|(k, key), _| {
                     *k != id.kind || id.namespace.as_ref().is_some_and(|ns| *ns != key.namespace)
                 });
-                for v in listed {
-                    inner.objects.insert((id.kind, key_of(&v)), v);
+                for (key, o) in listed {
+                    inner.objects.insert((id.kind, key), o);
                 }
                 inner.synced.insert(id.clone());
             }
             Event::Apply(o) => {
                 let v = to_value(kind, o);
-                inner.objects.insert((id.kind, key_of(&v)), v);
+                inner.objects.insert((id.kind, key_of(&v)), Stored::new(kind, v));
             }
             Event::Delete(o) => {
                 let v = to_value(kind, o);
@@ -136,21 +167,19 @@ impl Store {
         }
     }
 
-    /// Decodes the current objects. Secrets that no Gateway listener references are left out.
+    /// The current objects (shared, not copied). Secrets that no Gateway listener references
+    /// are left out.
     pub fn snapshot(&self) -> Snapshot {
         let inner = self.inner.lock().unwrap();
-        let referenced = referenced_secrets(inner.objects.iter().filter(|((k, _), _)| *k == Kind::Gateway));
+        let referenced = referenced_secrets(
+            inner.objects.iter().filter(|((k, _), _)| *k == Kind::Gateway).map(|((_, key), o)| (key, o.value())),
+        );
         let mut snap = Snapshot::default();
-        for ((kind, key), v) in &inner.objects {
-            let origin = format!("{} {key}", kind.name());
-            match kind {
-                Kind::Secret if !referenced.contains(key) => continue,
-                _ => {
-                    if let Err(e) = load::add_value(&mut snap.loaded, &PathBuf::from(&origin), 0, v.clone()) {
-                        let field = e.field.map(|f| format!("field {f}: ")).unwrap_or_default();
-                        snap.errors.push(format!("{origin}: {field}{}", e.message));
-                    }
-                }
+        for ((kind, key), o) in &inner.objects {
+            match o {
+                _ if *kind == Kind::Secret && !referenced.contains(key) => continue,
+                Stored::Decoded(o) => snap.loaded.push(o.clone()),
+                Stored::Bad(_, e) => snap.errors.push(e.clone()),
             }
         }
         snap
@@ -158,9 +187,9 @@ impl Store {
 }
 
 /// The Secrets (namespace/name) referenced by some Gateway listener's `tls.certificateRefs`.
-fn referenced_secrets<'a>(gateways: impl Iterator<Item = (&'a (Kind, ObjKey), &'a Value)>) -> BTreeSet<ObjKey> {
+fn referenced_secrets<'a>(gateways: impl Iterator<Item = (&'a ObjKey, &'a Value)>) -> BTreeSet<ObjKey> {
     let mut out = BTreeSet::new();
-    for ((_, gw), v) in gateways {
+    for (gw, v) in gateways {
         let listeners = v.pointer("/spec/listeners").and_then(Value::as_array).into_iter().flatten();
         for r in listeners.filter_map(|l| l.pointer("/tls/certificateRefs")?.as_array()).flatten() {
             let group = r.get("group").and_then(Value::as_str).unwrap_or("");

@@ -23,7 +23,7 @@ fn multi_document_files_and_lists_are_read() {
 #[test]
 fn defaults_namespace_and_generation_like_the_api_server() {
     let l = load("apiVersion: v1\nkind: Service\nmetadata: { name: s }\n").unwrap();
-    let meta = &l.resources.services[0].metadata;
+    let meta = &l.resources.services.values().next().unwrap().metadata;
     assert_eq!(meta.namespace.as_deref(), Some("default"));
     assert_eq!(meta.generation, Some(1));
 }
@@ -74,7 +74,7 @@ fn duplicates_are_an_error_naming_both_places() {
 fn a_rule_with_an_unknown_enum_value_is_set_aside_and_the_route_kept() {
     let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: { name: r, namespace: n }\nspec:\n  rules:\n    - matches: [ { path: { type: PathPrefix, value: /ok } } ]\n    - matches: [ { path: { type: FancyMatch, value: /new } } ]\n    - matches: [ { method: BREW } ]\n    - matches: [ { path: { value: /also-ok } } ]\n";
     let l = load(text).unwrap();
-    let route = &l.resources.http_routes[0];
+    let route = l.resources.http_routes.values().next().unwrap();
     assert_eq!(route.spec.rules.as_ref().unwrap().len(), 2);
     let rejected = &l.resources.rejected_rules[&ObjKey::new("n", "r")];
     assert_eq!(rejected.iter().map(|r| r.index).collect::<Vec<_>>(), [1, 2]);

@@ -2,7 +2,7 @@
 //! that stops parsing is reported and the objects it held before stay in force until it parses
 //! again; a deleted file's objects go away.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,34 +10,54 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::load::{self, LoadError, Loaded};
+use crate::load::{self, Kind, LoadError, Loaded, RawObject};
+use legate_translator::{ObjKey, Resources};
+
+type Id = (Kind, ObjKey);
 
 #[derive(Default)]
 struct FileState {
     text: String,
-    /// The objects of the last version that parsed.
-    good: Loaded,
+    /// The objects of the last version that parsed, by kind and key (the first definition in
+    /// the file), and the second definitions within the file.
+    good: BTreeMap<Id, RawObject>,
+    inner_duplicates: Vec<LoadError>,
     error: Option<LoadError>,
 }
 
-/// The current contents of a resources directory.
+/// The current contents of a resources directory, and the world they make: each object taken
+/// from the first file (in path order) that defines it. A reload re-parses only the files whose
+/// text changed and puts in force only the objects that changed.
 pub struct FileProvider {
     root: PathBuf,
     files: BTreeMap<PathBuf, FileState>,
+    /// Which files define each object.
+    owners: HashMap<Id, BTreeSet<PathBuf>>,
+    /// The objects in force and the world they make.
+    objects: BTreeMap<Id, RawObject>,
+    world: Resources,
 }
 
 /// What changed in a reload.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Reload {
-    /// Whether any file's objects changed (a re-translation is due).
+    /// Whether any object in force changed (a re-translation is due).
     pub changed: bool,
+    /// The objects put in force, replaced or taken out.
+    pub touched: Vec<(Kind, ObjKey)>,
     /// Files that do not parse now (their last good objects stay in force).
     pub errors: Vec<String>,
 }
 
 impl FileProvider {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        FileProvider { root: root.into(), files: BTreeMap::new() }
+        FileProvider {
+            root: root.into(),
+            files: BTreeMap::new(),
+            owners: HashMap::new(),
+            objects: BTreeMap::new(),
+            world: Resources::default(),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -54,14 +74,16 @@ impl FileProvider {
                 return out;
             }
         };
-        let before = self.files.len();
-        self.files.retain(|p, _| paths.contains(p));
-        out.changed |= self.files.len() != before;
+        let mut affected = BTreeSet::new();
+        let gone: Vec<PathBuf> = self.files.keys().filter(|p| !paths.contains(p)).cloned().collect();
+        for path in gone {
+            let state = self.files.remove(&path).expect("listed");
+            self.disown(&path, state.good.keys(), &mut affected);
+        }
         for path in paths {
             let Ok(text) = std::fs::read_to_string(&path) else { continue }; // vanished meanwhile
             let state = self.files.entry(path.clone()).or_default();
-            if state.text == text && (state.error.is_some() || !state.good.objects.is_empty() || text.trim().is_empty())
-            {
+            if state.text == text && (state.error.is_some() || !state.good.is_empty() || text.trim().is_empty()) {
                 continue;
             }
             state.text = text;
@@ -71,13 +93,27 @@ impl FileProvider {
                     if state.error.take().is_some() {
                         info!(file = %path.display(), "file parses again");
                     }
-                    if fresh.objects != state.good.objects {
-                        out.changed = true;
-                    }
                     for s in &fresh.skipped {
                         info!("{s}");
                     }
-                    state.good = fresh;
+                    state.inner_duplicates = fresh.duplicates;
+                    let mut good: BTreeMap<Id, RawObject> = fresh.objects.into_iter().map(|o| (o.id(), o)).collect();
+                    // An object whose content did not change stays the same shared object.
+                    for (id, o) in &mut good {
+                        if let Some(old) = state.good.get(id).filter(|old| old.value == o.value) {
+                            (o.value, o.object) = (old.value.clone(), old.object.clone());
+                        }
+                    }
+                    if good == state.good {
+                        continue;
+                    }
+                    let old = std::mem::replace(&mut state.good, good);
+                    let new: Vec<Id> = state.good.keys().cloned().collect();
+                    self.disown(&path, old.keys(), &mut affected);
+                    for id in new {
+                        self.owners.entry(id.clone()).or_default().insert(path.clone());
+                        affected.insert(id);
+                    }
                 }
                 Err(e) => {
                     warn!(error = %e, "file does not parse; keeping its last good objects");
@@ -85,19 +121,82 @@ impl FileProvider {
                 }
             }
         }
+        for id in affected {
+            if self.settle(&id) {
+                out.touched.push(id);
+            }
+        }
+        out.changed = !out.touched.is_empty();
         out.errors = self.files.values().filter_map(|f| f.error.as_ref().map(ToString::to_string)).collect();
         out
     }
 
-    /// All objects in force, merged. An object defined twice (same kind, namespace, name) is
-    /// taken from the first file in path order; the duplicate is reported.
-    pub fn snapshot(&self) -> (Loaded, Vec<String>) {
-        let mut merged = Loaded::default();
-        for state in self.files.values() {
-            merged.extend(&state.good);
+    fn disown<'a>(&mut self, path: &Path, ids: impl Iterator<Item = &'a Id>, affected: &mut BTreeSet<Id>) {
+        for id in ids {
+            if let Some(o) = self.owners.get_mut(id) {
+                o.remove(path);
+                if o.is_empty() {
+                    self.owners.remove(id);
+                }
+            }
+            affected.insert(id.clone());
         }
-        let dups = merged.dedup();
-        (merged, dups)
+    }
+
+    /// Puts in force the definition of `id` from the first file that has one; returns whether
+    /// what is in force changed.
+    fn settle(&mut self, id: &Id) -> bool {
+        let winner = self.owners.get(id).and_then(|o| o.first()).and_then(|f| self.files[f].good.get(id));
+        match (winner, self.objects.get(id)) {
+            (Some(w), Some(cur)) if std::sync::Arc::ptr_eq(&w.value, &cur.value) || w.value == cur.value => {
+                // The same content (perhaps from another document): not a change.
+                let w = RawObject { value: cur.value.clone(), object: cur.object.clone(), ..w.clone() };
+                self.objects.insert(id.clone(), w);
+                false
+            }
+            (Some(w), _) => {
+                self.world.apply(w.object.clone());
+                self.objects.insert(id.clone(), w.clone());
+                true
+            }
+            (None, Some(_)) => {
+                self.world.delete(id.0, &id.1);
+                self.objects.remove(id);
+                true
+            }
+            (None, None) => false,
+        }
+    }
+
+    /// The world in force: the typed objects (shared, not copied), the raw objects in kind and
+    /// key order, and one message per object defined more than once.
+    pub fn snapshot(&self) -> (Loaded, Vec<String>) {
+        let loaded = Loaded::from_parts(self.world.clone(), self.objects.values().cloned().collect());
+        (loaded, self.duplicates())
+    }
+
+    fn duplicates(&self) -> Vec<String> {
+        let mut out: Vec<String> = vec![];
+        for (id, files) in self.owners.iter().filter(|(_, f)| f.len() > 1) {
+            let first = &self.files[files.first().expect("not empty")].good[id];
+            for f in files.iter().skip(1) {
+                let dup = &self.files[f].good[id];
+                out.push(format!(
+                    "{}: document {}: {:?} {} is already defined in {} document {}; this one is ignored",
+                    dup.file.display(),
+                    dup.document,
+                    id.0,
+                    id.1,
+                    first.file.display(),
+                    first.document
+                ));
+            }
+        }
+        for f in self.files.values() {
+            out.extend(f.inner_duplicates.iter().map(|d| format!("{d}; this one is ignored")));
+        }
+        out.sort();
+        out
     }
 }
 

@@ -29,37 +29,43 @@ fn from<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
 /// The synthetic snapshot with `routes` HTTPRoutes.
 pub fn resources(routes: usize) -> Resources {
     let mut res = Resources::default();
-    res.gateway_classes.push(from(json!({
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "GatewayClass",
-        "metadata": { "name": "legate", "generation": 1 },
-        "spec": { "controllerName": "legate.dev/gateway-controller" }
-    })));
-    res.gateways.push(from(json!({
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "Gateway",
-        "metadata": { "name": "gw", "namespace": "bench", "generation": 1 },
-        "spec": {
-            "gatewayClassName": "legate",
-            "listeners": [{
-                "name": "http",
-                "protocol": "HTTP",
-                "port": 8080,
-                "allowedRoutes": { "namespaces": { "from": "All" } }
-            }]
-        }
-    })));
-    res.namespaces.push(namespace("bench"));
+    res.apply(
+        from::<legate_api::gateway::GatewayClass>(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "GatewayClass",
+            "metadata": { "name": "legate", "generation": 1 },
+            "spec": { "controllerName": "legate.dev/gateway-controller" }
+        }))
+        .into(),
+    );
+    res.apply(
+        from::<legate_api::gateway::Gateway>(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "Gateway",
+            "metadata": { "name": "gw", "namespace": "bench", "generation": 1 },
+            "spec": {
+                "gatewayClassName": "legate",
+                "listeners": [{
+                    "name": "http",
+                    "protocol": "HTTP",
+                    "port": 8080,
+                    "allowedRoutes": { "namespaces": { "from": "All" } }
+                }]
+            }
+        }))
+        .into(),
+    );
+    res.apply(namespace("bench").into());
     for n in 0..NAMESPACES {
-        res.namespaces.push(namespace(&format!("ns-{n:02}")));
+        res.apply(namespace(&format!("ns-{n:02}")).into());
     }
     for i in 0..routes {
         let ns = format!("ns-{:02}", i % NAMESPACES);
         let mut rules = vec![];
         for k in 0..RULES {
             let svc = format!("svc-{i}-{k}");
-            res.services.push(service(&ns, &svc));
-            res.endpoint_slices.push(endpoint_slice(&ns, &svc, i, k));
+            res.apply(service(&ns, &svc).into());
+            res.apply(endpoint_slice(&ns, &svc, i, k).into());
             rules.push(json!({
                 "matches": [{ "path": { "type": "PathPrefix", "value": format!("/r{i}/{k}") } }],
                 "backendRefs": [{ "name": svc, "port": 80 }]
@@ -67,21 +73,24 @@ pub fn resources(routes: usize) -> Resources {
         }
         // Distinct creation times, one second apart, so precedence has something to compare.
         let created = format!("2025-01-01T{:02}:{:02}:{:02}Z", i / 3600 % 24, i / 60 % 60, i % 60);
-        res.http_routes.push(from(json!({
-            "apiVersion": "gateway.networking.k8s.io/v1",
-            "kind": "HTTPRoute",
-            "metadata": {
-                "name": format!("route-{i}"),
-                "namespace": ns,
-                "generation": 1,
-                "creationTimestamp": created
-            },
-            "spec": {
-                "parentRefs": [{ "name": "gw", "namespace": "bench" }],
-                "hostnames": [format!("app-{}.example.com", i % HOSTNAMES)],
-                "rules": rules
-            }
-        })));
+        res.apply(
+            from::<legate_api::gateway::HttpRoute>(json!({
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "HTTPRoute",
+                "metadata": {
+                    "name": format!("route-{i}"),
+                    "namespace": ns,
+                    "generation": 1,
+                    "creationTimestamp": created
+                },
+                "spec": {
+                    "parentRefs": [{ "name": "gw", "namespace": "bench" }],
+                    "hostnames": [format!("app-{}.example.com", i % HOSTNAMES)],
+                    "rules": rules
+                }
+            }))
+            .into(),
+        );
     }
     res
 }

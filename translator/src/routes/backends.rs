@@ -118,7 +118,7 @@ fn service_cluster(idx: &Index<'_>, key: &ObjKey, svc: &Service, port: Option<i3
     let protocol = upstream_protocol(sp.app_protocol.as_deref(), || format!("Service {key} port {port}"))?;
     let port_name = sp.name.as_deref().unwrap_or_default();
     let mut endpoints = vec![];
-    for slice in idx.slices.get(key).into_iter().flatten() {
+    for slice in idx.slices.get(key).into_iter().flat_map(|m| m.values()) {
         if slice.address_type == "FQDN" {
             continue;
         }

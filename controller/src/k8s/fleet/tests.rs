@@ -1,5 +1,6 @@
 use k8s_openapi::api::apps::v1::DeploymentStatus;
 use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, ServiceStatus};
+use std::sync::Arc;
 
 use super::*;
 use crate::k8s::pki::{Ca, CertPair};
@@ -271,17 +272,17 @@ spec:
     let mut gw = gateway(GATEWAY);
     let accepted = |gw: &Gateway| AcceptedGateway {
         key: ObjKey::of(&gw.metadata),
-        gateway: gw.clone(),
+        gateway: Arc::new(gw.clone()),
         ir: GatewayIr { gateway: ObjKey::of(&gw.metadata), listeners: vec![], clusters: vec![], certificates: vec![] },
     };
     let request = FleetRequest {
         leader: true,
         gateways: vec![],
-        gateway_classes: vec![class],
+        gateway_classes: vec![Arc::new(class)],
         proxy_configs: vec![
-            pc("infra", "fleet", "{ replicas: 4, image: class-image }"),
-            pc("apps", "mine", "{ image: my-image }"),
-            pc("other", "mine", "{ replicas: 9 }"),
+            Arc::new(pc("infra", "fleet", "{ replicas: 4, image: class-image }")),
+            Arc::new(pc("apps", "mine", "{ image: my-image }")),
+            Arc::new(pc("other", "mine", "{ replicas: 9 }")),
         ],
     };
     // The class's ProxyConfig alone.

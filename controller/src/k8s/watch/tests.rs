@@ -27,11 +27,10 @@ fn only_referenced_secrets_reach_the_translator_and_only_their_certificate_keys_
     }
     let snap = store.snapshot();
     assert!(snap.errors.is_empty(), "{:?}", snap.errors);
-    let mut names: Vec<String> =
-        snap.loaded.resources.secrets.iter().map(|s| ObjKey::of(&s.metadata).to_string()).collect();
+    let mut names: Vec<String> = snap.loaded.resources.secrets.keys().map(ToString::to_string).collect();
     names.sort();
     assert_eq!(names, ["a/cert", "b/other"]);
-    let s = &snap.loaded.resources.secrets[0];
+    let s = snap.loaded.resources.secrets.values().next().unwrap();
     let keys: Vec<&String> = s.data.as_ref().unwrap().keys().collect();
     assert_eq!(keys, ["tls.crt", "tls.key"]);
     assert!(s.metadata.annotations.as_ref().is_none_or(|a| a.is_empty()));
@@ -47,7 +46,7 @@ fn a_relist_replaces_the_objects_of_its_stream_and_marks_it_synced() {
     assert_eq!(store.snapshot().loaded.resources.namespaces.len(), 1, "the relist is not in force before InitDone");
     store.apply(&id, Event::InitDone);
     let ns: Vec<_> =
-        store.snapshot().loaded.resources.namespaces.iter().map(|n| n.metadata.name.clone().unwrap()).collect();
+        store.snapshot().loaded.resources.namespaces.values().map(|n| n.metadata.name.clone().unwrap()).collect();
     assert_eq!(ns, ["kept"]);
     assert!(!store.synced(), "other streams have not listed yet");
 }

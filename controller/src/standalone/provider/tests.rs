@@ -18,12 +18,16 @@ fn a_broken_file_keeps_its_last_good_objects_until_fixed() {
     assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
     assert!(r.errors[0].contains("gw.yaml: document 1"), "{}", r.errors[0]);
     let (snap, _) = p.snapshot();
-    assert_eq!(snap.resources.gateways[0].spec.listeners[0].port, 80, "the last good version stays in force");
+    assert_eq!(
+        snap.resources.gateways.values().next().unwrap().spec.listeners[0].port,
+        80,
+        "the last good version stays in force"
+    );
 
     std::fs::write(&f, GW.replace("port: 80", "port: 81")).unwrap();
     let r = p.reload();
     assert!(r.changed && r.errors.is_empty());
-    assert_eq!(p.snapshot().0.resources.gateways[0].spec.listeners[0].port, 81);
+    assert_eq!(p.snapshot().0.resources.gateways.values().next().unwrap().spec.listeners[0].port, 81);
 }
 
 #[test]
@@ -49,7 +53,7 @@ fn duplicates_across_files_keep_the_first_and_are_reported() {
     p.reload();
     let (snap, dups) = p.snapshot();
     assert_eq!(snap.resources.gateways.len(), 1);
-    assert_eq!(snap.resources.gateways[0].spec.listeners[0].port, 80);
+    assert_eq!(snap.resources.gateways.values().next().unwrap().spec.listeners[0].port, 80);
     assert_eq!(dups.len(), 1);
     assert!(dups[0].contains("b.yaml") && dups[0].contains("a.yaml"), "{}", dups[0]);
 }
@@ -61,4 +65,31 @@ async fn the_watcher_signals_changes() {
     let _w = watch(dir.path(), Duration::from_millis(20), tx).unwrap();
     std::fs::write(dir.path().join("x.yaml"), GW).unwrap();
     tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("a change notification").unwrap();
+}
+
+#[test]
+fn a_reload_touches_only_the_objects_that_changed_and_promotes_a_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = GW.replace("name: g,", "name: h,");
+    std::fs::write(dir.path().join("a.yaml"), format!("{GW}---\n{other}")).unwrap();
+    std::fs::write(dir.path().join("b.yaml"), GW.replace("port: 80", "port: 99")).unwrap();
+    let mut p = FileProvider::new(dir.path());
+    assert_eq!(p.reload().touched.len(), 2);
+    let before = p.snapshot().0.resources.gateways[&ObjKey::new("n", "h")].clone();
+
+    // Editing g in a.yaml touches g only; h is the same shared object as before.
+    std::fs::write(dir.path().join("a.yaml"), format!("{}---\n{other}", GW.replace("port: 80", "port: 81"))).unwrap();
+    let r = p.reload();
+    assert_eq!(r.touched, [(Kind::Gateway, ObjKey::new("n", "g"))]);
+    let snap = p.snapshot().0;
+    assert!(std::sync::Arc::ptr_eq(&before, &snap.resources.gateways[&ObjKey::new("n", "h")]));
+    assert_eq!(snap.resources.gateways[&ObjKey::new("n", "g")].spec.listeners[0].port, 81);
+
+    // Dropping g from a.yaml puts b.yaml's definition in force.
+    std::fs::write(dir.path().join("a.yaml"), &other).unwrap();
+    let r = p.reload();
+    assert_eq!(r.touched, [(Kind::Gateway, ObjKey::new("n", "g"))]);
+    let (snap, dups) = p.snapshot();
+    assert_eq!(snap.resources.gateways[&ObjKey::new("n", "g")].spec.listeners[0].port, 99);
+    assert!(dups.is_empty(), "{dups:?}");
 }
