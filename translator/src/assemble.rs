@@ -1,14 +1,21 @@
 //! Assembles one Gateway's IR from its validated listeners and the routes attached to them:
 //! sockets per address and port, virtual hosts per owning listener and hostname (listener
-//! isolation), routes in precedence order.
+//! isolation), routes in precedence order. A [`Cache`] keeps each virtual host and each
+//! Service's endpoints between translations: a virtual host is rebuilt only when a route
+//! contributing to it changed, endpoints only when the Service's EndpointSlices changed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use legate_api::k8s::EndpointSlice;
 
 use crate::gateway::{GatewayState, ListenerState, Protocol};
 use crate::hostname::{self, covers};
 use crate::ir::*;
 use crate::precedence::{self, Candidate};
-use crate::routes::http::{RedirectSpec, RuleAction};
+use crate::resources::{ObjKey, Resources};
+use crate::routes::backends;
+use crate::routes::http::{RedirectSpec, RouteRules, RuleAction};
 use crate::status::Address;
 use crate::translate::Attachment;
 
@@ -16,7 +23,67 @@ use crate::translate::Attachment;
 /// 500 for the share of traffic routed to it.
 pub const INVALID_BACKEND_CLUSTER: &str = "legate/invalid-backend";
 
-pub fn gateway_ir(gw: &GatewayState<'_>, addresses: &[Address], atts: &[Attachment<'_>]) -> GatewayIr {
+/// One route's part in a virtual host: the route, its rules, and the route hostname that
+/// covers the virtual host's domain.
+type Contribution = (ObjKey, Arc<RouteRules>, String);
+
+struct VirtualHostMemo {
+    listener: (String, i32),
+    contributions: Vec<Contribution>,
+    ir: Arc<VirtualHostIr>,
+    seen: u64,
+}
+
+struct EndpointsMemo {
+    slices: Vec<Arc<EndpointSlice>>,
+    endpoints: Vec<SocketAddr>,
+    seen: u64,
+}
+
+/// What assembly keeps between translations.
+#[derive(Default)]
+pub struct Cache {
+    virtual_hosts: HashMap<(ObjKey, String), VirtualHostMemo>,
+    endpoints: HashMap<(ObjKey, String), EndpointsMemo>,
+    epoch: u64,
+}
+
+impl Cache {
+    /// Ends one translation: forgets what it did not use.
+    pub fn sweep(&mut self) {
+        let epoch = self.epoch;
+        self.virtual_hosts.retain(|_, m| m.seen == epoch);
+        self.endpoints.retain(|_, m| m.seen == epoch);
+        self.epoch += 1;
+    }
+
+    /// The endpoints of a Service port, recomputed only when its EndpointSlices changed.
+    fn endpoints(&mut self, res: &Resources, service: &ObjKey, port_name: &str) -> Vec<SocketAddr> {
+        let epoch = self.epoch;
+        let now: Vec<&Arc<EndpointSlice>> = res.slices.get(service).into_iter().flat_map(|m| m.values()).collect();
+        let key = (service.clone(), port_name.to_owned());
+        if let Some(m) = self.endpoints.get_mut(&key)
+            && m.slices.len() == now.len()
+            && m.slices.iter().zip(&now).all(|(a, b)| Arc::ptr_eq(a, b))
+        {
+            m.seen = epoch;
+            return m.endpoints.clone();
+        }
+        let endpoints = backends::service_endpoints(res, service, port_name);
+        let memo =
+            EndpointsMemo { slices: now.into_iter().cloned().collect(), endpoints: endpoints.clone(), seen: epoch };
+        self.endpoints.insert(key, memo);
+        endpoints
+    }
+}
+
+pub fn gateway_ir(
+    gw: &GatewayState<'_>,
+    addresses: &[Address],
+    atts: &[Attachment<'_>],
+    res: &Resources,
+    cache: &mut Cache,
+) -> GatewayIr {
     let mut by_port: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
     for (i, l) in gw.listeners.iter().enumerate() {
         if l.programmed {
@@ -27,7 +94,7 @@ pub fn gateway_ir(gw: &GatewayState<'_>, addresses: &[Address], atts: &[Attachme
     let mut certificates: BTreeMap<String, CertificateRef> = BTreeMap::new();
     for (port, members) in &by_port {
         let protocol = gw.listeners[members[0]].protocol.unwrap_or(Protocol::Http);
-        let virtual_hosts = virtual_hosts(gw, members, atts);
+        let virtual_hosts = virtual_hosts(gw, members, atts, cache);
         let mut tls = vec![];
         if protocol == Protocol::Https {
             for &i in members {
@@ -64,7 +131,7 @@ pub fn gateway_ir(gw: &GatewayState<'_>, addresses: &[Address], atts: &[Attachme
         }
     }
     let mut clusters: Vec<ClusterIr> = vec![];
-    let used: std::collections::BTreeSet<&str> = listeners
+    let used: BTreeSet<&str> = listeners
         .iter()
         .flat_map(|l| &l.virtual_hosts)
         .flat_map(|v| &v.routes)
@@ -75,11 +142,15 @@ pub fn gateway_ir(gw: &GatewayState<'_>, addresses: &[Address], atts: &[Attachme
         .collect();
     // First occurrence of each name wins; a set instead of a search of `clusters`, which made
     // this quadratic in the number of clusters.
-    let mut seen: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
     for a in atts {
         for c in &a.rules.clusters {
             if used.contains(c.name.as_str()) && seen.insert(c.name.as_str()) {
-                clusters.push(c.clone());
+                let mut c = c.clone();
+                if let EndpointSource::Service { service, port_name } = &c.source {
+                    c.endpoints = Endpoints::Static(cache.endpoints(res, service, port_name));
+                }
+                clusters.push(c);
             }
         }
     }
@@ -90,51 +161,102 @@ pub fn gateway_ir(gw: &GatewayState<'_>, addresses: &[Address], atts: &[Attachme
 /// The listener that owns requests for hostname pattern `h` among `members`: the most specific
 /// one whose hostname covers all of `h`.
 fn owner(gw: &GatewayState<'_>, members: &[usize], h: &str) -> Option<usize> {
-    let pattern = |i: usize| gw.listeners[i].hostname.clone().unwrap_or_else(|| "*".into());
+    let pattern = |i: usize| gw.listeners[i].hostname.as_deref().unwrap_or("*");
     members
         .iter()
         .copied()
-        .filter(|&i| covers(&pattern(i), h))
-        .min_by(|&a, &b| hostname::specificity_order(&pattern(a), &pattern(b)))
+        .filter(|&i| covers(pattern(i), h))
+        .min_by(|&a, &b| hostname::specificity_order(pattern(a), pattern(b)))
 }
 
-fn virtual_hosts(gw: &GatewayState<'_>, members: &[usize], atts: &[Attachment<'_>]) -> Vec<VirtualHostIr> {
+fn virtual_hosts(
+    gw: &GatewayState<'_>,
+    members: &[usize],
+    atts: &[Attachment<'_>],
+    cache: &mut Cache,
+) -> Vec<Arc<VirtualHostIr>> {
     // domain → owning listener
-    let mut domains: BTreeMap<String, usize> = BTreeMap::new();
+    let mut domains: BTreeMap<&str, usize> = BTreeMap::new();
     for &i in members {
-        domains.insert(gw.listeners[i].hostname.clone().unwrap_or_else(|| "*".into()), i);
+        domains.insert(gw.listeners[i].hostname.as_deref().unwrap_or("*"), i);
     }
-    for a in atts.iter().filter(|a| members.contains(&a.listener)) {
-        for h in &a.hostnames {
+    let mine: Vec<&Attachment<'_>> = atts.iter().filter(|a| members.contains(&a.listener)).collect();
+    for a in &mine {
+        for h in a.hostnames {
             if owner(gw, members, h) == Some(a.listener) {
-                domains.insert(h.clone(), a.listener);
+                domains.insert(h, a.listener);
             }
         }
     }
-    let mut out: Vec<VirtualHostIr> = domains
+    // Per domain, the attachments of its listener with a hostname covering it, each with the
+    // most specific such hostname. Exact hostnames are looked up; only wildcards are matched
+    // against every domain.
+    let mut contributions: BTreeMap<&str, Vec<(usize, &str)>> = BTreeMap::new();
+    for (ai, a) in mine.iter().enumerate() {
+        for h in a.hostnames {
+            if !h.starts_with('*') {
+                if domains.get(h.as_str()) == Some(&a.listener) {
+                    contributions.entry(h).or_default().push((ai, h));
+                }
+                continue;
+            }
+            for (d, _) in domains.iter().filter(|(d, li)| **li == a.listener && covers(h, d)) {
+                contributions.entry(d).or_default().push((ai, h));
+            }
+        }
+    }
+    let mut out: Vec<Arc<VirtualHostIr>> = domains
         .into_iter()
         .map(|(domain, li)| {
-            let l = &gw.listeners[li];
-            VirtualHostIr {
-                name: format!("{}/{}", l.name(), domain),
-                listener: l.name().to_owned(),
-                routes: routes_for(l, li, &domain, atts),
-                domain,
-            }
+            let mut c = contributions.remove(domain).unwrap_or_default();
+            // Attachment order, then the most specific covering hostname first; keep that one.
+            c.sort_by(|x, y| x.0.cmp(&y.0).then_with(|| hostname::specificity_order(x.1, y.1)));
+            c.dedup_by_key(|x| x.0);
+            let c: Vec<(&Attachment<'_>, &str)> = c.into_iter().map(|(ai, h)| (mine[ai], h)).collect();
+            virtual_host(gw, &gw.listeners[li], domain, &c, cache)
         })
         .collect();
     out.sort_by(|a, b| hostname::specificity_order(&a.domain, &b.domain));
     out
 }
 
-fn routes_for(l: &ListenerState<'_>, li: usize, domain: &str, atts: &[Attachment<'_>]) -> Vec<RouteIr> {
+/// One virtual host, reused from the cache when the same routes contribute in the same way.
+fn virtual_host(
+    gw: &GatewayState<'_>,
+    l: &ListenerState<'_>,
+    domain: &str,
+    contributions: &[(&Attachment<'_>, &str)],
+    cache: &mut Cache,
+) -> Arc<VirtualHostIr> {
+    let epoch = cache.epoch;
+    let name = format!("{}/{}", l.name(), domain);
+    let listener = (l.name().to_owned(), l.port());
+    let key = (gw.key.clone(), name);
+    if let Some(m) = cache.virtual_hosts.get_mut(&key)
+        && m.listener == listener
+        && m.contributions.len() == contributions.len()
+        && m.contributions
+            .iter()
+            .zip(contributions)
+            .all(|((k, r, h), (a, ah))| k == a.key && Arc::ptr_eq(r, a.rules) && h == ah)
+    {
+        m.seen = epoch;
+        return m.ir.clone();
+    }
+    let ir = Arc::new(VirtualHostIr {
+        name: key.1.clone(),
+        listener: l.name().to_owned(),
+        routes: routes_for(l, contributions),
+        domain: domain.to_owned(),
+    });
+    let contributions = contributions.iter().map(|(a, h)| (a.key.clone(), a.rules.clone(), (*h).to_owned())).collect();
+    cache.virtual_hosts.insert(key, VirtualHostMemo { listener, contributions, ir: ir.clone(), seen: epoch });
+    ir
+}
+
+fn routes_for(l: &ListenerState<'_>, contributions: &[(&Attachment<'_>, &str)]) -> Vec<RouteIr> {
     let mut cands: Vec<(Candidate<'_>, &RuleAction)> = vec![];
-    for a in atts.iter().filter(|a| a.listener == li) {
-        // The most specific route hostname covering the domain, if any.
-        let Some(h) = a.hostnames.iter().filter(|h| covers(h, domain)).min_by(|x, y| hostname::specificity_order(x, y))
-        else {
-            continue;
-        };
+    for (a, h) in contributions {
         for rule in &a.rules.rules {
             for (j, m) in rule.matches.iter().enumerate() {
                 cands.push((
@@ -142,7 +264,7 @@ fn routes_for(l: &ListenerState<'_>, li: usize, domain: &str, atts: &[Attachment
                         hostname: h,
                         match_: m,
                         created: a.route.metadata.creation_timestamp.as_ref(),
-                        route: &a.key,
+                        route: a.key,
                         rule: rule.index,
                         match_index: j,
                     },

@@ -4,6 +4,8 @@
 //! specific first) → routes in precedence order → weighted destinations. Clusters and
 //! certificates are listed once per Gateway.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::gateway::Protocol;
@@ -31,7 +33,7 @@ pub struct ListenerIr {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tls: Vec<TlsChainIr>,
     /// Virtual hosts, most specific domain first. Each belongs to one Gateway listener.
-    pub virtual_hosts: Vec<VirtualHostIr>,
+    pub virtual_hosts: Vec<Arc<VirtualHostIr>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -214,6 +216,19 @@ pub struct ClusterIr {
     pub name: String,
     pub protocol: UpstreamProtocol,
     pub endpoints: Endpoints,
+    /// Where the endpoints come from.
+    #[serde(skip)]
+    pub source: EndpointSource,
+}
+
+/// Where a cluster's endpoints come from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum EndpointSource {
+    /// As given in the cluster (a Backend's own endpoints).
+    #[default]
+    Given,
+    /// A Service port's EndpointSlices, read when the Gateway's clusters are assembled.
+    Service { service: ObjKey, port_name: String },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]

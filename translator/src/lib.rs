@@ -18,7 +18,9 @@ pub mod status;
 pub mod xds;
 
 mod assemble;
+pub mod engine;
 mod translate;
 
+pub use engine::Engine;
 pub use resources::{ObjKey, Resources};
 pub use translate::{GatewayOutput, Options, Output, translate};

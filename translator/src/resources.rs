@@ -297,5 +297,75 @@ pub fn namespace_of(meta: &ObjectMeta) -> &str {
 /// signatures; a translation needs no index beyond those [`Resources`] keeps).
 pub type Index<'a> = &'a Resources;
 
+/// A read of the world that a cached result depends on, holding what was read (the shared
+/// object itself, so that its address is not reused while the cache holds it).
+#[derive(Clone, Debug)]
+pub enum Dep {
+    Service(ObjKey, Option<Arc<Service>>),
+    Backend(ObjKey, Option<Arc<Backend>>),
+    /// The ReferenceGrants of a namespace.
+    Grants(String, Vec<Arc<ReferenceGrant>>),
+}
+
+fn same<T>(a: Option<&Arc<T>>, b: Option<&Arc<T>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    }
+}
+
+impl Dep {
+    /// Whether the world still reads the same.
+    pub fn holds(&self, res: &Resources) -> bool {
+        match self {
+            Dep::Service(k, v) => same(res.services.get(k), v.as_ref()),
+            Dep::Backend(k, v) => same(res.backends.get(k), v.as_ref()),
+            Dep::Grants(ns, v) => {
+                let now = res.grants.get(ns);
+                now.map_or(0, BTreeMap::len) == v.len()
+                    && now.into_iter().flat_map(|m| m.values()).zip(v).all(|(a, b)| Arc::ptr_eq(a, b))
+            }
+        }
+    }
+}
+
+/// Reads of [`Resources`] that record what they read, so that a result computed from them can
+/// be reused for as long as every [`Dep`] holds.
+pub struct Reads<'a> {
+    pub res: &'a Resources,
+    deps: std::cell::RefCell<Vec<Dep>>,
+}
+
+impl<'a> Reads<'a> {
+    pub fn new(res: &'a Resources) -> Self {
+        Reads { res, deps: Default::default() }
+    }
+
+    pub fn service(&self, key: &ObjKey) -> Option<&'a Arc<Service>> {
+        let v = self.res.services.get(key);
+        self.deps.borrow_mut().push(Dep::Service(key.clone(), v.cloned()));
+        v
+    }
+
+    pub fn backend(&self, key: &ObjKey) -> Option<&'a Arc<Backend>> {
+        let v = self.res.backends.get(key);
+        self.deps.borrow_mut().push(Dep::Backend(key.clone(), v.cloned()));
+        v
+    }
+
+    /// [`Resources::grant_allows`], recorded.
+    pub fn grant_allows(&self, from: (&str, &str, &str), to_ns: &str, to: (&str, &str, &str)) -> bool {
+        let grants = self.res.grants.get(to_ns).map(|m| m.values().cloned().collect()).unwrap_or_default();
+        self.deps.borrow_mut().push(Dep::Grants(to_ns.to_owned(), grants));
+        self.res.grant_allows(from, to_ns, to)
+    }
+
+    /// What was read.
+    pub fn into_deps(self) -> Vec<Dep> {
+        self.deps.into_inner()
+    }
+}
+
 #[cfg(test)]
 mod tests;

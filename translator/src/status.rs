@@ -2,6 +2,7 @@
 //! [`crate::render`] for the Kubernetes shape with transition times).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -13,7 +14,7 @@ use crate::resources::ObjKey;
 pub struct Statuses {
     pub gateway_classes: BTreeMap<String, GatewayClassStatus>,
     pub gateways: BTreeMap<ObjKey, GatewayStatus>,
-    pub http_routes: BTreeMap<ObjKey, RouteStatus>,
+    pub http_routes: BTreeMap<ObjKey, Arc<RouteStatus>>,
     pub backends: BTreeMap<ObjKey, BackendStatus>,
 }
 

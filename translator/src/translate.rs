@@ -8,14 +8,15 @@ use legate_api::gvk::{DEFAULT_CONTROLLER_NAME, GATEWAY_GROUP, KIND_GATEWAY, KIND
 use tracing::debug_span;
 
 use crate::conditions::{Condition, is_true};
+use std::sync::Arc;
+
+use crate::engine::Engine;
+use crate::gateway::GatewayState;
 use crate::gateway::attach::{self, Attached, RouteView};
-use crate::gateway::{GatewayState, class, listeners};
 use crate::ir::GatewayIr;
 use crate::resources::{Index, ObjKey, Resources};
-use crate::routes::{backends, http};
-use crate::status::{
-    Address, BackendStatus, GatewayStatus, ListenerStatus, ParentRef, RouteParentStatus, RouteStatus, Statuses,
-};
+use crate::routes::http;
+use crate::status::{Address, GatewayStatus, ListenerStatus, ParentRef, RouteParentStatus, RouteStatus, Statuses};
 use crate::{assemble, xds};
 
 /// Translation settings.
@@ -52,138 +53,109 @@ pub struct Output {
 /// A route's rules attached to one listener of one Gateway.
 pub(crate) struct Attachment<'a> {
     pub route: &'a HttpRoute,
-    pub key: ObjKey,
-    pub rules: &'a http::RouteRules,
+    pub key: &'a ObjKey,
+    pub rules: &'a Arc<http::RouteRules>,
     pub listener: usize,
-    pub hostnames: Vec<String>,
+    pub hostnames: &'a [String],
 }
 
-/// Translates everything. Pure and deterministic.
+/// Translates everything from scratch. Pure and deterministic; the same as a fresh
+/// [`Engine`]'s first translation.
 pub fn translate(res: &Resources, opts: &Options) -> Output {
-    let _span = debug_span!("translate", gateways = res.gateways.len(), http_routes = res.http_routes.len()).entered();
-    let idx: Index<'_> = res;
-    let mut statuses = Statuses::default();
+    Engine::new(opts.clone()).translate(res)
+}
 
-    // GatewayClasses.
-    let mut accepted_classes = BTreeSet::new();
-    for c in res.gateway_classes.values() {
-        if c.spec.controller_name != opts.controller_name {
-            continue;
-        }
-        let name = c.metadata.name.clone().unwrap_or_default();
-        let (ok, st) = class::evaluate(&idx, c);
-        if ok {
-            accepted_classes.insert(name.clone());
-        }
-        statuses.gateway_classes.insert(name, st);
-    }
-    let ours = |class: &str| {
-        res.gateway_classes
-            .values()
-            .any(|c| c.metadata.name.as_deref() == Some(class) && c.spec.controller_name == opts.controller_name)
+/// How one route attaches to the Gateways it names: its status and, per Gateway, the
+/// listeners it attaches to with the hostnames it serves there.
+#[derive(Debug, Default)]
+pub(crate) struct RouteOutcome {
+    pub status: Option<Arc<RouteStatus>>,
+    pub attachments: Vec<(ObjKey, usize, Vec<String>)>,
+}
+
+/// Attaches one route (its rules already built) to the Gateways its parentRefs name.
+pub(crate) fn attach_route(
+    idx: Index<'_>,
+    gateways: &BTreeMap<ObjKey, GatewayState<'_>>,
+    route: &HttpRoute,
+    key: &ObjKey,
+    rules: &http::RouteRules,
+    opts: &Options,
+) -> RouteOutcome {
+    let generation = route.metadata.generation.unwrap_or(0);
+    let view = RouteView {
+        group: GATEWAY_GROUP,
+        kind: KIND_HTTP_ROUTE,
+        namespace: &key.namespace,
+        hostnames: route.spec.hostnames.as_deref().unwrap_or_default(),
     };
-
-    // Gateways.
-    let mut gateways: BTreeMap<ObjKey, GatewayState<'_>> = BTreeMap::new();
-    for gw in res.gateways.values() {
-        if !ours(&gw.spec.gateway_class_name) {
-            continue;
-        }
-        let mut st = listeners::validate(&idx, gw);
-        if !accepted_classes.contains(&st.class) && st.invalid.is_none() {
-            st.invalid = Some(format!("GatewayClass {} is not accepted; see its status", st.class));
-        }
-        gateways.insert(st.key.clone(), st);
-    }
-
-    // Backends.
-    for b in res.backends.values() {
-        let g = b.metadata.generation.unwrap_or(0);
-        let cond = match backends::validate_backend(b) {
-            Ok(()) => Condition::new(types::ACCEPTED, true, reasons::ACCEPTED, "endpoints are valid", g),
-            Err(m) => Condition::new(types::ACCEPTED, false, reasons::INVALID, m, g),
-        };
-        statuses.backends.insert(ObjKey::of(&b.metadata), BackendStatus { conditions: vec![cond] });
-    }
-
-    // HTTPRoutes, sorted so attachments (and so everything after) come out in one order.
-    let routes: Vec<(&HttpRoute, ObjKey)> = res.http_routes.iter().map(|(k, r)| (&**r, k.clone())).collect();
-    let built: Vec<http::RouteRules> = routes
-        .iter()
-        .map(|(r, k)| http::build(&idx, r, res.rejected_rules.get(k).map(|r| &r[..]).unwrap_or_default()))
-        .collect();
-    let mut attachments: BTreeMap<ObjKey, Vec<Attachment<'_>>> = BTreeMap::new();
-    for ((route, key), rules) in routes.iter().zip(&built) {
-        let generation = route.metadata.generation.unwrap_or(0);
-        let view = RouteView {
-            group: GATEWAY_GROUP,
-            kind: KIND_HTTP_ROUTE,
-            namespace: &key.namespace,
-            hostnames: route.spec.hostnames.as_deref().unwrap_or_default(),
-        };
-        let mut parents = vec![];
-        let mut seen = BTreeSet::new();
-        for p in route.spec.parent_refs.iter().flatten() {
-            let parent = parent_ref(p, &key.namespace);
-            if parent.group != GATEWAY_GROUP || parent.kind != KIND_GATEWAY || !seen.insert(parent.clone()) {
-                continue;
-            }
-            let gw_key = ObjKey::new(&parent.namespace, &parent.name);
-            let Some(gw) = gateways.get(&gw_key) else { continue };
-            let result = attach::attach(&idx, gw, &view, &parent);
-            let conditions = route_conditions(&result, rules, generation);
-            if let (Ok(list), true) = (&result, is_true(&conditions, types::ACCEPTED)) {
-                let entry = attachments.entry(gw_key).or_default();
-                for Attached { listener, hostnames } in list {
-                    // Routes are processed in key order, so this route's attachments (if any) are
-                    // the tail of `entry`: search only that, not the whole list (quadratic).
-                    let mut mine = entry.iter_mut().rev().take_while(|a| a.key == *key);
-                    match mine.find(|a| a.listener == *listener) {
-                        Some(a) => {
-                            a.hostnames.extend(hostnames.iter().cloned());
-                            a.hostnames.sort();
-                            a.hostnames.dedup();
-                        }
-                        None => entry.push(Attachment {
-                            route,
-                            key: key.clone(),
-                            rules,
-                            listener: *listener,
-                            hostnames: hostnames.clone(),
-                        }),
+    let mut out = RouteOutcome::default();
+    let mut parents = vec![];
+    for (parent, gw_key) in gateway_parents(route, key) {
+        let Some(gw) = gateways.get(&gw_key) else { continue };
+        let result = attach::attach(&idx, gw, &view, &parent);
+        let conditions = route_conditions(&result, rules, generation);
+        if let (Ok(list), true) = (&result, is_true(&conditions, types::ACCEPTED)) {
+            for Attached { listener, hostnames } in list {
+                match out.attachments.iter_mut().find(|(g, l, _)| *g == gw_key && l == listener) {
+                    Some((_, _, h)) => {
+                        h.extend(hostnames.iter().cloned());
+                        h.sort();
+                        h.dedup();
                     }
+                    None => out.attachments.push((gw_key.clone(), *listener, hostnames.clone())),
                 }
             }
-            parents.push(RouteParentStatus {
-                parent_ref: parent,
-                controller_name: opts.controller_name.clone(),
-                conditions,
-            });
         }
-        if !parents.is_empty() {
-            statuses.http_routes.insert(key.clone(), RouteStatus { parents });
-        }
+        parents.push(RouteParentStatus {
+            parent_ref: parent,
+            controller_name: opts.controller_name.clone(),
+            conditions,
+        });
     }
+    if !parents.is_empty() {
+        out.status = Some(Arc::new(RouteStatus { parents }));
+    }
+    out
+}
 
-    // Gateway status and IR.
-    let mut outputs = vec![];
-    let empty = vec![];
-    for (key, mut gw) in gateways {
-        let atts = attachments.get(&key).unwrap_or(&empty);
-        for a in atts {
-            gw.listeners[a.listener].attached_routes += 1;
+/// The distinct Gateway parentRefs of a route, with the Gateway's key.
+pub(crate) fn gateway_parents(route: &HttpRoute, key: &ObjKey) -> Vec<(ParentRef, ObjKey)> {
+    let mut seen = BTreeSet::new();
+    let mut out = vec![];
+    for p in route.spec.parent_refs.iter().flatten() {
+        let parent = parent_ref(p, &key.namespace);
+        if parent.group != GATEWAY_GROUP || parent.kind != KIND_GATEWAY || !seen.insert(parent.clone()) {
+            continue;
         }
-        let _span = debug_span!("gateway", gateway = %key).entered();
-        let (addresses, address_problem) = addresses(&gw, opts);
-        let (status, accepted) = gateway_status(&gw, addresses.clone(), address_problem);
-        statuses.gateways.insert(key.clone(), status);
-        if accepted {
-            let ir = assemble::gateway_ir(&gw, &addresses, atts);
-            let xds = xds::generate(&ir);
-            outputs.push(GatewayOutput { gateway: key, ir, xds });
-        }
+        let gw_key = ObjKey::new(&parent.namespace, &parent.name);
+        out.push((parent, gw_key));
     }
-    Output { gateways: outputs, statuses }
+    out
+}
+
+/// The status of a Gateway with its attached routes counted, and, when accepted and
+/// programmed, its IR and xDS resources.
+pub(crate) fn finish_gateway(
+    key: &ObjKey,
+    mut gw: GatewayState<'_>,
+    atts: &[Attachment<'_>],
+    res: &Resources,
+    opts: &Options,
+    caches: (&mut assemble::Cache, &mut xds::cache::Generator),
+) -> (GatewayStatus, Option<GatewayOutput>) {
+    for a in atts {
+        gw.listeners[a.listener].attached_routes += 1;
+    }
+    let _span = debug_span!("gateway", gateway = %key).entered();
+    let (addresses, address_problem) = addresses(&gw, opts);
+    let (status, accepted) = gateway_status(&gw, addresses.clone(), address_problem);
+    if !accepted {
+        return (status, None);
+    }
+    let ir = assemble::gateway_ir(&gw, &addresses, atts, res, caches.0);
+    let xds = xds::generate_with(&ir, caches.1);
+    (status, Some(GatewayOutput { gateway: key.clone(), ir, xds }))
 }
 
 fn parent_ref(p: &HttpRouteParentRefs, route_ns: &str) -> ParentRef {
@@ -198,7 +170,7 @@ fn parent_ref(p: &HttpRouteParentRefs, route_ns: &str) -> ParentRef {
 }
 
 /// A route's conditions for one parent.
-fn route_conditions(
+pub(crate) fn route_conditions(
     result: &Result<Vec<Attached>, attach::Rejection>,
     rules: &http::RouteRules,
     g: i64,

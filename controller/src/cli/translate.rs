@@ -149,7 +149,7 @@ pub fn owned_status<'a>(kind: Kind, key: &ObjKey, st: &'a Statuses) -> Option<Ow
     match kind {
         Kind::GatewayClass => st.gateway_classes.get(&key.name).map(Owned::GatewayClass),
         Kind::Gateway => st.gateways.get(key).map(Owned::Gateway),
-        Kind::HttpRoute => st.http_routes.get(key).map(Owned::Route),
+        Kind::HttpRoute => st.http_routes.get(key).map(|s| Owned::Route(s)),
         Kind::Backend => st.backends.get(key).map(Owned::Backend),
         _ => None,
     }

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use kube::Client;
 use legate_api::gvk::DEFAULT_CONTROLLER_NAME;
-use legate_translator::{Options, translate};
+use legate_translator::{Engine, Options};
 use legate_xds::SnapshotCache;
 use tokio::sync::watch as chan;
 use tokio::task::JoinHandle;
@@ -308,7 +308,10 @@ pub async fn start(args: Args, client: Client, plugins: Plugins) -> Result<Contr
     let changes = store.changes();
     tasks.extend(watch::spawn_watchers(&client, &store));
     let lp = Loop {
-        opts: Options { controller_name: args.controller_name.clone(), listen_address: args.listen_address.clone() },
+        engine: Engine::new(Options {
+            controller_name: args.controller_name.clone(),
+            listen_address: args.listen_address.clone(),
+        }),
         debounce: Duration::from_millis(args.debounce_ms),
         fleet_resync: Duration::from_millis(args.fleet_resync_ms.max(1)),
         fleet_pending: false,
@@ -340,7 +343,8 @@ pub async fn start(args: Args, client: Client, plugins: Plugins) -> Result<Contr
 }
 
 struct Loop {
-    opts: Options,
+    /// Translation, kept between reconciles so a change recomputes only what it touches.
+    engine: Engine,
     debounce: Duration,
     /// How often to reconcile again while [`Loop::fleet_pending`].
     fleet_resync: Duration,
@@ -423,7 +427,7 @@ impl Loop {
         self.state.metrics.set_file_errors(snap.errors.len());
 
         let started = Instant::now();
-        let mut out = translate(&snap.loaded.resources, &self.opts);
+        let mut out = self.engine.translate(&snap.loaded.resources);
         self.state.metrics.observe_translation(started.elapsed());
         let versions = publish_snapshots(&self.state.cache, &out);
 
@@ -457,7 +461,7 @@ impl Loop {
         apply_rejections(&mut out, &folded);
 
         let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-        let status = status_documents(&snap.loaded, &out, &self.opts.controller_name, &now);
+        let status = status_documents(&snap.loaded, &out, &self.engine.options().controller_name, &now);
         let batch = Batch {
             statuses: out.statuses.clone(),
             objects: snap

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use legate_api::gvk::DEFAULT_CONTROLLER_NAME;
 use legate_translator::xds::json::to_json;
-use legate_translator::{ObjKey, Options, translate};
+use legate_translator::{Engine, ObjKey, Options};
 use legate_xds::bootstrap::{BootstrapConfig, bootstrap};
 use legate_xds::{Protocol, SnapshotCache};
 use tokio::sync::{mpsc, watch};
@@ -119,7 +119,10 @@ pub async fn run(args: Args) -> Result<()> {
     let mut provider = FileProvider::new(&args.resources);
     let mut infra = HostInfra::new(envoy, run_dir.clone());
     let mut ledger_rx = cache.subscribe_ledger();
-    let opts = Options { controller_name: args.controller_name.clone(), listen_address: args.listen_address.clone() };
+    let mut engine = Engine::new(Options {
+        controller_name: args.controller_name.clone(),
+        listen_address: args.listen_address.clone(),
+    });
     let protocol = match args.xds_protocol {
         XdsProtocol::Delta => Protocol::Delta,
         XdsProtocol::Sotw => Protocol::Sotw,
@@ -155,7 +158,7 @@ pub async fn run(args: Args) -> Result<()> {
             }
         }
         if std::mem::take(&mut retranslate) {
-            last_nacks = reconcile(&provider, &file_errors, &opts, &state, &mut infra, &write_bootstrap).await;
+            last_nacks = reconcile(&provider, &file_errors, &mut engine, &state, &mut infra, &write_bootstrap).await;
         }
         tokio::select! {
             Some(()) = change_rx.recv() => reread = true,
@@ -177,7 +180,7 @@ pub async fn run(args: Args) -> Result<()> {
 async fn reconcile(
     provider: &FileProvider,
     file_errors: &[String],
-    opts: &Options,
+    engine: &mut Engine,
     state: &AppState,
     infra: &mut HostInfra,
     write_bootstrap: &infra::BootstrapWriter,
@@ -185,7 +188,7 @@ async fn reconcile(
     let _span = info_span!("reconcile").entered();
     let (loaded, dups) = provider.snapshot();
     let started = Instant::now();
-    let output = translate(&loaded.resources, opts);
+    let output = engine.translate(&loaded.resources);
     state.metrics.observe_translation(started.elapsed());
     let mut errors = file_errors.to_vec();
     errors.extend(dups);

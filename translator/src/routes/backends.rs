@@ -8,8 +8,8 @@ use legate_api::conditions::reasons;
 use legate_api::gvk::{CORE_GROUP, GATEWAY_GROUP, KIND_BACKEND, KIND_SERVICE, LEGATE_GROUP};
 use legate_api::k8s::{Service, ServicePort};
 
-use crate::ir::{ClusterIr, Endpoints, SocketAddr, UpstreamProtocol};
-use crate::resources::{Index, ObjKey};
+use crate::ir::{ClusterIr, EndpointSource, Endpoints, SocketAddr, UpstreamProtocol};
+use crate::resources::{ObjKey, Reads, Resources};
 
 /// A backendRef as every route kind spells it.
 #[derive(Clone, Copy, Debug)]
@@ -40,7 +40,7 @@ fn err(reason: &'static str, message: String) -> BackendError {
 }
 
 /// Resolves a backendRef to the cluster that serves it.
-pub fn resolve(idx: &Index<'_>, from: Referrer<'_>, r: BackendRefView<'_>) -> Result<ClusterIr, BackendError> {
+pub fn resolve(idx: &Reads<'_>, from: Referrer<'_>, r: BackendRefView<'_>) -> Result<ClusterIr, BackendError> {
     let group = r.group.unwrap_or(CORE_GROUP);
     let kind = r.kind.unwrap_or(KIND_SERVICE);
     let ns = r.namespace.unwrap_or(from.namespace);
@@ -68,14 +68,12 @@ pub fn resolve(idx: &Index<'_>, from: Referrer<'_>, r: BackendRefView<'_>) -> Re
     }
     if is_service {
         let svc = idx
-            .services
-            .get(&key)
+            .service(&key)
             .ok_or_else(|| err(reasons::BACKEND_NOT_FOUND, format!("backendRef: Service {key} does not exist")))?;
-        service_cluster(idx, &key, svc, r.port)
+        service_cluster(key, svc, r.port)
     } else {
         let b = idx
-            .backends
-            .get(&key)
+            .backend(&key)
             .ok_or_else(|| err(reasons::BACKEND_NOT_FOUND, format!("backendRef: Backend {key} does not exist")))?;
         backend_cluster(&key, b, r.port)
     }
@@ -98,7 +96,10 @@ fn upstream_protocol(
     }
 }
 
-fn service_cluster(idx: &Index<'_>, key: &ObjKey, svc: &Service, port: Option<i32>) -> Result<ClusterIr, BackendError> {
+/// The cluster of a Service port. Its endpoints come from the EndpointSlices, which are read
+/// when the Gateway's clusters are assembled ([`service_endpoints`]), not here: an
+/// EndpointSlice change then touches only the cluster's load assignment, not the routes.
+fn service_cluster(key: ObjKey, svc: &Service, port: Option<i32>) -> Result<ClusterIr, BackendError> {
     let spec = svc.spec.as_ref();
     if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
         return Err(err(
@@ -116,9 +117,19 @@ fn service_cluster(idx: &Index<'_>, key: &ObjKey, svc: &Service, port: Option<i3
         .find(|p| p.port == port)
         .ok_or_else(|| err(reasons::BACKEND_NOT_FOUND, format!("backendRef: Service {key} has no port {port}")))?;
     let protocol = upstream_protocol(sp.app_protocol.as_deref(), || format!("Service {key} port {port}"))?;
-    let port_name = sp.name.as_deref().unwrap_or_default();
+    Ok(ClusterIr {
+        name: format!("service/{}/{}/{port}", key.namespace, key.name),
+        protocol,
+        endpoints: Endpoints::Static(vec![]),
+        source: EndpointSource::Service { port_name: sp.name.clone().unwrap_or_default(), service: key },
+    })
+}
+
+/// The ready IP endpoints of a Service port (by its name) from the Service's EndpointSlices,
+/// sorted and without duplicates.
+pub fn service_endpoints(res: &Resources, key: &ObjKey, port_name: &str) -> Vec<SocketAddr> {
     let mut endpoints = vec![];
-    for slice in idx.slices.get(key).into_iter().flat_map(|m| m.values()) {
+    for slice in res.slices.get(key).into_iter().flat_map(|m| m.values()) {
         if slice.address_type == "FQDN" {
             continue;
         }
@@ -144,11 +155,7 @@ fn service_cluster(idx: &Index<'_>, key: &ObjKey, svc: &Service, port: Option<i3
     }
     endpoints.sort();
     endpoints.dedup();
-    Ok(ClusterIr {
-        name: format!("service/{}/{}/{port}", key.namespace, key.name),
-        protocol,
-        endpoints: Endpoints::Static(endpoints),
-    })
+    endpoints
 }
 
 /// Checks a Backend's endpoints; the error says what is wrong with which endpoint.
@@ -201,5 +208,6 @@ fn backend_cluster(key: &ObjKey, b: &Backend, port: Option<i32>) -> Result<Clust
         name,
         protocol,
         endpoints: if all_ip { Endpoints::Static(endpoints) } else { Endpoints::Dns(endpoints) },
+        source: EndpointSource::Given,
     })
 }

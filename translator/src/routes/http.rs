@@ -10,7 +10,7 @@ use legate_api::gvk::KIND_HTTP_ROUTE;
 
 use super::backends::{self, BackendError, BackendRefView, Referrer};
 use crate::ir::{ClusterIr, Filters, HeaderEdits, MatchIr, PathMatch, PathRewrite, Rewrite, ValueMatch};
-use crate::resources::{Index, RejectedRule, namespace_of};
+use crate::resources::{Reads, RejectedRule, namespace_of};
 
 /// What a rule does once matched, before the listener is known (redirect ports depend on it).
 #[derive(Clone, Debug, PartialEq)]
@@ -57,7 +57,7 @@ pub struct RouteRules {
 }
 
 /// Builds the rules of one route.
-pub fn build(idx: &Index<'_>, route: &HttpRoute, rejected: &[RejectedRule]) -> RouteRules {
+pub fn build(idx: &Reads<'_>, route: &HttpRoute, rejected: &[RejectedRule]) -> RouteRules {
     let ns = namespace_of(&route.metadata);
     let from = Referrer { kind: KIND_HTTP_ROUTE, namespace: ns };
     let mut out = RouteRules::default();
@@ -88,7 +88,7 @@ fn unsupported(msg: impl Into<String>) -> RuleError {
 }
 
 fn build_rule(
-    idx: &Index<'_>,
+    idx: &Reads<'_>,
     from: Referrer<'_>,
     index: usize,
     rule: &HttpRouteRules,

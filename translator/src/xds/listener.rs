@@ -20,19 +20,20 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 use envoy_types::pb::google::protobuf::BoolValue;
 use envoy_types::util::pack_any;
 
+use super::cache::VirtualHostCache;
 use super::{ads, names, route::route_configuration};
 use crate::gateway::Protocol;
 use crate::ir::{CertificateRef, ListenerIr};
 
 /// The listener for a socket and the route configurations its chains use.
-pub fn listener(l: &ListenerIr) -> (Listener, Vec<RouteConfiguration>) {
+pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<RouteConfiguration>) {
     let mut routes = vec![];
     let mut chains = vec![];
     let mut listener_filters = vec![];
     match l.protocol {
         Protocol::Http => {
             let rc = names::route_config(&l.name, None);
-            routes.push(route_configuration(rc.clone(), &l.virtual_hosts, None));
+            routes.push(route_configuration(rc.clone(), &l.virtual_hosts, None, cache));
             chains.push(FilterChain { filters: vec![hcm(&l.name, &rc)], ..Default::default() });
         }
         Protocol::Https => {
@@ -43,7 +44,7 @@ pub fn listener(l: &ListenerIr) -> (Listener, Vec<RouteConfiguration>) {
             });
             for c in &l.tls {
                 let rc = names::route_config(&l.name, Some(&c.listener));
-                routes.push(route_configuration(rc.clone(), &l.virtual_hosts, Some(&c.listener)));
+                routes.push(route_configuration(rc.clone(), &l.virtual_hosts, Some(&c.listener), cache));
                 chains.push(FilterChain {
                     name: c.listener.clone(),
                     filter_chain_match: Some(FilterChainMatch {

@@ -3,6 +3,7 @@
 //! Envoy's JSON rendering.
 
 pub mod bootstrap;
+pub mod cache;
 pub mod cluster;
 pub mod json;
 pub mod listener;
@@ -29,14 +30,19 @@ pub struct Resources {
 
 /// Generates the xDS resources for one Gateway.
 pub fn generate(ir: &GatewayIr) -> Resources {
+    generate_with(ir, &mut cache::Generator::default())
+}
+
+/// [`generate`], reusing what `g` rendered before for unchanged virtual hosts and clusters.
+pub fn generate_with(ir: &GatewayIr, g: &mut cache::Generator) -> Resources {
     let mut out = Resources::default();
     for l in &ir.listeners {
-        let (listener, routes) = listener::listener(l);
+        let (listener, routes) = listener::listener(l, &mut g.virtual_hosts);
         out.listeners.push(listener);
         out.route_configurations.extend(routes);
     }
     for c in &ir.clusters {
-        let (cluster, cla) = cluster::cluster(c);
+        let (cluster, cla) = g.clusters.render(c);
         out.clusters.push(cluster);
         out.load_assignments.extend(cla);
     }

@@ -15,6 +15,9 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{
 };
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 
+use std::sync::Arc;
+
+use super::cache::VirtualHostCache;
 use super::duration;
 use crate::assemble::INVALID_BACKEND_CLUSTER;
 use crate::ir::*;
@@ -22,10 +25,15 @@ use crate::ir::*;
 /// A route configuration for the given virtual hosts. With `chain` set (an HTTPS filter chain
 /// serving that Gateway listener), virtual hosts owned by other listeners answer 421
 /// Misdirected Request: the client reached them with a TLS session meant for another listener.
-pub fn route_configuration(name: String, vhosts: &[VirtualHostIr], chain: Option<&str>) -> RouteConfiguration {
+pub fn route_configuration(
+    name: String,
+    vhosts: &[Arc<VirtualHostIr>],
+    chain: Option<&str>,
+    cache: &mut VirtualHostCache,
+) -> RouteConfiguration {
     RouteConfiguration {
         name,
-        virtual_hosts: vhosts.iter().map(|v| virtual_host(v, chain)).collect(),
+        virtual_hosts: vhosts.iter().map(|v| cache.render(v, chain)).collect(),
         ignore_port_in_host_matching: true,
         // Routes may point at the never-defined invalid-backend cluster on purpose.
         validate_clusters: Some(BoolValue { value: false }),
@@ -33,7 +41,7 @@ pub fn route_configuration(name: String, vhosts: &[VirtualHostIr], chain: Option
     }
 }
 
-fn virtual_host(v: &VirtualHostIr, chain: Option<&str>) -> VirtualHost {
+pub(crate) fn virtual_host(v: &VirtualHostIr, chain: Option<&str>) -> VirtualHost {
     let routes = if chain.is_some_and(|c| c != v.listener) {
         vec![Route {
             name: format!("{}/misdirected", v.name),
