@@ -7,3 +7,4 @@ pub mod load;
 pub mod manifests;
 pub mod output;
 pub mod standalone;
+pub mod status;

@@ -26,10 +26,10 @@ impl Format {
     }
 
     /// Several documents: a YAML stream (`---` between documents) or a JSON array.
-    pub fn many(self, docs: &[Value]) -> String {
+    pub fn many<V: std::borrow::Borrow<Value>>(self, docs: &[V]) -> String {
         match self {
-            Format::Yaml => docs.iter().map(|d| format!("---\n{}", self.one(d))).collect(),
-            Format::Json => self.one(&Value::Array(docs.to_vec())),
+            Format::Yaml => docs.iter().map(|d| format!("---\n{}", self.one(d.borrow()))).collect(),
+            Format::Json => self.one(&Value::Array(docs.iter().map(|d| d.borrow().clone()).collect())),
         }
     }
 }

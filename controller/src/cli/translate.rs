@@ -5,14 +5,13 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 use legate_api::gvk::DEFAULT_CONTROLLER_NAME;
-use legate_translator::render::{self, Owned};
-use legate_translator::status::Statuses;
 use legate_translator::xds::{bootstrap, json::to_json};
-use legate_translator::{ObjKey, Options, Output, translate};
+use legate_translator::{Options, Output, translate};
 use serde_json::{Value, json};
 
-use crate::load::{self, Kind, Loaded, RawObject};
+use crate::load;
 use crate::output::Format;
+pub use crate::status::render::{owned_status, status_documents, status_documents_with};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -99,60 +98,6 @@ pub fn run(args: &Args) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Every Gateway API / Legate object of the input with the status Legate would write, in a
-/// stable order (kind, then namespace/name). The objects' own `status` is the previous one.
-pub fn status_documents(loaded: &Loaded, out: &Output, controller: &str, now: &str) -> Vec<Value> {
-    status_documents_with(&loaded.objects, out, controller, now, |o| o.value.get("status").cloned())
-}
-
-/// [`status_documents`] with the previous status of each object given by `previous`.
-pub fn status_documents_with(
-    objects: &[RawObject],
-    out: &Output,
-    controller: &str,
-    now: &str,
-    previous: impl Fn(&RawObject) -> Option<Value>,
-) -> Vec<Value> {
-    let mut objects: Vec<_> = objects.iter().filter(|o| o.kind.status_printed()).collect();
-    objects.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
-    let st = &out.statuses;
-    objects
-        .into_iter()
-        .map(|o| {
-            let previous = previous(o);
-            let owned = owned_status(o.kind, &o.key, st);
-            let status = match owned {
-                Some(s) => Some(render::render(s, previous.as_ref(), controller, now)),
-                None => previous,
-            };
-            let meta = &o.value["metadata"];
-            let mut m = json!({ "name": meta["name"], "generation": meta["generation"] });
-            if let Some(ns) = meta.get("namespace") {
-                m["namespace"] = ns.clone();
-            }
-            let mut doc = json!({ "apiVersion": o.value["apiVersion"], "kind": o.value["kind"], "metadata": m });
-            if let Some(spec) = o.value.get("spec") {
-                doc["spec"] = spec.clone();
-            }
-            if let Some(s) = status {
-                doc["status"] = s;
-            }
-            doc
-        })
-        .collect()
-}
-
-/// The status Legate computed for one object, if it owns one.
-pub fn owned_status<'a>(kind: Kind, key: &ObjKey, st: &'a Statuses) -> Option<Owned<'a>> {
-    match kind {
-        Kind::GatewayClass => st.gateway_classes.get(&key.name).map(Owned::GatewayClass),
-        Kind::Gateway => st.gateways.get(key).map(Owned::Gateway),
-        Kind::HttpRoute => st.http_routes.get(key).map(|s| Owned::Route(s)),
-        Kind::Backend => st.backends.get(key).map(Owned::Backend),
-        _ => None,
-    }
 }
 
 /// Per Gateway, its xDS resources in Envoy's JSON form. Private keys are redacted.

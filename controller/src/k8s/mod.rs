@@ -38,11 +38,11 @@ use self::leader::LeaderConfig;
 use self::rejections::{RejectionsConfig, Remote};
 use self::status::{Batch, StatusConfig, StatusWriter};
 use self::watch::Store;
-use crate::cli::translate::status_documents;
 use crate::standalone::admin;
 use crate::standalone::state::{
     AppState, EnvoyRejection, Live, apply_rejections, local_rejections, publish_snapshots, remove_other_snapshots,
 };
+use crate::status::render::Renderer;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -308,6 +308,7 @@ pub async fn start(args: Args, client: Client, plugins: Plugins) -> Result<Contr
     let changes = store.changes();
     tasks.extend(watch::spawn_watchers(&client, &store));
     let lp = Loop {
+        renderer: Renderer::default(),
         engine: Engine::new(Options {
             controller_name: args.controller_name.clone(),
             listen_address: args.listen_address.clone(),
@@ -345,6 +346,8 @@ pub async fn start(args: Args, client: Client, plugins: Plugins) -> Result<Contr
 struct Loop {
     /// Translation, kept between reconciles so a change recomputes only what it touches.
     engine: Engine,
+    /// Status documents (`/status`), kept likewise.
+    renderer: Renderer,
     debounce: Duration,
     /// How often to reconcile again while [`Loop::fleet_pending`].
     fleet_resync: Duration,
@@ -461,7 +464,7 @@ impl Loop {
         apply_rejections(&mut out, &folded);
 
         let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-        let status = status_documents(&snap.loaded, &out, &self.engine.options().controller_name, &now);
+        let status = self.renderer.render(&snap.loaded.objects, &out, &self.engine.options().controller_name, &now);
         let batch = Batch {
             statuses: out.statuses.clone(),
             objects: snap

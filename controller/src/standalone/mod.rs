@@ -23,10 +23,9 @@ use tracing::{info, info_span, warn};
 
 use self::infra::HostInfra;
 use self::provider::FileProvider;
-use self::state::{
-    AppState, EnvoyRejection, Live, apply_nacks, nacks, publish_snapshots, remove_other_snapshots, render_status,
-};
+use self::state::{AppState, EnvoyRejection, Live, apply_nacks, nacks, publish_snapshots, remove_other_snapshots};
 use crate::output::Format;
+use crate::status::render::Renderer;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -119,6 +118,7 @@ pub async fn run(args: Args) -> Result<()> {
     let mut provider = FileProvider::new(&args.resources);
     let mut infra = HostInfra::new(envoy, run_dir.clone());
     let mut ledger_rx = cache.subscribe_ledger();
+    let mut renderer = Renderer::default();
     let mut engine = Engine::new(Options {
         controller_name: args.controller_name.clone(),
         listen_address: args.listen_address.clone(),
@@ -158,7 +158,9 @@ pub async fn run(args: Args) -> Result<()> {
             }
         }
         if std::mem::take(&mut retranslate) {
-            last_nacks = reconcile(&provider, &file_errors, &mut engine, &state, &mut infra, &write_bootstrap).await;
+            last_nacks =
+                reconcile(&provider, &file_errors, (&mut engine, &mut renderer), &state, &mut infra, &write_bootstrap)
+                    .await;
         }
         tokio::select! {
             Some(()) = change_rx.recv() => reread = true,
@@ -180,7 +182,7 @@ pub async fn run(args: Args) -> Result<()> {
 async fn reconcile(
     provider: &FileProvider,
     file_errors: &[String],
-    engine: &mut Engine,
+    (engine, renderer): (&mut Engine, &mut Renderer),
     state: &AppState,
     infra: &mut HostInfra,
     write_bootstrap: &infra::BootstrapWriter,
@@ -202,10 +204,9 @@ async fn reconcile(
     drop(_span);
     infra.ensure(&gateways, write_bootstrap).await;
     remove_other_snapshots(&state.cache, &versions);
-    let previous = state.current();
     let mut out = output;
     let nacks = apply_nacks(&mut out, &versions, &state.cache);
-    let status = render_status(&loaded, &out, &state.controller, &previous.status, &now());
+    let status = renderer.render(&loaded.objects, &out, &state.controller, &now());
     *state.live.write().unwrap() = Arc::new(Live { loaded, output: out, versions, file_errors: errors, status });
     nacks
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::metrics::Metrics;
-use crate::cli::translate::{status_documents_with, xds_documents};
+use crate::cli::translate::xds_documents;
 use crate::load::Loaded;
 
 /// One translation and what came of it.
@@ -25,7 +25,7 @@ pub struct Live {
     /// Problems with the resource files (their last good objects stay in force).
     pub file_errors: Vec<String>,
     /// The status documents, as `legate translate --show status` prints them.
-    pub status: Vec<Value>,
+    pub status: Vec<Arc<Value>>,
 }
 
 /// Extra Prometheus text appended to `/metrics` (the Kubernetes status writer's counters).
@@ -263,19 +263,4 @@ fn join_bounded(parts: impl ExactSizeIterator<Item = String>, max: usize) -> Str
         return out;
     }
     out
-}
-
-/// Renders the status documents, keeping `lastTransitionTime` from the previous rendering.
-pub fn render_status(loaded: &Loaded, out: &Output, controller: &str, previous: &[Value], now: &str) -> Vec<Value> {
-    let id = |d: &Value| {
-        (
-            d["kind"].as_str().unwrap_or_default().to_owned(),
-            d["metadata"]["namespace"].as_str().unwrap_or_default().to_owned(),
-            d["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
-        )
-    };
-    let prev: BTreeMap<_, &Value> = previous.iter().filter_map(|d| Some((id(d), d.get("status")?))).collect();
-    status_documents_with(&loaded.objects, out, controller, now, |o| {
-        prev.get(&id(&o.value)).map(|v| (*v).clone()).or_else(|| o.value.get("status").cloned())
-    })
 }

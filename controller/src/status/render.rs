@@ -1,0 +1,157 @@
+//! Status rendering: the status documents Legate shows (`legate translate --show status`,
+//! `/status`), and a [`Renderer`] that keeps them between translations and renders again only
+//! the objects whose own content or computed status changed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use legate_translator::render::{self, Owned};
+use legate_translator::status::{BackendStatus, GatewayClassStatus, GatewayStatus, RouteStatus, Statuses};
+use legate_translator::{ObjKey, Output};
+use serde_json::{Value, json};
+
+use crate::load::{Kind, Loaded, RawObject};
+
+/// Every Gateway API / Legate object of the input with the status Legate would write, in a
+/// stable order (kind, then namespace/name). The objects' own `status` is the previous one.
+pub fn status_documents(loaded: &Loaded, out: &Output, controller: &str, now: &str) -> Vec<Value> {
+    status_documents_with(&loaded.objects, out, controller, now, |o| o.value.get("status").cloned())
+}
+
+/// [`status_documents`] with the previous status of each object given by `previous`.
+pub fn status_documents_with(
+    objects: &[RawObject],
+    out: &Output,
+    controller: &str,
+    now: &str,
+    previous: impl Fn(&RawObject) -> Option<Value>,
+) -> Vec<Value> {
+    let mut objects: Vec<_> = objects.iter().filter(|o| o.kind.status_printed()).collect();
+    objects.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
+    let st = &out.statuses;
+    objects.into_iter().map(|o| document(o, owned_status(o.kind, &o.key, st), previous(o), controller, now)).collect()
+}
+
+/// One object's status document.
+fn document(o: &RawObject, owned: Option<Owned<'_>>, previous: Option<Value>, controller: &str, now: &str) -> Value {
+    let status = match owned {
+        Some(s) => Some(render::render(s, previous.as_ref(), controller, now)),
+        None => previous,
+    };
+    let meta = &o.value["metadata"];
+    let mut m = json!({ "name": meta["name"], "generation": meta["generation"] });
+    if let Some(ns) = meta.get("namespace") {
+        m["namespace"] = ns.clone();
+    }
+    let mut doc = json!({ "apiVersion": o.value["apiVersion"], "kind": o.value["kind"], "metadata": m });
+    if let Some(spec) = o.value.get("spec") {
+        doc["spec"] = spec.clone();
+    }
+    if let Some(s) = status {
+        doc["status"] = s;
+    }
+    doc
+}
+
+/// The status Legate computed for one object, if it owns one.
+pub fn owned_status<'a>(kind: Kind, key: &ObjKey, st: &'a Statuses) -> Option<Owned<'a>> {
+    match kind {
+        Kind::GatewayClass => st.gateway_classes.get(&key.name).map(Owned::GatewayClass),
+        Kind::Gateway => st.gateways.get(key).map(Owned::Gateway),
+        Kind::HttpRoute => st.http_routes.get(key).map(|s| Owned::Route(s)),
+        Kind::Backend => st.backends.get(key).map(Owned::Backend),
+        _ => None,
+    }
+}
+
+/// A computed status, kept to tell whether the next one differs.
+#[derive(Clone, Debug, PartialEq)]
+enum Kept {
+    GatewayClass(GatewayClassStatus),
+    Gateway(GatewayStatus),
+    Route(Arc<RouteStatus>),
+    Backend(BackendStatus),
+}
+
+impl Kept {
+    fn of(kind: Kind, key: &ObjKey, st: &Statuses) -> Option<Kept> {
+        Some(match kind {
+            Kind::GatewayClass => Kept::GatewayClass(st.gateway_classes.get(&key.name)?.clone()),
+            Kind::Gateway => Kept::Gateway(st.gateways.get(key)?.clone()),
+            Kind::HttpRoute => Kept::Route(st.http_routes.get(key)?.clone()),
+            Kind::Backend => Kept::Backend(st.backends.get(key)?.clone()),
+            _ => return None,
+        })
+    }
+
+    /// Whether `st` holds this very status for the object (routes: the same shared status,
+    /// which the translator reuses while nothing it depends on changed).
+    fn same(this: &Option<Kept>, kind: Kind, key: &ObjKey, st: &Statuses) -> bool {
+        match (this, kind) {
+            (Some(Kept::Route(r)), Kind::HttpRoute) => {
+                st.http_routes.get(key).is_some_and(|now| Arc::ptr_eq(r, now) || **r == **now)
+            }
+            (Some(Kept::GatewayClass(s)), _) => st.gateway_classes.get(&key.name) == Some(s),
+            (Some(Kept::Gateway(s)), _) => st.gateways.get(key) == Some(s),
+            (Some(Kept::Backend(s)), _) => st.backends.get(key) == Some(s),
+            (None, _) => Kept::of(kind, key, st).is_none(),
+            _ => false,
+        }
+    }
+}
+
+struct Memo {
+    value: Arc<Value>,
+    kept: Option<Kept>,
+    doc: Arc<Value>,
+}
+
+/// Status documents kept between translations: an object is rendered again only when its
+/// content (the shared object) or its computed status changed. `lastTransitionTime` carries
+/// over from the previous rendering.
+#[derive(Default)]
+pub struct Renderer {
+    memos: HashMap<(Kind, ObjKey), Memo>,
+    /// How many documents the last call rendered (the rest were reused).
+    pub last_rendered: usize,
+}
+
+impl Renderer {
+    /// The status documents of `objects` (kind then key order), as [`status_documents`] would
+    /// print them.
+    pub fn render(&mut self, objects: &[RawObject], out: &Output, controller: &str, now: &str) -> Vec<Arc<Value>> {
+        let mut objects: Vec<&RawObject> = objects.iter().filter(|o| o.kind.status_printed()).collect();
+        objects.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
+        let st = &out.statuses;
+        let mut memos = HashMap::with_capacity(objects.len());
+        let mut rendered = 0;
+        let docs = objects
+            .into_iter()
+            .map(|o| {
+                let id = (o.kind, o.key.clone());
+                let old = self.memos.remove(&id);
+                let memo = match old {
+                    Some(m) if Arc::ptr_eq(&m.value, &o.value) && Kept::same(&m.kept, o.kind, &o.key, st) => m,
+                    old => {
+                        rendered += 1;
+                        let previous = old
+                            .as_ref()
+                            .and_then(|m| m.doc.get("status").cloned())
+                            .or_else(|| o.value.get("status").cloned());
+                        let doc = document(o, owned_status(o.kind, &o.key, st), previous, controller, now);
+                        Memo { value: o.value.clone(), kept: Kept::of(o.kind, &o.key, st), doc: Arc::new(doc) }
+                    }
+                };
+                let doc = memo.doc.clone();
+                memos.insert(id, memo);
+                doc
+            })
+            .collect();
+        self.memos = memos;
+        self.last_rendered = rendered;
+        docs
+    }
+}
+
+#[cfg(test)]
+mod tests;
