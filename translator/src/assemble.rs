@@ -4,7 +4,7 @@
 //! Service's endpoints between translations: a virtual host is rebuilt only when a route
 //! contributing to it changed, endpoints only when the Service's EndpointSlices changed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use legate_api::k8s::EndpointSlice;
@@ -18,6 +18,7 @@ use crate::routes::backends;
 use crate::routes::http::{RedirectSpec, RouteRules, RuleAction};
 use crate::status::Address;
 use crate::translate::Attachment;
+use crate::xds::cache::Epoched;
 
 /// Name of the cluster that stands for invalid backendRefs: it never exists, so Envoy answers
 /// 500 for the share of traffic routed to it.
@@ -31,49 +32,34 @@ struct VirtualHostMemo {
     listener: (String, i32),
     contributions: Vec<Contribution>,
     ir: Arc<VirtualHostIr>,
-    seen: u64,
-}
-
-struct EndpointsMemo {
-    slices: Vec<Arc<EndpointSlice>>,
-    endpoints: Vec<SocketAddr>,
-    seen: u64,
 }
 
 /// What assembly keeps between translations.
 #[derive(Default)]
 pub struct Cache {
-    virtual_hosts: HashMap<(ObjKey, String), VirtualHostMemo>,
-    endpoints: HashMap<(ObjKey, String), EndpointsMemo>,
-    epoch: u64,
+    virtual_hosts: Epoched<(ObjKey, String), VirtualHostMemo>,
+    endpoints: Epoched<(ObjKey, String), (Vec<Arc<EndpointSlice>>, Vec<SocketAddr>)>,
 }
 
 impl Cache {
     /// Ends one translation: forgets what it did not use.
     pub fn sweep(&mut self) {
-        let epoch = self.epoch;
-        self.virtual_hosts.retain(|_, m| m.seen == epoch);
-        self.endpoints.retain(|_, m| m.seen == epoch);
-        self.epoch += 1;
+        self.virtual_hosts.sweep();
+        self.endpoints.sweep();
     }
 
     /// The endpoints of a Service port, recomputed only when its EndpointSlices changed.
     fn endpoints(&mut self, res: &Resources, service: &ObjKey, port_name: &str) -> Vec<SocketAddr> {
-        let epoch = self.epoch;
         let now: Vec<&Arc<EndpointSlice>> = res.slices.get(service).into_iter().flat_map(|m| m.values()).collect();
-        let key = (service.clone(), port_name.to_owned());
-        if let Some(m) = self.endpoints.get_mut(&key)
-            && m.slices.len() == now.len()
-            && m.slices.iter().zip(&now).all(|(a, b)| Arc::ptr_eq(a, b))
-        {
-            m.seen = epoch;
-            return m.endpoints.clone();
-        }
-        let endpoints = backends::service_endpoints(res, service, port_name);
-        let memo =
-            EndpointsMemo { slices: now.into_iter().cloned().collect(), endpoints: endpoints.clone(), seen: epoch };
-        self.endpoints.insert(key, memo);
-        endpoints
+        let (_, endpoints) = self.endpoints.get_or(
+            (service.clone(), port_name.to_owned()),
+            |(slices, _)| slices.len() == now.len() && slices.iter().zip(&now).all(|(a, b)| Arc::ptr_eq(a, b)),
+            || {
+                let slices = now.iter().map(|s| (*s).clone()).collect();
+                (slices, backends::service_endpoints(res, service, port_name))
+            },
+        );
+        endpoints.clone()
     }
 }
 
@@ -228,30 +214,33 @@ fn virtual_host(
     contributions: &[(&Attachment<'_>, &str)],
     cache: &mut Cache,
 ) -> Arc<VirtualHostIr> {
-    let epoch = cache.epoch;
     let name = format!("{}/{}", l.name(), domain);
     let listener = (l.name().to_owned(), l.port());
-    let key = (gw.key.clone(), name);
-    if let Some(m) = cache.virtual_hosts.get_mut(&key)
-        && m.listener == listener
-        && m.contributions.len() == contributions.len()
-        && m.contributions
-            .iter()
-            .zip(contributions)
-            .all(|((k, r, h), (a, ah))| k == a.key && Arc::ptr_eq(r, a.rules) && h == ah)
-    {
-        m.seen = epoch;
-        return m.ir.clone();
-    }
-    let ir = Arc::new(VirtualHostIr {
-        name: key.1.clone(),
-        listener: l.name().to_owned(),
-        routes: routes_for(l, contributions),
-        domain: domain.to_owned(),
-    });
-    let contributions = contributions.iter().map(|(a, h)| (a.key.clone(), a.rules.clone(), (*h).to_owned())).collect();
-    cache.virtual_hosts.insert(key, VirtualHostMemo { listener, contributions, ir: ir.clone(), seen: epoch });
-    ir
+    let memo = cache.virtual_hosts.get_or(
+        (gw.key.clone(), name.clone()),
+        |m| {
+            m.listener == listener
+                && m.contributions.len() == contributions.len()
+                && m.contributions
+                    .iter()
+                    .zip(contributions)
+                    .all(|((k, r, h), (a, ah))| k == a.key && Arc::ptr_eq(r, a.rules) && h == ah)
+        },
+        || VirtualHostMemo {
+            listener: listener.clone(),
+            contributions: contributions
+                .iter()
+                .map(|(a, h)| (a.key.clone(), a.rules.clone(), (*h).to_owned()))
+                .collect(),
+            ir: Arc::new(VirtualHostIr {
+                name: name.clone(),
+                listener: l.name().to_owned(),
+                routes: routes_for(l, contributions),
+                domain: domain.to_owned(),
+            }),
+        },
+    );
+    memo.ir.clone()
 }
 
 fn routes_for(l: &ListenerState<'_>, contributions: &[(&Attachment<'_>, &str)]) -> Vec<RouteIr> {

@@ -34,6 +34,8 @@ struct GatewaySig {
 
 struct RouteMemo {
     route: Arc<HttpRoute>,
+    /// The Gateways its parentRefs name (a function of the route alone).
+    parents: Vec<ObjKey>,
     rejected: Option<Arc<[RejectedRule]>>,
     deps: Vec<Dep>,
     rules: Arc<http::RouteRules>,
@@ -137,6 +139,7 @@ impl Engine {
 
         // HTTPRoutes: rules, then attachment, each reused while its inputs are the same.
         let mut rebuilt = (0, 0);
+        let mut namespaces: HashMap<&str, Option<Arc<Namespace>>> = HashMap::new();
         for (key, route) in &res.http_routes {
             let rejected = res.rejected_rules.get(key);
             let memo = match self.routes.get_mut(key) {
@@ -153,6 +156,7 @@ impl Engine {
                     let rules = http::build(&reads, route, rejected.map(|r| &r[..]).unwrap_or_default());
                     let memo = RouteMemo {
                         route: route.clone(),
+                        parents: gateway_parents(route, key).into_iter().map(|(_, g)| g).collect(),
                         rejected: rejected.cloned(),
                         deps: reads.into_deps(),
                         rules: Arc::new(rules),
@@ -165,8 +169,15 @@ impl Engine {
             };
             memo.seen = epoch;
             let parents: Vec<Option<Arc<GatewaySig>>> =
-                gateway_parents(route, key).into_iter().map(|(_, g)| self.sigs.get(&g).cloned()).collect();
-            let namespace = res.namespaces.get(&ObjKey::new("", &key.namespace)).cloned();
+                memo.parents.iter().map(|g| self.sigs.get(g).cloned()).collect();
+            let namespace = match namespaces.get(key.namespace.as_str()) {
+                Some(n) => n.clone(),
+                None => {
+                    let n = res.namespaces.get(&ObjKey::new("", &key.namespace)).cloned();
+                    namespaces.insert(&key.namespace, n.clone());
+                    n
+                }
+            };
             let fresh = memo.attached.as_ref().is_some_and(|a| {
                 a.gateways.len() == parents.len()
                     && a.gateways.iter().zip(&parents).all(|(x, y)| same(x.as_ref(), y.as_ref()))

@@ -2,6 +2,8 @@
 //! reused while its IR is the same, so a change renders only what it changed.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::hash::Hash;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
@@ -10,70 +12,72 @@ use envoy_types::pb::envoy::config::route::v3::VirtualHost;
 
 use crate::ir::{ClusterIr, VirtualHostIr};
 
-/// A virtual host's IR, its Envoy form, and the translation that last used it.
-type Rendered = (Arc<VirtualHostIr>, VirtualHost, u64);
+/// Values by key, each marked with the translation that last used it; a sweep drops those the
+/// translation that just ended did not use.
+#[derive(Debug)]
+pub struct Epoched<K, V> {
+    entries: HashMap<K, (V, u64)>,
+    epoch: u64,
+}
+
+impl<K, V> Default for Epoched<K, V> {
+    fn default() -> Self {
+        Epoched { entries: HashMap::new(), epoch: 0 }
+    }
+}
+
+impl<K: Hash + Eq, V> Epoched<K, V> {
+    /// The value at `key` if `fresh` says it still stands, else a new one from `make`.
+    pub fn get_or(&mut self, key: K, fresh: impl FnOnce(&V) -> bool, make: impl FnOnce() -> V) -> &V {
+        let epoch = self.epoch;
+        match self.entries.entry(key) {
+            Entry::Occupied(mut o) => {
+                if !fresh(&o.get().0) {
+                    o.get_mut().0 = make();
+                }
+                o.get_mut().1 = epoch;
+                &o.into_mut().0
+            }
+            Entry::Vacant(v) => &v.insert((make(), epoch)).0,
+        }
+    }
+
+    /// Ends one translation: forgets what it did not use.
+    pub fn sweep(&mut self) {
+        let epoch = self.epoch;
+        self.entries.retain(|_, e| e.1 == epoch);
+        self.epoch += 1;
+    }
+}
 
 /// Rendered virtual hosts by name and HTTPS chain. A hit needs the very same IR (pointer
 /// identity: stage 1 hands out the same `Arc` for an unchanged virtual host).
-#[derive(Debug, Default)]
-pub struct VirtualHostCache {
-    entries: HashMap<(String, Option<String>), Rendered>,
-    epoch: u64,
-}
+pub type VirtualHostCache = Epoched<(String, Option<String>), (Arc<VirtualHostIr>, VirtualHost)>;
 
 impl VirtualHostCache {
     /// The Envoy virtual host for `v` as served on `chain`.
     pub fn render(&mut self, v: &Arc<VirtualHostIr>, chain: Option<&str>) -> VirtualHost {
-        let epoch = self.epoch;
         let key = (v.name.clone(), chain.map(str::to_owned));
-        match self.entries.get_mut(&key) {
-            Some((ir, out, seen)) if Arc::ptr_eq(ir, v) => {
-                *seen = epoch;
-                out.clone()
-            }
-            _ => {
-                let out = super::route::virtual_host(v, chain);
-                self.entries.insert(key, (v.clone(), out.clone(), epoch));
-                out
-            }
-        }
-    }
-
-    /// Forgets what the last translation did not use.
-    fn sweep(&mut self) {
-        let epoch = self.epoch;
-        self.entries.retain(|_, e| e.2 == epoch);
-        self.epoch += 1;
+        let (_, out) =
+            self.get_or(key, |(ir, _)| Arc::ptr_eq(ir, v), || (v.clone(), super::route::virtual_host(v, chain)));
+        out.clone()
     }
 }
 
 /// Rendered clusters and load assignments by name, reused while the cluster IR is equal.
-#[derive(Debug, Default)]
-pub struct ClusterCache {
-    entries: HashMap<String, (ClusterIr, Cluster, Option<ClusterLoadAssignment>, u64)>,
-    epoch: u64,
-}
+pub type ClusterCache = Epoched<String, (ClusterIr, Cluster, Option<ClusterLoadAssignment>)>;
 
 impl ClusterCache {
     pub fn render(&mut self, c: &ClusterIr) -> (Cluster, Option<ClusterLoadAssignment>) {
-        let epoch = self.epoch;
-        match self.entries.get_mut(&c.name) {
-            Some((ir, cluster, cla, seen)) if ir == c => {
-                *seen = epoch;
-                (cluster.clone(), cla.clone())
-            }
-            _ => {
+        let (_, cluster, cla) = self.get_or(
+            c.name.clone(),
+            |(ir, ..)| ir == c,
+            || {
                 let (cluster, cla) = super::cluster::cluster(c);
-                self.entries.insert(c.name.clone(), (c.clone(), cluster.clone(), cla.clone(), epoch));
-                (cluster, cla)
-            }
-        }
-    }
-
-    fn sweep(&mut self) {
-        let epoch = self.epoch;
-        self.entries.retain(|_, e| e.3 == epoch);
-        self.epoch += 1;
+                (c.clone(), cluster, cla)
+            },
+        );
+        (cluster.clone(), cla.clone())
     }
 }
 
