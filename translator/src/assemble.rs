@@ -34,11 +34,14 @@ struct VirtualHostMemo {
     ir: Arc<VirtualHostIr>,
 }
 
+/// A Service's EndpointSlices and the endpoints of one of its ports made from them.
+type ServiceEndpoints = (Vec<Arc<EndpointSlice>>, Vec<SocketAddr>);
+
 /// What assembly keeps between translations.
 #[derive(Default)]
 pub struct Cache {
     virtual_hosts: Epoched<(ObjKey, String), VirtualHostMemo>,
-    endpoints: Epoched<(ObjKey, String), (Vec<Arc<EndpointSlice>>, Vec<SocketAddr>)>,
+    endpoints: Epoched<(ObjKey, String), ServiceEndpoints>,
 }
 
 impl Cache {
