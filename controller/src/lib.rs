@@ -6,5 +6,7 @@ pub mod k8s;
 pub mod load;
 pub mod manifests;
 pub mod output;
+pub mod providers;
+pub mod runtime;
 pub mod standalone;
 pub mod status;

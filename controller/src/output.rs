@@ -1,7 +1,9 @@
 //! Printing documents as a YAML stream or JSON.
 
 use clap::ValueEnum;
-use serde_json::Value;
+use legate_translator::Output;
+use legate_translator::xds::json::to_json;
+use serde_json::{Value, json};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -32,4 +34,28 @@ impl Format {
             Format::Json => self.one(&Value::Array(docs.iter().map(|d| d.borrow().clone()).collect())),
         }
     }
+}
+
+/// Per Gateway, its xDS resources in Envoy's JSON form. Private keys are redacted.
+pub fn xds_documents(out: &Output) -> Vec<Value> {
+    out.gateways
+        .iter()
+        .map(|g| {
+            let x = &g.xds;
+            let mut secrets: Vec<Value> = x.secrets.iter().map(to_json).collect();
+            for s in &mut secrets {
+                if let Some(k) = s.pointer_mut("/tls_certificate/private_key") {
+                    *k = json!({ "inline_string": "[redacted]" });
+                }
+            }
+            json!({
+                "gateway": g.gateway.to_string(),
+                "listeners": x.listeners.iter().map(to_json).collect::<Vec<_>>(),
+                "route_configurations": x.route_configurations.iter().map(to_json).collect::<Vec<_>>(),
+                "clusters": x.clusters.iter().map(to_json).collect::<Vec<_>>(),
+                "load_assignments": x.load_assignments.iter().map(to_json).collect::<Vec<_>>(),
+                "secrets": secrets,
+            })
+        })
+        .collect()
 }

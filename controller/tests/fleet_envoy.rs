@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use legate::k8s::fleet::{FleetOptions, bootstrap_yaml, desired, merge_proxy_config};
 use legate::k8s::pki::Ca;
-use legate::standalone::state::publish_snapshots;
+use legate::runtime::state::publish_snapshots;
 use legate_api::gateway::Gateway;
 use legate_translator::{ObjKey, Options, translate};
 use legate_xds::{Protocol, ServerOptions, SnapshotCache, TlsOptions};

@@ -20,7 +20,7 @@ mod support;
 use std::time::Duration;
 
 use legate::k8s::rejections::{self, DATA_KEY, LABEL};
-use legate::standalone::state::EnvoyRejection;
+use legate::runtime::state::EnvoyRejection;
 use legate_e2e::echo::EchoServer;
 use legate_translator::ObjKey;
 use legate_translator::xds::json::to_json;

@@ -6,11 +6,12 @@ use anyhow::{Context, Result};
 use clap::ValueEnum;
 use legate_api::gvk::DEFAULT_CONTROLLER_NAME;
 use legate_translator::xds::{bootstrap, json::to_json};
-use legate_translator::{Options, Output, translate};
-use serde_json::{Value, json};
+use legate_translator::{Options, translate};
+use serde_json::Value;
 
 use crate::load;
 use crate::output::Format;
+pub use crate::output::xds_documents;
 pub use crate::status::render::{owned_status, status_documents, status_documents_with};
 
 #[derive(clap::Args, Debug)]
@@ -98,28 +99,4 @@ pub fn run(args: &Args) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Per Gateway, its xDS resources in Envoy's JSON form. Private keys are redacted.
-pub fn xds_documents(out: &Output) -> Vec<Value> {
-    out.gateways
-        .iter()
-        .map(|g| {
-            let x = &g.xds;
-            let mut secrets: Vec<Value> = x.secrets.iter().map(to_json).collect();
-            for s in &mut secrets {
-                if let Some(k) = s.pointer_mut("/tls_certificate/private_key") {
-                    *k = json!({ "inline_string": "[redacted]" });
-                }
-            }
-            json!({
-                "gateway": g.gateway.to_string(),
-                "listeners": x.listeners.iter().map(to_json).collect::<Vec<_>>(),
-                "route_configurations": x.route_configurations.iter().map(to_json).collect::<Vec<_>>(),
-                "clusters": x.clusters.iter().map(to_json).collect::<Vec<_>>(),
-                "load_assignments": x.load_assignments.iter().map(to_json).collect::<Vec<_>>(),
-                "secrets": secrets,
-            })
-        })
-        .collect()
 }

@@ -16,8 +16,6 @@ pub mod fleet_hook;
 pub mod leader;
 pub mod pki;
 pub mod rejections;
-pub mod status;
-pub mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -36,13 +34,13 @@ use tracing::{Instrument, info, info_span, warn};
 use self::fleet_hook::{AcceptedGateway, FleetManager, FleetRequest, NoFleet, apply_fleet_status};
 use self::leader::LeaderConfig;
 use self::rejections::{RejectionsConfig, Remote};
-use self::status::{Batch, StatusConfig, StatusWriter};
-use self::watch::Store;
-use crate::standalone::admin;
-use crate::standalone::state::{
+use crate::providers::kube::Store;
+use crate::runtime::admin;
+use crate::runtime::state::{
     AppState, EnvoyRejection, Live, apply_rejections, local_rejections, publish_snapshots, remove_other_snapshots,
 };
 use crate::status::render::Renderer;
+use crate::status::writer::{Batch, StatusConfig, StatusWriter};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -306,7 +304,7 @@ pub async fn start(args: Args, client: Client, plugins: Plugins) -> Result<Contr
     let store = Store::new(&args.watch_namespaces);
     // Subscribe before the watchers start, so that no change goes unseen.
     let changes = store.changes();
-    tasks.extend(watch::spawn_watchers(&client, &store));
+    tasks.extend(crate::providers::kube::spawn_watchers(&client, &store));
     let lp = Loop {
         renderer: Renderer::default(),
         engine: Engine::new(Options {

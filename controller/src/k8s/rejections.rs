@@ -44,7 +44,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::standalone::state::{EnvoyRejection, local_rejections, served_rejections, truncate_utf8};
+use crate::runtime::state::{EnvoyRejection, local_rejections, served_rejections, truncate_utf8};
 
 /// The label (value `"true"`) of every replica's rejections ConfigMap; replicas watch those.
 pub const LABEL: &str = "gateway.legate.dev/envoy-rejections";

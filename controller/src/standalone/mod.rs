@@ -1,11 +1,7 @@
 //! `legate standalone`: Legate's main job on its embedded default. Gateway API YAML in a folder,
 //! one local Envoy per Gateway, configured over ADS, re-translated on every change.
 
-pub mod admin;
 pub mod infra;
-pub mod metrics;
-pub mod provider;
-pub mod state;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,9 +18,12 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, info_span, warn};
 
 use self::infra::HostInfra;
-use self::provider::FileProvider;
-use self::state::{AppState, EnvoyRejection, Live, apply_nacks, nacks, publish_snapshots, remove_other_snapshots};
 use crate::output::Format;
+use crate::providers::file::{self as provider, FileProvider};
+use crate::runtime::admin;
+use crate::runtime::state::{
+    AppState, EnvoyRejection, Live, apply_nacks, nacks, publish_snapshots, remove_other_snapshots,
+};
 use crate::status::render::Renderer;
 
 #[derive(clap::Args, Debug, Clone)]

@@ -1,3 +1,5 @@
-//! Statuses: rendering them as documents (the Kubernetes writer is `k8s::status`).
+//! Statuses: rendering them as documents (`render`), writing them to the API server
+//! (`writer`).
 
 pub mod render;
+pub mod writer;

@@ -4,7 +4,7 @@ use legate_api::conditions::{reasons, types};
 use legate_translator::{ObjKey, Options, Output, translate};
 
 use super::*;
-use crate::standalone::state::{CONDITION_MESSAGE_MAX, apply_rejections};
+use crate::runtime::state::{CONDITION_MESSAGE_MAX, apply_rejections};
 
 const ROUTES: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
 const LISTENERS: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";

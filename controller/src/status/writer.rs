@@ -27,9 +27,9 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 use tracing::{debug, info, warn};
 
-use super::watch::api_resource;
-use crate::cli::translate::owned_status;
 use crate::load::Kind;
+use crate::providers::kube::api_resource;
+use crate::status::render::owned_status;
 
 /// How the writer behaves.
 #[derive(Clone, Debug)]

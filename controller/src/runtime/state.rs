@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::metrics::Metrics;
-use crate::cli::translate::xds_documents;
 use crate::load::Loaded;
+use crate::output::xds_documents;
 
 /// One translation and what came of it.
 #[derive(Default)]
