@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use legate_translator::{Options, translate};
+use legate_translator::{Engine, Options, translate};
 
 #[path = "support/mod.rs"]
 mod support;
@@ -30,5 +30,28 @@ fn bench_translate(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_translate);
+/// One-route changes through an [`Engine`] that translated the whole world before: route `k`
+/// of the world is replaced by a new object (another path), alternately, so every iteration is
+/// a real change.
+fn bench_incremental(c: &mut Criterion) {
+    let mut group = c.benchmark_group("one_route_change");
+    group.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
+    for n in SIZES {
+        let mut res = support::resources(n);
+        let mut engine = Engine::new(Options::default());
+        support::check(&engine.translate(&res), n);
+        let variants = [support::route(n / 2, "/changed-a"), support::route(n / 2, "/changed-b")];
+        let mut i = 0;
+        group.bench_function(BenchmarkId::new("http_routes", n), |b| {
+            b.iter_with_large_drop(|| {
+                i += 1;
+                res.apply(variants[i % 2].clone().into());
+                engine.translate(black_box(&res))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_translate, bench_incremental);
 criterion_main!(benches);

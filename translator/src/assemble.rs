@@ -34,35 +34,40 @@ struct VirtualHostMemo {
     ir: Arc<VirtualHostIr>,
 }
 
-/// A Service's EndpointSlices and the endpoints of one of its ports made from them.
-type ServiceEndpoints = (Vec<Arc<EndpointSlice>>, Vec<SocketAddr>);
+/// A cluster as routes resolved it, the EndpointSlices its endpoints were read from, and the
+/// cluster with those endpoints.
+type ClusterMemo = (Arc<ClusterIr>, Vec<Arc<EndpointSlice>>, Arc<ClusterIr>);
 
 /// What assembly keeps between translations.
 #[derive(Default)]
 pub struct Cache {
     virtual_hosts: Epoched<(ObjKey, String), VirtualHostMemo>,
-    endpoints: Epoched<(ObjKey, String), ServiceEndpoints>,
+    clusters: Epoched<String, ClusterMemo>,
 }
 
 impl Cache {
     /// Ends one translation: forgets what it did not use.
     pub fn sweep(&mut self) {
         self.virtual_hosts.sweep();
-        self.endpoints.sweep();
+        self.clusters.sweep();
     }
 
-    /// The endpoints of a Service port, recomputed only when its EndpointSlices changed.
-    fn endpoints(&mut self, res: &Resources, service: &ObjKey, port_name: &str) -> Vec<SocketAddr> {
-        let now: Vec<&Arc<EndpointSlice>> = res.slices.get(service).into_iter().flat_map(|m| m.values()).collect();
-        let (_, endpoints) = self.endpoints.get_or(
-            (service.clone(), port_name.to_owned()),
-            |(slices, _)| slices.len() == now.len() && slices.iter().zip(&now).all(|(a, b)| Arc::ptr_eq(a, b)),
-            || {
-                let slices = now.iter().map(|s| (*s).clone()).collect();
-                (slices, backends::service_endpoints(res, service, port_name))
-            },
-        );
-        endpoints.clone()
+    /// A cluster with its endpoints: a Service's read from its EndpointSlices, reused while
+    /// the cluster and the slices are the same objects.
+    fn cluster(&mut self, res: &Resources, c: &Arc<ClusterIr>) -> Arc<ClusterIr> {
+        let EndpointSource::Service { service, port_name } = &c.source else { return c.clone() };
+        let slices = || res.slices.get(service).into_iter().flat_map(|m| m.values());
+        let fresh = |(src, kept, _): &ClusterMemo| {
+            Arc::ptr_eq(src, c)
+                && kept.len() == slices().count()
+                && kept.iter().zip(slices()).all(|(a, b)| Arc::ptr_eq(a, b))
+        };
+        let (_, _, out) = self.clusters.get_or_by(c.name.as_str(), fresh, || {
+            let mut out = ClusterIr::clone(c);
+            out.endpoints = Endpoints::Static(backends::service_endpoints(res, service, port_name));
+            (c.clone(), slices().cloned().collect(), Arc::new(out))
+        });
+        out.clone()
     }
 }
 
@@ -119,27 +124,20 @@ pub fn gateway_ir(
             });
         }
     }
-    let mut clusters: Vec<ClusterIr> = vec![];
-    let used: BTreeSet<&str> = listeners
-        .iter()
-        .flat_map(|l| &l.virtual_hosts)
-        .flat_map(|v| &v.routes)
-        .flat_map(|r| match &r.action {
-            ActionIr::Forward { backends, .. } => backends.iter().filter_map(|b| b.cluster.as_deref()).collect(),
-            _ => vec![],
-        })
-        .collect();
+    let mut clusters: Vec<Arc<ClusterIr>> = vec![];
+    let mut used: BTreeSet<&str> = BTreeSet::new();
+    for r in listeners.iter().flat_map(|l| &l.virtual_hosts).flat_map(|v| &v.routes) {
+        if let ActionIr::Forward { backends, .. } = &r.action {
+            used.extend(backends.iter().filter_map(|b| b.cluster.as_deref()));
+        }
+    }
     // First occurrence of each name wins; a set instead of a search of `clusters`, which made
     // this quadratic in the number of clusters.
     let mut seen: BTreeSet<&str> = BTreeSet::new();
     for a in atts {
         for c in &a.rules.clusters {
             if used.contains(c.name.as_str()) && seen.insert(c.name.as_str()) {
-                let mut c = c.clone();
-                if let EndpointSource::Service { service, port_name } = &c.source {
-                    c.endpoints = Endpoints::Static(cache.endpoints(res, service, port_name));
-                }
-                clusters.push(c);
+                clusters.push(cache.cluster(res, c));
             }
         }
     }

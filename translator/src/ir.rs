@@ -15,7 +15,7 @@ use crate::resources::ObjKey;
 pub struct GatewayIr {
     pub gateway: ObjKey,
     pub listeners: Vec<ListenerIr>,
-    pub clusters: Vec<ClusterIr>,
+    pub clusters: Vec<Arc<ClusterIr>>,
     /// Certificates used by HTTPS listeners, by Secret, once each.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<CertificateRef>,

@@ -61,38 +61,39 @@ pub fn resources(routes: usize) -> Resources {
     }
     for i in 0..routes {
         let ns = format!("ns-{:02}", i % NAMESPACES);
-        let mut rules = vec![];
         for k in 0..RULES {
             let svc = format!("svc-{i}-{k}");
             res.apply(service(&ns, &svc).into());
             res.apply(endpoint_slice(&ns, &svc, i, k).into());
-            rules.push(json!({
-                "matches": [{ "path": { "type": "PathPrefix", "value": format!("/r{i}/{k}") } }],
-                "backendRefs": [{ "name": svc, "port": 80 }]
-            }));
         }
-        // Distinct creation times, one second apart, so precedence has something to compare.
-        let created = format!("2025-01-01T{:02}:{:02}:{:02}Z", i / 3600 % 24, i / 60 % 60, i % 60);
-        res.apply(
-            from::<legate_api::gateway::HttpRoute>(json!({
-                "apiVersion": "gateway.networking.k8s.io/v1",
-                "kind": "HTTPRoute",
-                "metadata": {
-                    "name": format!("route-{i}"),
-                    "namespace": ns,
-                    "generation": 1,
-                    "creationTimestamp": created
-                },
-                "spec": {
-                    "parentRefs": [{ "name": "gw", "namespace": "bench" }],
-                    "hostnames": [format!("app-{}.example.com", i % HOSTNAMES)],
-                    "rules": rules
-                }
-            }))
-            .into(),
-        );
+        res.apply(route(i, &format!("/r{i}")).into());
     }
     res
+}
+
+/// Route `i`: [`RULES`] rules, `PathPrefix` `{prefix}/{k}` each, to its own Services.
+pub fn route(i: usize, prefix: &str) -> legate_api::gateway::HttpRoute {
+    let ns = format!("ns-{:02}", i % NAMESPACES);
+    let rules: Vec<_> = (0..RULES)
+        .map(|k| {
+            json!({
+                "matches": [{ "path": { "type": "PathPrefix", "value": format!("{prefix}/{k}") } }],
+                "backendRefs": [{ "name": format!("svc-{i}-{k}"), "port": 80 }]
+            })
+        })
+        .collect();
+    // Distinct creation times, one second apart, so precedence has something to compare.
+    let created = format!("2025-01-01T{:02}:{:02}:{:02}Z", i / 3600 % 24, i / 60 % 60, i % 60);
+    from(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": { "name": format!("route-{i}"), "namespace": ns, "generation": 1, "creationTimestamp": created },
+        "spec": {
+            "parentRefs": [{ "name": "gw", "namespace": "bench" }],
+            "hostnames": [format!("app-{}.example.com", i % HOSTNAMES)],
+            "rules": rules
+        }
+    }))
 }
 
 fn namespace(name: &str) -> legate_api::k8s::Namespace {

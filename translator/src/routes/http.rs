@@ -3,6 +3,7 @@
 //! [`super::backends`]).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use legate_api::conditions::reasons;
 use legate_api::gateway::standard::httproutes::*;
@@ -53,7 +54,7 @@ pub struct RouteRules {
     pub invalid: Vec<(usize, &'static str, String)>,
     /// Invalid references (backendRefs, ExtensionRefs).
     pub unresolved: Vec<BackendError>,
-    pub clusters: Vec<ClusterIr>,
+    pub clusters: Vec<Arc<ClusterIr>>,
 }
 
 /// Builds the rules of one route.
@@ -221,7 +222,7 @@ fn build_rule(
             match backends::resolve(idx, from, view) {
                 Ok(c) => {
                     backends.push((Some(c.name.clone()), weight));
-                    out.clusters.push(c);
+                    out.clusters.push(Arc::new(c));
                 }
                 Err(e) => {
                     out.unresolved.push(e);

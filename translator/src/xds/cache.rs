@@ -42,6 +42,24 @@ impl<K: Hash + Eq, V> Epoched<K, V> {
         }
     }
 
+    /// [`Epoched::get_or`] by a borrowed key, which is copied only when the entry is new.
+    pub fn get_or_by<Q>(&mut self, key: &Q, fresh: impl FnOnce(&V) -> bool, make: impl FnOnce() -> V) -> &V
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let epoch = self.epoch;
+        if !self.entries.contains_key(key) {
+            return &self.entries.entry(key.to_owned()).or_insert((make(), epoch)).0;
+        }
+        let e = self.entries.get_mut(key).expect("present");
+        if !fresh(&e.0) {
+            e.0 = make();
+        }
+        e.1 = epoch;
+        &e.0
+    }
+
     /// Ends one translation: forgets what it did not use.
     pub fn sweep(&mut self) {
         let epoch = self.epoch;
@@ -64,14 +82,14 @@ impl VirtualHostCache {
     }
 }
 
-/// Rendered clusters and load assignments by name, reused while the cluster IR is equal.
-pub type ClusterCache = Epoched<String, (ClusterIr, Cluster, Option<ClusterLoadAssignment>)>;
+/// Rendered clusters and load assignments by name, reused while the cluster IR is the same.
+pub type ClusterCache = Epoched<String, (Arc<ClusterIr>, Cluster, Option<ClusterLoadAssignment>)>;
 
 impl ClusterCache {
-    pub fn render(&mut self, c: &ClusterIr) -> (Cluster, Option<ClusterLoadAssignment>) {
-        let (_, cluster, cla) = self.get_or(
-            c.name.clone(),
-            |(ir, ..)| ir == c,
+    pub fn render(&mut self, c: &Arc<ClusterIr>) -> (Cluster, Option<ClusterLoadAssignment>) {
+        let (_, cluster, cla) = self.get_or_by(
+            c.name.as_str(),
+            |(ir, ..)| Arc::ptr_eq(ir, c) || ir == c,
             || {
                 let (cluster, cla) = super::cluster::cluster(c);
                 (c.clone(), cluster, cla)
