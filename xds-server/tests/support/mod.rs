@@ -155,7 +155,11 @@ impl ServerGuard {
         let listener = bind_retry(port).await;
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let opts = ServerOptions { ack_timeout: Duration::from_secs(5), subscription_timeout: Duration::from_secs(5) };
+        let opts = ServerOptions {
+            ack_timeout: Duration::from_secs(5),
+            subscription_timeout: Duration::from_secs(5),
+            ..Default::default()
+        };
         let c = cache.clone();
         let task = tokio::spawn(async move {
             legate_xds::serve_with_listener(listener, c, opts, async {
