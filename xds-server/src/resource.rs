@@ -177,7 +177,19 @@ impl Resource {
 
     /// Packs a message of one of the six types. The name comes from the message.
     pub fn from_message<M: Message + Name>(m: &M) -> Result<Self, crate::Error> {
-        Self::from_any(Any { type_url: M::type_url(), value: m.encode_to_vec() })
+        Self::from_message_reusing(m, None)
+    }
+
+    /// Like [`Resource::from_message`], but returns `prev` itself when the message encodes to
+    /// exactly `prev`'s bytes: an unchanged resource is not decoded, canonicalised and hashed
+    /// again. (Equal messages may encode differently, map order being free; they then get the
+    /// same hash the long way.)
+    pub fn from_message_reusing<M: Message + Name>(m: &M, prev: Option<&Resource>) -> Result<Self, crate::Error> {
+        let value = m.encode_to_vec();
+        if let Some(p) = prev.filter(|p| p.any.value == value && p.any.type_url == M::type_url()) {
+            return Ok(p.clone());
+        }
+        Self::from_any(Any { type_url: M::type_url(), value })
     }
 
     fn build(ty: ResourceType, name: String, any: Any, refs: Vec<(ResourceType, String)>) -> Self {

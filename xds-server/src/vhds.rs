@@ -35,17 +35,27 @@ use crate::resource::{Resource, ResourceType};
 pub(crate) struct VhdsForm {
     pub routes: BTreeMap<String, Resource>,
     pub virtual_hosts: BTreeMap<String, Resource>,
+    /// Of each split route configuration: the content hash of the whole one, and the names of its
+    /// virtual hosts (for reuse by the next snapshot's split).
+    split_from: BTreeMap<String, (String, Vec<String>)>,
 }
 
 /// Splits every route configuration that can be split; `given` are virtual hosts the snapshot
 /// already holds as such (served as they are, as are route configurations that already use
-/// `vhds`).
-pub(crate) fn split(routes: &BTreeMap<String, Resource>, given: &BTreeMap<String, Resource>) -> VhdsForm {
-    let mut out = VhdsForm { routes: BTreeMap::new(), virtual_hosts: given.clone() };
+/// `vhds`). `prev`, the form of the previous snapshot, is reused: a route configuration of the
+/// same content is not split again, and a virtual host of the same bytes is not hashed again.
+pub(crate) fn split(
+    routes: &BTreeMap<String, Resource>,
+    given: &BTreeMap<String, Resource>,
+    prev: Option<&VhdsForm>,
+) -> VhdsForm {
+    let mut out = VhdsForm { virtual_hosts: given.clone(), ..Default::default() };
     for (name, r) in routes {
-        match split_one(r) {
+        match reuse(prev, name, r).or_else(|| split_one(r, prev)) {
             Some((rc, vhosts)) if vhosts.iter().all(|v| !out.virtual_hosts.contains_key(v.name())) => {
                 out.routes.insert(name.clone(), rc);
+                let names = vhosts.iter().map(|v| v.name().to_owned()).collect();
+                out.split_from.insert(name.clone(), (r.hash().to_owned(), names));
                 out.virtual_hosts.extend(vhosts.into_iter().map(|v| (v.name().to_owned(), v)));
             }
             _ => {
@@ -56,10 +66,19 @@ pub(crate) fn split(routes: &BTreeMap<String, Resource>, given: &BTreeMap<String
     out
 }
 
+/// The previous split of a route configuration of the same name and content.
+fn reuse(prev: Option<&VhdsForm>, name: &str, r: &Resource) -> Option<(Resource, Vec<Resource>)> {
+    let prev = prev?;
+    let (hash, names) = prev.split_from.get(name).filter(|(h, _)| h == r.hash())?;
+    debug_assert_eq!(hash, r.hash());
+    let vhosts = names.iter().map(|n| prev.virtual_hosts.get(n).cloned()).collect::<Option<Vec<_>>>()?;
+    Some((prev.routes.get(name)?.clone(), vhosts))
+}
+
 /// The VHDS form of one route configuration, or None when it is served whole: it already uses
 /// `vhds`, has no virtual host (an empty namespace is never answered by Envoy's VHDS watch, so
 /// its listener would wait for it), or a virtual host has no usable unique first domain.
-fn split_one(r: &Resource) -> Option<(Resource, Vec<Resource>)> {
+fn split_one(r: &Resource, prev: Option<&VhdsForm>) -> Option<(Resource, Vec<Resource>)> {
     let mut rc = RouteConfiguration::decode(r.any().value.as_slice()).ok()?;
     if rc.vhds.is_some() || rc.virtual_hosts.is_empty() {
         return None;
@@ -72,10 +91,12 @@ fn split_one(r: &Resource) -> Option<(Resource, Vec<Resource>)> {
             return None;
         }
         vh.name = format!("{}/{host}", rc.name);
-        vhosts.push(Resource::from_message(&vh).ok()?);
+        let before = prev.and_then(|p| p.virtual_hosts.get(&vh.name));
+        vhosts.push(Resource::from_message_reusing(&vh, before).ok()?);
     }
     rc.vhds = Some(Vhds { config_source: Some(ads()) });
-    Some((Resource::from_message(&rc).ok()?, vhosts))
+    let before = prev.and_then(|p| p.routes.get(&rc.name));
+    Some((Resource::from_message_reusing(&rc, before).ok()?, vhosts))
 }
 
 fn ads() -> ConfigSource {

@@ -29,7 +29,7 @@ fn each_virtual_host_becomes_a_resource_named_by_its_route_configuration_and_dom
         "0.0.0.0:443/gw/https",
         vec![vhost("a", "a.example.com"), vhost("wild", "*.example.com"), vhost("any", "*")],
     );
-    let form = split(&map([whole.clone()]), &BTreeMap::new());
+    let form = split(&map([whole.clone()]), &BTreeMap::new(), None);
     let names: Vec<&str> = form.virtual_hosts.keys().map(String::as_str).collect();
     assert_eq!(
         names,
@@ -60,13 +60,13 @@ fn one_changed_virtual_host_changes_one_resource_only() {
     let mut b2 = vhost("b", "b.example.com");
     b2.routes[0].name = "changed".into();
     let v2 = rc("r", vec![vhost("a", "a.example.com"), b2]);
-    let (f1, f2) = (split(&map([v1]), &BTreeMap::new()), split(&map([v2]), &BTreeMap::new()));
+    let (f1, f2) = (split(&map([v1]), &BTreeMap::new(), None), split(&map([v2]), &BTreeMap::new(), None));
     assert_eq!(f1.routes, f2.routes, "the stripped route configuration does not change");
     assert_eq!(f1.virtual_hosts["r/a.example.com"], f2.virtual_hosts["r/a.example.com"]);
     assert_ne!(f1.virtual_hosts["r/b.example.com"].hash(), f2.virtual_hosts["r/b.example.com"].hash());
     // Deterministic: the same input gives byte-identical resources.
     let again =
-        split(&map([rc("r", vec![vhost("b", "b.example.com"), vhost("a", "a.example.com")])]), &BTreeMap::new());
+        split(&map([rc("r", vec![vhost("b", "b.example.com"), vhost("a", "a.example.com")])]), &BTreeMap::new(), None);
     assert_eq!(again.virtual_hosts.keys().collect::<Vec<_>>(), f1.virtual_hosts.keys().collect::<Vec<_>>());
     assert_eq!(again.virtual_hosts["r/a.example.com"], f1.virtual_hosts["r/a.example.com"]);
 }
@@ -88,7 +88,7 @@ fn configurations_that_cannot_be_split_are_served_whole() {
     .unwrap();
     let given = Resource::from_message(&vhost("already/x.example.com", "x.example.com")).unwrap();
     let all = map([empty.clone(), dup.clone(), no_domain.clone(), already.clone()]);
-    let form = split(&all, &map([given.clone()]));
+    let form = split(&all, &map([given.clone()]), None);
     assert_eq!(form.routes, all, "served as they are");
     assert_eq!(form.virtual_hosts, map([given]), "only the virtual hosts the snapshot holds itself");
 }
