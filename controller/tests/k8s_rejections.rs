@@ -35,6 +35,8 @@ const GW: &str = "gateway.networking.k8s.io/v1";
 /// The controllers' namespace (`Args::namespace`'s default).
 const SYSTEM: &str = "legate-system";
 const ROUTES: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+/// What a Delta Envoy rejects for a bad route: its virtual host (served over VHDS).
+const VIRTUAL_HOSTS: &str = "type.googleapis.com/envoy.config.route.v3.VirtualHost";
 const WAIT_SECS: u64 = 30;
 
 /// The Gateway's `Programmed` condition in the fake: (status, reason, message).
@@ -218,7 +220,7 @@ async fn an_envoy_on_the_follower_rejects_the_config_and_the_leader_reports_it()
     eventually(WAIT_SECS, "the leader writes Programmed=False", || programmed(&fake, "apps", "web").0 == "False").await;
     let (_, reason, message) = programmed(&fake, "apps", "web");
     assert_eq!(reason, "Invalid", "{message}");
-    assert!(message.starts_with(&format!("Envoy envoy-on-b rejected {ROUTES}: ")), "{message}");
+    assert!(message.starts_with(&format!("Envoy envoy-on-b rejected {VIRTUAL_HOSTS}: ")), "{message}");
     let envoys_own =
         b.state.cache.ledger().into_iter().find_map(|e| e.last_rejection).expect("b's ledger has the NACK");
     assert!(message.ends_with(&envoys_own.message), "Envoy's message in full: {message}");
@@ -238,7 +240,7 @@ async fn an_envoy_on_the_follower_rejects_the_config_and_the_leader_reports_it()
     assert_eq!(rs.len(), 1, "{rs:?}");
     assert_eq!(
         (rs[0].gateway.as_str(), rs[0].node.as_str(), rs[0].type_url.as_str()),
-        ("apps/web", "envoy-on-b", ROUTES)
+        ("apps/web", "envoy-on-b", VIRTUAL_HOSTS)
     );
     assert_eq!(rs[0].version, b.state.current().versions[&key]);
     assert_eq!(published(&fake, "legate-a"), Some(vec![]));

@@ -47,12 +47,13 @@ const HOSTS: usize = 100;
 const PER_FILE: usize = 1000;
 const POLL: Duration = Duration::from_millis(1);
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
-const TYPES: [(&str, &str); 5] = [
+const TYPES: [(&str, &str); 6] = [
     ("CDS", "envoy.config.cluster.v3.Cluster"),
     ("EDS", "envoy.config.endpoint.v3.ClusterLoadAssignment"),
     ("SDS", "envoy.extensions.transport_sockets.tls.v3.Secret"),
     ("LDS", "envoy.config.listener.v3.Listener"),
     ("RDS", "envoy.config.route.v3.RouteConfiguration"),
+    ("VHDS", "envoy.config.route.v3.VirtualHost"),
 ];
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -418,18 +419,18 @@ fn report(results: &[Scenario]) -> String {
     );
     let _ = writeln!(
         o,
-        "| xDS   | routes | what                   |      CDS |      EDS |      LDS |       RDS |     total |"
+        "| xDS   | routes | what                   |      CDS |      EDS |      LDS |       RDS |      VHDS |     total |"
     );
     let _ = writeln!(
         o,
-        "|-------|-------:|------------------------|---------:|---------:|---------:|----------:|----------:|"
+        "|-------|-------:|------------------------|---------:|---------:|---------:|----------:|----------:|----------:|"
     );
     let mut per_route = vec![];
     for s in results {
         let row = |o: &mut String, what: &str, m: &BTreeMap<&str, u64>| {
             let _ = writeln!(
                 o,
-                "| {:5} | {:6} | {:22} | {:8} | {:8} | {:8} | {:9} | {:9} |",
+                "| {:5} | {:6} | {:22} | {:8} | {:8} | {:8} | {:9} | {:9} | {:9} |",
                 s.protocol,
                 s.routes,
                 what,
@@ -437,17 +438,18 @@ fn report(results: &[Scenario]) -> String {
                 m["EDS"],
                 m["LDS"],
                 m["RDS"],
+                m["VHDS"],
                 total(m)
             );
         };
         row(&mut o, "initial push", &s.initial_bytes);
         if s.routes > 0 {
             per_route.push(format!(
-                "{} {} routes: initial RDS {} B = {:.0} B per route",
+                "{} {} routes: initial RDS+VHDS {} B = {:.0} B per route",
                 s.protocol,
                 s.routes,
-                s.initial_bytes["RDS"],
-                s.initial_bytes["RDS"] as f64 / s.routes as f64
+                s.initial_bytes["RDS"] + s.initial_bytes["VHDS"],
+                (s.initial_bytes["RDS"] + s.initial_bytes["VHDS"]) as f64 / s.routes as f64
             ));
         }
         for (label, want_add) in [("one route added", true), ("one route edited", false)] {

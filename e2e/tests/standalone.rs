@@ -371,14 +371,15 @@ async fn a_nack_keeps_the_old_config_serving_and_shows_in_the_gateway_status() {
         .await;
     let (_, reason, message) = programmed().await;
     assert_eq!(reason, "Invalid");
-    assert!(message.contains("rejected") && message.contains("RouteConfiguration"), "{message}");
+    // Delta (the default) serves routes as virtual hosts (VHDS): the rejected resource is one.
+    assert!(message.contains("rejected") && message.contains("route.v3.VirtualHost"), "{message}");
     let r = legate.http.get(&format!("http://127.0.0.1:{port}/stable"), "x").await.unwrap();
     assert_eq!((r.status, r.backend().as_str()), (200, "stable"), "the previous config keeps serving");
     let metrics = String::from_utf8_lossy(&legate.admin_get("/metrics").await.unwrap().body).into_owned();
     assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("legate_xds_nacks_total") && l.contains("RouteConfiguration") && !l.ends_with(" 0")),
+        metrics.lines().any(|l| l.starts_with("legate_xds_nacks_total")
+            && l.contains("route.v3.VirtualHost")
+            && !l.ends_with(" 0")),
         "{metrics}"
     );
     assert_eq!(legate.admin_get("/readyz").await.unwrap().status, 503, "not ready while Envoy rejects the config");

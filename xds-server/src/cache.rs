@@ -66,6 +66,9 @@ impl SnapshotCache {
             if cur.as_ref().is_some_and(|s| s.version() == snapshot.version()) {
                 return false;
             }
+            if let Some(old) = cur.as_ref() {
+                snapshot.inherit_vhds(old);
+            }
             *cur = Some(Arc::new(snapshot));
             true
         });

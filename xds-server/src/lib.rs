@@ -16,9 +16,13 @@
 //! - [`bootstrap::bootstrap`] builds the bootstrap of an Envoy that connects to this server.
 //!
 //! Changes reach Envoy make-before-break: clusters, then endpoints, then secrets, then listeners,
-//! then routes, each step waiting for Envoy's answer to the previous one; clusters (endpoints,
-//! secrets) that the new snapshot dropped are removed only after the new routes are accepted.
-//! See the `session` module for the details.
+//! then routes, then virtual hosts (Delta: VHDS), each step waiting for Envoy's answer to the
+//! previous one; clusters (endpoints, secrets) that the new snapshot dropped are removed only
+//! after the new routes and virtual hosts are accepted. See the `session` module for the details.
+//!
+//! Delta clients get route configurations split into virtual hosts (VHDS), so that a change to
+//! one virtual host sends only that virtual host; SotW clients get them whole (see
+//! [`Snapshot::vhds_resources`] and [`ServerOptions::virtual_hosts_over_vhds`]).
 
 pub mod bootstrap;
 mod cache;
@@ -32,13 +36,16 @@ mod snapshot;
 #[cfg(test)]
 mod testutil;
 pub mod tls;
+mod vhds;
 
 use std::fmt;
 use std::time::Duration;
 
 pub use cache::SnapshotCache;
 pub use ledger::{LedgerEntry, NodeStatus, Rejection};
-pub use resource::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, Resource, ResourceType, SECRET_TYPE};
+pub use resource::{
+    CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, Resource, ResourceType, SECRET_TYPE, VIRTUAL_HOST_TYPE,
+};
 pub use server::{AdsServer, serve, serve_with_listener};
 pub use snapshot::Snapshot;
 pub use tls::{TlsOptions, serve_tls};
@@ -74,9 +81,15 @@ pub struct ServerOptions {
     /// How long a stream waits for Envoy's ACK/NACK of one push before sending the next step
     /// anyway. Default 5 s.
     pub ack_timeout: Duration,
-    /// How long a stream waits for Envoy to subscribe to the endpoints / routes / secrets that
-    /// newly accepted clusters and listeners refer to, before moving on. Default 5 s.
+    /// How long a stream waits for Envoy to subscribe to the endpoints / routes / secrets /
+    /// virtual hosts that newly accepted clusters, listeners and route configurations refer to,
+    /// before moving on. Default 5 s.
     pub subscription_timeout: Duration,
+    /// Serve Delta clients their route configurations through VHDS: each virtual host is a
+    /// resource of its own, so a change to one virtual host sends only that one (see
+    /// [`Snapshot::vhds_resources`]). SotW clients always get whole route configurations.
+    /// Default true.
+    pub virtual_hosts_over_vhds: bool,
 }
 
 impl Default for ServerOptions {
@@ -84,6 +97,7 @@ impl Default for ServerOptions {
         ServerOptions {
             ack_timeout: session::DEFAULT_ACK_TIMEOUT,
             subscription_timeout: session::DEFAULT_SUBSCRIPTION_TIMEOUT,
+            virtual_hosts_over_vhds: true,
         }
     }
 }
@@ -91,7 +105,7 @@ impl Default for ServerOptions {
 /// Errors at the crate boundary.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A resource's type URL is none of the five served types.
+    /// A resource's type URL is none of the six served types.
     #[error("unsupported resource type {0}")]
     UnsupportedType(String),
     /// A resource's bytes do not decode as its type.

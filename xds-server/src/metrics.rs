@@ -12,12 +12,12 @@ pub(crate) struct Metrics {
     pub streams_total: [AtomicU64; 2],
     pub snapshots: AtomicI64,
     pub snapshot_updates: AtomicU64,
-    pub pushes: [AtomicU64; 5],
-    pub resources_sent: [AtomicU64; 5],
-    pub bytes_sent: [AtomicU64; 5],
-    pub acks: [AtomicU64; 5],
-    pub nacks: [AtomicU64; 5],
-    pub ack_timeouts: [AtomicU64; 5],
+    pub pushes: [AtomicU64; 6],
+    pub resources_sent: [AtomicU64; 6],
+    pub bytes_sent: [AtomicU64; 6],
+    pub acks: [AtomicU64; 6],
+    pub nacks: [AtomicU64; 6],
+    pub ack_timeouts: [AtomicU64; 6],
 }
 
 fn proto_index(p: Protocol) -> usize {
@@ -37,7 +37,7 @@ impl Metrics {
         self.streams[proto_index(p)].fetch_sub(1, Ordering::Relaxed);
     }
 
-    pub fn inc(counter: &[AtomicU64; 5], ty: ResourceType, by: u64) {
+    pub fn inc(counter: &[AtomicU64; 6], ty: ResourceType, by: u64) {
         counter[ty.index()].fetch_add(by, Ordering::Relaxed);
     }
 
@@ -63,7 +63,7 @@ impl Metrics {
             "Snapshot changes (a set with a new version, or a remove).",
         );
         let _ = writeln!(out, "legate_xds_snapshot_updates_total {}", self.snapshot_updates.load(Ordering::Relaxed));
-        let per_type: [(&str, &str, &[AtomicU64; 5]); 6] = [
+        let per_type: [(&str, &str, &[AtomicU64; 6]); 6] = [
             ("legate_xds_pushes_total", "Discovery responses sent, by resource type.", &self.pushes),
             (
                 "legate_xds_resources_sent_total",

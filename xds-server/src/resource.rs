@@ -1,6 +1,7 @@
-//! The five resource types this server serves, one named resource, and the references between
+//! The six resource types this server serves, one named resource, and the references between
 //! resources that the ordering logic needs (which load assignments a cluster asks for, which route
-//! configurations and secrets a listener asks for).
+//! configurations and secrets a listener asks for, which virtual hosts a route configuration asks
+//! for).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -10,7 +11,7 @@ use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster::ClusterDisco
 use envoy_types::pb::envoy::config::core::v3::{TransportSocket, transport_socket};
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::{FilterChain, Listener, filter};
-use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, http_connection_manager::RouteSpecifier,
 };
@@ -37,6 +38,10 @@ pub enum ResourceType {
     Listener,
     /// `envoy.config.route.v3.RouteConfiguration` (RDS).
     Route,
+    /// `envoy.config.route.v3.VirtualHost` (VHDS, Delta only): the virtual hosts of a route
+    /// configuration that has `vhds` set, named `<route configuration>/<host>`. Envoy subscribes
+    /// to them by namespace: the name `R` stands for every virtual host named `R/<anything>`.
+    VirtualHost,
 }
 
 /// Type URL of [`ResourceType::Cluster`].
@@ -49,15 +54,18 @@ pub const SECRET_TYPE: &str = "type.googleapis.com/envoy.extensions.transport_so
 pub const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 /// Type URL of [`ResourceType::Route`].
 pub const ROUTE_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+/// Type URL of [`ResourceType::VirtualHost`].
+pub const VIRTUAL_HOST_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.VirtualHost";
 
 impl ResourceType {
     /// All types, in push order.
-    pub const ALL: [ResourceType; 5] = [
+    pub const ALL: [ResourceType; 6] = [
         ResourceType::Cluster,
         ResourceType::Endpoint,
         ResourceType::Secret,
         ResourceType::Listener,
         ResourceType::Route,
+        ResourceType::VirtualHost,
     ];
 
     /// The type URL Envoy uses for this type.
@@ -68,17 +76,20 @@ impl ResourceType {
             ResourceType::Secret => SECRET_TYPE,
             ResourceType::Listener => LISTENER_TYPE,
             ResourceType::Route => ROUTE_TYPE,
+            ResourceType::VirtualHost => VIRTUAL_HOST_TYPE,
         }
     }
 
-    /// The type for a type URL, if it is one of the five.
+    /// The type for a type URL, if it is one of the six.
     pub fn from_type_url(url: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.type_url() == url)
     }
 
-    /// Whether an empty SotW subscription means "everything" (CDS and LDS) rather than "nothing".
+    /// Whether an empty initial subscription means "everything" (CDS and LDS; VHDS, which Envoy
+    /// 1.40 opens over Delta ADS with an empty subscription and matches by namespace itself)
+    /// rather than "nothing".
     pub fn is_wildcard_by_default(self) -> bool {
-        matches!(self, ResourceType::Cluster | ResourceType::Listener)
+        matches!(self, ResourceType::Cluster | ResourceType::Listener | ResourceType::VirtualHost)
     }
 
     /// The types whose removals wait until listeners and routes stopped using them.
@@ -86,11 +97,17 @@ impl ResourceType {
         matches!(self, ResourceType::Cluster | ResourceType::Endpoint | ResourceType::Secret)
     }
 
+    /// Whether a subscribed name stands for a namespace: every resource named `<name>/<last
+    /// segment>` (VHDS), besides the resource of that exact name.
+    pub(crate) fn subscribes_by_namespace(self) -> bool {
+        matches!(self, ResourceType::VirtualHost)
+    }
+
     pub(crate) fn index(self) -> usize {
         self as usize
     }
 
-    /// Short lowercase name (`cluster`, `endpoint`, `secret`, `listener`, `route`).
+    /// Short lowercase name (`cluster`, `endpoint`, `secret`, `listener`, `route`, `virtual_host`).
     pub fn short_name(self) -> &'static str {
         match self {
             ResourceType::Cluster => "cluster",
@@ -98,6 +115,7 @@ impl ResourceType {
             ResourceType::Secret => "secret",
             ResourceType::Listener => "listener",
             ResourceType::Route => "route",
+            ResourceType::VirtualHost => "virtual_host",
         }
     }
 }
@@ -125,7 +143,7 @@ impl fmt::Debug for Resource {
 }
 
 impl Resource {
-    /// Wraps a packed resource. Fails when the type URL is not one of the five types, the bytes do
+    /// Wraps a packed resource. Fails when the type URL is not one of the six types, the bytes do
     /// not decode, or the resource has no name.
     pub fn from_any(any: Any) -> Result<Self, crate::Error> {
         let ty = ResourceType::from_type_url(&any.type_url)
@@ -144,7 +162,12 @@ impl Resource {
                 let l = Listener::decode(any.value.as_slice()).map_err(bad)?;
                 (l.name.clone(), listener_refs(&l))
             }
-            ResourceType::Route => (RouteConfiguration::decode(any.value.as_slice()).map_err(bad)?.name, vec![]),
+            ResourceType::Route => {
+                let rc = RouteConfiguration::decode(any.value.as_slice()).map_err(bad)?;
+                let refs = if rc.vhds.is_some() { vec![(ResourceType::VirtualHost, rc.name.clone())] } else { vec![] };
+                (rc.name, refs)
+            }
+            ResourceType::VirtualHost => (VirtualHost::decode(any.value.as_slice()).map_err(bad)?.name, vec![]),
         };
         if name.is_empty() {
             return Err(crate::Error::Unnamed(any.type_url));
@@ -152,9 +175,21 @@ impl Resource {
         Ok(Self::build(ty, name, any, refs))
     }
 
-    /// Packs a message of one of the five types. The name comes from the message.
+    /// Packs a message of one of the six types. The name comes from the message.
     pub fn from_message<M: Message + Name>(m: &M) -> Result<Self, crate::Error> {
-        Self::from_any(Any { type_url: M::type_url(), value: m.encode_to_vec() })
+        Self::from_message_reusing(m, None)
+    }
+
+    /// Like [`Resource::from_message`], but returns `prev` itself when the message encodes to
+    /// exactly `prev`'s bytes: an unchanged resource is not decoded, canonicalised and hashed
+    /// again. (Equal messages may encode differently, map order being free; they then get the
+    /// same hash the long way.)
+    pub fn from_message_reusing<M: Message + Name>(m: &M, prev: Option<&Resource>) -> Result<Self, crate::Error> {
+        let value = m.encode_to_vec();
+        if let Some(p) = prev.filter(|p| p.any.value == value && p.any.type_url == M::type_url()) {
+            return Ok(p.clone());
+        }
+        Self::from_any(Any { type_url: M::type_url(), value })
     }
 
     fn build(ty: ResourceType, name: String, any: Any, refs: Vec<(ResourceType, String)>) -> Self {
@@ -183,10 +218,17 @@ impl Resource {
     }
 
     /// Resources of other types that Envoy fetches because of this one: load assignments for an
-    /// EDS cluster, route configurations and secrets for a listener, secrets for a TLS cluster.
+    /// EDS cluster, route configurations and secrets for a listener, secrets for a TLS cluster,
+    /// the namespace of its virtual hosts for a route configuration with `vhds`.
     pub fn references(&self) -> impl Iterator<Item = (ResourceType, &str)> {
         self.refs.iter().map(|(t, n)| (*t, n.as_str()))
     }
+}
+
+/// The namespace of a resource name: everything before its last `/` (empty without one), as
+/// Envoy matches VHDS names against its namespace subscriptions.
+pub(crate) fn namespace_of(name: &str) -> &str {
+    name.rfind('/').map_or("", |i| &name[..i])
 }
 
 fn cluster_refs(c: &Cluster) -> Vec<(ResourceType, String)> {

@@ -9,22 +9,31 @@
 //! response awaits its answer, endpoints and secrets may go out, because Envoy ACKs a cluster
 //! update only once the new or changed clusters have warmed, and warming needs exactly those.
 //! Each [`Session::poll`] walks the types in push order (clusters, endpoints, secrets, listeners,
-//! routes) and sends the first one that is out of date, so what is used always reaches Envoy (and
-//! is warm) before what uses it.
+//! routes, virtual hosts) and sends the first one that is out of date, so what is used always
+//! reaches Envoy (and is warm) before what uses it.
 //!
-//! Removals of clusters, endpoints and secrets are held back while the listeners and routes that
-//! Envoy runs may still use them: until listeners and routes are both ACKed at the target
+//! Removals of clusters, endpoints and secrets are held back while the listeners, routes and
+//! virtual hosts that Envoy runs may still use them: until all three are ACKed at the target
 //! content, SotW responses for those types keep carrying the previously accepted resources that
 //! the target dropped, and Delta responses do not list them as removed. Once routes are ACKed, the
 //! walk starts again at clusters and sends the final, smaller set. A NACKed listener or route
 //! keeps the old resources alive, which is right: Envoy still runs the old listener.
 //!
-//! Envoy asks for load assignments, route configurations and secrets by name once it has
-//! accepted the clusters or listeners that refer to them. After such an accept the walk waits
+//! Envoy asks for load assignments, route configurations, secrets and virtual hosts by name once
+//! it has accepted the clusters, listeners or route configurations that refer to them. After such an accept the walk waits
 //! (at most `subscription_timeout`) until Envoy's subscription covers the referenced names that
 //! the snapshot has, so that e.g. listeners are not sent before the endpoints of a new cluster.
 //! When a cluster is sent new or changed, its load assignment is sent again even if unchanged:
 //! the updated cluster warms only once it gets one, and Envoy does not always ask again.
+//! Likewise, when a route configuration is sent new or changed to a VHDS client, its virtual
+//! hosts are sent again (Envoy's VHDS documentation asks for it).
+//!
+//! # VHDS (Delta)
+//!
+//! A Delta session serves the snapshot's VHDS form ([`Snapshot::vhds_resources`]) unless
+//! [`ServerOptions::virtual_hosts_over_vhds`] is off. Envoy subscribes to virtual hosts by
+//! namespace (the route configuration's name); every virtual host of a subscribed namespace is
+//! sent, and a new namespace subscription is always answered.
 //!
 //! # Answers
 //!
@@ -45,8 +54,9 @@ use prost::Message;
 use crate::cache::SnapshotCache;
 use crate::ledger::Rejection;
 use crate::metrics::Metrics;
-use crate::resource::{Resource, ResourceType, version_of};
+use crate::resource::{Resource, ResourceType, namespace_of, version_of};
 use crate::snapshot::Snapshot;
+use crate::vhds::covered;
 use crate::{Protocol, ServerOptions};
 
 /// What the stream should do next.
@@ -121,7 +131,9 @@ pub(crate) struct Session {
     cache: SnapshotCache,
     opts: ServerOptions,
     target: Option<Arc<Snapshot>>,
-    types: [TypeState; 5],
+    /// Route configurations are served in their VHDS form.
+    vhds: bool,
+    types: [TypeState; 6],
     next_nonce: u64,
     transition_done: bool,
     synced: Option<String>,
@@ -152,6 +164,7 @@ impl Session {
             key,
             stream_id,
             cache,
+            vhds: protocol == Protocol::Delta && opts.virtual_hosts_over_vhds,
             opts,
             target: None,
             types: Default::default(),
@@ -214,6 +227,7 @@ impl Session {
             tracing::debug!(type_url = %req.type_url, "request for an unsupported type; ignored");
             return;
         };
+        tracing::trace!(type_url = %ty, subscribe = ?req.resource_names_subscribe, unsubscribe = ?req.resource_names_unsubscribe, initial = ?req.initial_resource_versions.keys().collect::<Vec<_>>(), nonce = %req.response_nonce, "delta request");
         let st = self.st(ty);
         let first = !st.requested;
         if first {
@@ -234,6 +248,11 @@ impl Session {
                 // believes the client has (it may have dropped it), except the reconnect's own.
                 if !first {
                     st.sent.remove(&name);
+                    if ty.subscribes_by_namespace() {
+                        st.sent.retain(|n, _| namespace_of(n) != name);
+                        // Envoy's VHDS waits for an answer, even one without a virtual host.
+                        st.must_respond = true;
+                    }
                 }
                 st.names.insert(name);
             }
@@ -246,6 +265,11 @@ impl Session {
                 if !st.wildcard {
                     st.sent.remove(&name);
                     st.applied.remove(&name);
+                    if ty.subscribes_by_namespace() {
+                        let names = &st.names;
+                        st.sent.retain(|n, _| covered(ty, names, n));
+                        st.applied.retain(|n, _| covered(ty, names, n));
+                    }
                 }
             }
         }
@@ -334,8 +358,9 @@ impl Session {
             if std::mem::take(&mut self.types[ty.index()].initial_unresolved) {
                 let filtered = self.filtered(ty);
                 let st = &mut self.types[ty.index()];
+                let served = snap.served(ty, self.vhds);
                 for (name, held) in st.applied.iter_mut() {
-                    if let Some(r) = snap.get(ty, name).filter(|r| r.hash() == held.hash) {
+                    if let Some(r) = served.get(name).filter(|r| r.hash() == held.hash) {
                         held.resource = Some(r.clone());
                     }
                 }
@@ -358,9 +383,23 @@ impl Session {
     fn filtered(&self, ty: ResourceType) -> BTreeMap<String, Resource> {
         let Some(snap) = &self.target else { return BTreeMap::new() };
         let st = &self.types[ty.index()];
-        let all = snap.resources(ty);
+        let all = snap.served(ty, self.vhds);
         let mut out: BTreeMap<String, Resource> = if st.wildcard {
             all.clone()
+        } else if ty.subscribes_by_namespace() {
+            let mut out = BTreeMap::new();
+            for n in &st.names {
+                // The resource named `n`, then those of namespace `n` (`n/...` without a further
+                // slash): a range of the sorted map.
+                out.extend(all.get_key_value(n).map(|(k, r)| (k.clone(), r.clone())));
+                let prefix = format!("{n}/");
+                for (k, r) in all.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)) {
+                    if namespace_of(k) == n {
+                        out.insert(k.clone(), r.clone());
+                    }
+                }
+            }
+            out
         } else {
             st.names.iter().filter_map(|n| all.get(n).map(|r| (n.clone(), r.clone()))).collect()
         };
@@ -414,14 +453,15 @@ impl Session {
         }
     }
 
-    /// Names of `ty` that accepted clusters/listeners refer to and the target has.
+    /// Names of `ty` that accepted clusters/listeners/route configurations refer to and the
+    /// target has (a namespace of virtual hosts counts even while empty: Envoy subscribes to it).
     fn expected(&self, ty: ResourceType) -> BTreeSet<String> {
         let Some(snap) = &self.target else { return BTreeSet::new() };
         let mut out = BTreeSet::new();
-        for parent in [ResourceType::Cluster, ResourceType::Listener] {
+        for parent in [ResourceType::Cluster, ResourceType::Listener, ResourceType::Route] {
             for held in self.types[parent.index()].applied.values() {
                 for (t, n) in held.resource.iter().flat_map(|r| r.references()) {
-                    if t == ty && snap.get(ty, n).is_some() {
+                    if t == ty && (ty.subscribes_by_namespace() || snap.served(ty, self.vhds).contains_key(n)) {
                         out.insert(n.to_owned());
                     }
                 }
@@ -452,9 +492,9 @@ impl Session {
         None
     }
 
-    /// Whether listeners and routes are accepted at the target content.
+    /// Whether listeners, routes and virtual hosts are accepted at the target content.
     fn compute_transition_done(&mut self, now: Instant) -> bool {
-        for ty in [ResourceType::Listener, ResourceType::Route] {
+        for ty in [ResourceType::Listener, ResourceType::Route, ResourceType::VirtualHost] {
             let st = &self.types[ty.index()];
             if !st.requested {
                 if ty == ResourceType::Listener || !self.expected(ty).is_empty() {
@@ -558,6 +598,21 @@ impl Session {
                 force.extend(r.references().filter(|(t, _)| *t == ResourceType::Endpoint).map(|(_, n)| n.to_owned()));
             }
             self.types[ResourceType::Endpoint.index()].force.extend(force);
+        }
+        if ty == ResourceType::Route && self.vhds {
+            // A new or changed route configuration clears Envoy's VHDS table (per its VHDS
+            // documentation): its virtual hosts are sent again.
+            let sent = &self.types[ty.index()].sent;
+            let vhosts = snap.served(ResourceType::VirtualHost, true);
+            let mut force = BTreeSet::new();
+            for r in filtered.values().filter(|r| sent.get(r.name()).map(String::as_str) != Some(r.hash())) {
+                for (t, ns) in r.references().filter(|(t, _)| t.subscribes_by_namespace()) {
+                    force.extend(
+                        vhosts.keys().filter(|n| t == ResourceType::VirtualHost && namespace_of(n) == ns).cloned(),
+                    );
+                }
+            }
+            self.types[ResourceType::VirtualHost.index()].force.extend(force);
         }
         let (out, resources, removed) = match self.protocol {
             Protocol::Sotw => {

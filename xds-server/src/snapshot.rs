@@ -2,6 +2,7 @@
 //! content-hash versions.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
@@ -12,18 +13,46 @@ use envoy_types::pb::google::protobuf::Any;
 
 use crate::Error;
 use crate::resource::{Resource, ResourceType, version_of};
+use crate::vhds::{VhdsForm, split};
 
 /// Every resource served to the nodes of one snapshot key, by type and name. Immutable; the
 /// version is a content hash, so equal content always has an equal version (in any process).
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Delta clients are served the route configurations in their VHDS form (see
+/// [`Snapshot::vhds_resources`]), computed once on first use; SotW clients get them whole.
+#[derive(Debug)]
 pub struct Snapshot {
-    by_type: [BTreeMap<String, Resource>; 5],
-    type_versions: [String; 5],
+    by_type: [BTreeMap<String, Resource>; 6],
+    type_versions: [String; 6],
     version: String,
+    vhds: OnceLock<Arc<VhdsForm>>,
+    /// The VHDS form of the snapshot this one replaced, reused (then dropped) when this one's
+    /// form is computed; see [`crate::SnapshotCache::set`].
+    prev_vhds: Mutex<Option<Arc<VhdsForm>>>,
 }
 
+impl Clone for Snapshot {
+    fn clone(&self) -> Self {
+        Snapshot {
+            by_type: self.by_type.clone(),
+            type_versions: self.type_versions.clone(),
+            version: self.version.clone(),
+            vhds: self.vhds.clone(),
+            prev_vhds: Mutex::new(self.prev_vhds.lock().unwrap_or_else(|e| e.into_inner()).clone()),
+        }
+    }
+}
+
+impl PartialEq for Snapshot {
+    fn eq(&self, other: &Self) -> bool {
+        self.by_type == other.by_type
+    }
+}
+
+impl Eq for Snapshot {}
+
 impl Snapshot {
-    /// A snapshot from packed resources of the five supported types, in any order. Fails on an
+    /// A snapshot from packed resources of the six supported types, in any order. Fails on an
     /// unsupported type URL, an undecodable or unnamed resource, or two resources of one type with
     /// one name.
     pub fn new(resources: impl IntoIterator<Item = Any>) -> Result<Self, Error> {
@@ -38,28 +67,48 @@ impl Snapshot {
         routes: impl IntoIterator<Item = RouteConfiguration>,
         secrets: impl IntoIterator<Item = Secret>,
     ) -> Result<Self, Error> {
+        Self::from_resources_after(None, clusters, endpoints, listeners, routes, secrets)
+    }
+
+    /// Like [`Snapshot::from_resources`], reusing the resources of `prev` (the snapshot this one
+    /// is to replace) that encode to the same bytes: only new or changed resources are decoded,
+    /// canonicalised and hashed, so the cost of a snapshot grows with the change, not with its
+    /// size. The result is equal to [`Snapshot::from_resources`]'s.
+    pub fn from_resources_after(
+        prev: Option<&Snapshot>,
+        clusters: impl IntoIterator<Item = Cluster>,
+        endpoints: impl IntoIterator<Item = ClusterLoadAssignment>,
+        listeners: impl IntoIterator<Item = Listener>,
+        routes: impl IntoIterator<Item = RouteConfiguration>,
+        secrets: impl IntoIterator<Item = Secret>,
+    ) -> Result<Self, Error> {
+        let before = |ty: ResourceType, name: &str| prev.and_then(|p| p.get(ty, name));
         let mut all = Vec::new();
         for c in clusters {
-            all.push(Resource::from_message(&c)?);
+            all.push(Resource::from_message_reusing(&c, before(ResourceType::Cluster, &c.name))?);
         }
         for e in endpoints {
-            all.push(Resource::from_message(&e)?);
+            all.push(Resource::from_message_reusing(&e, before(ResourceType::Endpoint, &e.cluster_name))?);
         }
         for l in listeners {
-            all.push(Resource::from_message(&l)?);
+            all.push(Resource::from_message_reusing(&l, before(ResourceType::Listener, &l.name))?);
         }
         for r in routes {
-            all.push(Resource::from_message(&r)?);
+            all.push(Resource::from_message_reusing(&r, before(ResourceType::Route, &r.name))?);
         }
         for s in secrets {
-            all.push(Resource::from_message(&s)?);
+            all.push(Resource::from_message_reusing(&s, before(ResourceType::Secret, &s.name))?);
         }
-        Self::from_resource_list(all)
+        let snap = Self::from_resource_list(all)?;
+        if let Some(p) = prev {
+            snap.inherit_vhds(p);
+        }
+        Ok(snap)
     }
 
     /// A snapshot from already wrapped resources.
     pub fn from_resource_list(resources: impl IntoIterator<Item = Resource>) -> Result<Self, Error> {
-        let mut by_type: [BTreeMap<String, Resource>; 5] = Default::default();
+        let mut by_type: [BTreeMap<String, Resource>; 6] = Default::default();
         for r in resources {
             let ty = r.resource_type();
             if let Some(prev) = by_type[ty.index()].insert(r.name().to_owned(), r) {
@@ -68,7 +117,7 @@ impl Snapshot {
         }
         let type_versions = ResourceType::ALL.map(|t| version_of(by_type[t.index()].values()));
         let version = version_of(by_type.iter().flat_map(|m| m.values()));
-        Ok(Snapshot { by_type, type_versions, version })
+        Ok(Snapshot { by_type, type_versions, version, vhds: OnceLock::new(), prev_vhds: Mutex::new(None) })
     }
 
     /// The snapshot version: hex sha256 over every resource's (type, name, content hash).
@@ -89,6 +138,50 @@ impl Snapshot {
     /// One resource.
     pub fn get(&self, ty: ResourceType, name: &str) -> Option<&Resource> {
         self.by_type[ty.index()].get(name)
+    }
+
+    /// The resources of one type as a VHDS (Delta) client is served them: each route
+    /// configuration with virtual hosts becomes one without them (`vhds` over ADS) plus one
+    /// [`ResourceType::VirtualHost`] per virtual host, named `<route configuration>/<first
+    /// domain>`. Other types are as in [`Snapshot::resources`].
+    pub fn vhds_resources(&self, ty: ResourceType) -> &BTreeMap<String, Resource> {
+        match ty {
+            ResourceType::Route => &self.vhds_form().routes,
+            ResourceType::VirtualHost => &self.vhds_form().virtual_hosts,
+            _ => &self.by_type[ty.index()],
+        }
+    }
+
+    /// The resources of one type as served to a client that uses VHDS (`vhds`) or not.
+    pub(crate) fn served(&self, ty: ResourceType, vhds: bool) -> &BTreeMap<String, Resource> {
+        if vhds { self.vhds_resources(ty) } else { self.resources(ty) }
+    }
+
+    fn vhds_form(&self) -> &VhdsForm {
+        self.vhds.get_or_init(|| {
+            let t0 = std::time::Instant::now();
+            let prev = self.prev_vhds.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let form =
+                split(self.resources(ResourceType::Route), self.resources(ResourceType::VirtualHost), prev.as_deref());
+            tracing::debug!(
+                version = %self.version, virtual_hosts = form.virtual_hosts.len(), reused_previous = prev.is_some(),
+                elapsed = ?t0.elapsed(), "VHDS form computed"
+            );
+            Arc::new(form)
+        })
+    }
+
+    /// Lets this snapshot's VHDS form reuse that of `prev`, the snapshot it replaces (or, if
+    /// `prev`'s was never computed, the one `prev` would have reused).
+    pub(crate) fn inherit_vhds(&self, prev: &Snapshot) {
+        if self.vhds.get().is_some() {
+            return;
+        }
+        let form =
+            prev.vhds.get().cloned().or_else(|| prev.prev_vhds.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        if form.is_some() {
+            *self.prev_vhds.lock().unwrap_or_else(|e| e.into_inner()) = form;
+        }
     }
 
     /// How many resources the snapshot holds in all.

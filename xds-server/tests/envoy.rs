@@ -36,6 +36,12 @@ async fn wait_acked(cache: &SnapshotCache, key: &str, version: &str) -> bool {
 
 /// (a)/(b): a direct response v1, then v2, over `protocol`; reports how long a fresh Envoy
 /// takes to get a full config.
+/// The type that carries the routes of a virtual host: Delta clients get virtual hosts over VHDS,
+/// SotW clients whole route configurations.
+fn routes_type(protocol: Protocol) -> ResourceType {
+    if protocol == Protocol::Delta { ResourceType::VirtualHost } else { ResourceType::Route }
+}
+
 async fn direct_response_updates(protocol: Protocol, test: &str) {
     let Some(bin) = envoy_or_skip(test) else { return };
     init_tracing();
@@ -64,22 +70,36 @@ async fn direct_response_updates(protocol: Protocol, test: &str) {
     assert!(wait_body(port, "v2", WAIT).await, "Envoy does not serve v2\n{}", envoy.log_tail());
     eprintln!("TIMING {test}: update v1→v2 ACKed {t_update:?} after set, serving {:?} after set", t0.elapsed());
 
-    // The ledger shows the node with ACKs for listeners and routes and no rejection.
+    // The ledger shows the node with ACKs for listeners and routes and no rejection. Delta
+    // clients get the virtual hosts as resources of their own (VHDS): the v1→v2 change is one
+    // virtual host, and the route configuration (without virtual hosts) stays at v1.
     let ledger = cache.ledger();
-    for ty in [ResourceType::Listener, ResourceType::Route, ResourceType::Cluster] {
+    let mut types = vec![ResourceType::Listener, ResourceType::Route, ResourceType::Cluster];
+    if protocol == Protocol::Delta {
+        types.push(ResourceType::VirtualHost);
+    }
+    for ty in types {
         let e = ledger.iter().find(|e| e.resource_type == ty).unwrap_or_else(|| panic!("no ledger row for {ty}"));
         assert_eq!(e.node_id, "envoy-1");
         assert_eq!(e.node_cluster, key);
         assert_eq!(e.protocol, protocol);
         assert!(e.acked_version.is_some() && !e.rejected && e.last_rejection.is_none(), "{e:?}");
     }
-    // Only routes changed between v1 and v2, so only they were pushed again.
-    let routes = ledger.iter().find(|e| e.resource_type == ResourceType::Route).unwrap();
+    // Only routes changed between v1 and v2, so only they were pushed again (Delta: only the
+    // virtual host).
+    let changed = routes_type(protocol);
+    let routes = ledger.iter().find(|e| e.resource_type == changed).unwrap();
     assert_eq!(routes.acked_snapshot_version.as_deref(), Some(v2.version()));
-    let listeners = ledger.iter().find(|e| e.resource_type == ResourceType::Listener).unwrap();
-    assert_eq!(listeners.acked_snapshot_version.as_deref(), Some(v1.version()));
-    assert_eq!(metric(&cache, "legate_xds_nacks_total", ResourceType::Route), 0);
-    assert!(metric(&cache, "legate_xds_acks_total", ResourceType::Route) >= 2);
+    let mut unchanged = vec![ResourceType::Listener];
+    if protocol == Protocol::Delta {
+        unchanged.push(ResourceType::Route);
+    }
+    for ty in unchanged {
+        let row = ledger.iter().find(|e| e.resource_type == ty).unwrap();
+        assert_eq!(row.acked_snapshot_version.as_deref(), Some(v1.version()), "{ty} pushed again");
+    }
+    assert_eq!(metric(&cache, "legate_xds_nacks_total", changed), 0);
+    assert!(metric(&cache, "legate_xds_acks_total", changed) >= 2);
     // No ACK loop: the pushes stay put once in sync.
     let pushes = cache.metrics_text();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -215,6 +235,7 @@ async fn nack_keeps_previous_config(protocol: Protocol, test: &str) {
     assert!(wait_acked(&cache, key, v1.version()).await, "v1 not ACKed\n{}", envoy.log_tail());
     assert!(wait_body(port, "v1", WAIT).await);
 
+    let rt = routes_type(protocol);
     let mut changes = cache.subscribe_ledger();
     let bad = legate_xds::Snapshot::from_resources(
         [],
@@ -227,7 +248,7 @@ async fn nack_keeps_previous_config(protocol: Protocol, test: &str) {
     cache.set(key, bad.clone());
     let deadline = tokio::time::Instant::now() + WAIT;
     let rejected = loop {
-        let row = cache.ledger().into_iter().find(|e| e.resource_type == ResourceType::Route && e.rejected);
+        let row = cache.ledger().into_iter().find(|e| e.resource_type == rt && e.rejected);
         if let Some(row) = row {
             break row;
         }
@@ -239,28 +260,26 @@ async fn nack_keeps_previous_config(protocol: Protocol, test: &str) {
     assert!(rej.message.contains("regex") || rej.message.contains("missing )"), "{}", rej.message);
     assert_eq!(rej.snapshot_version, bad.version());
     assert_eq!(rejected.node_id, "envoy-nack");
-    assert_eq!(metric(&cache, "legate_xds_nacks_total", ResourceType::Route), 1);
-    assert!(cache.metrics_text().contains(
-        "legate_xds_nacks_total{type_url=\"type.googleapis.com/envoy.config.route.v3.RouteConfiguration\"} 1"
-    ));
+    assert_eq!(metric(&cache, "legate_xds_nacks_total", rt), 1);
+    assert!(cache.metrics_text().contains(&format!("legate_xds_nacks_total{{type_url=\"{}\"}} 1", rt.type_url())));
     assert!(!cache.acked(key, bad.version()));
     assert_eq!(cache.nodes(key)[0].synced_version, None, "a node with a NACK is not in sync");
 
     // The previous routes keep serving, and the rejected version is not sent again.
-    let pushes = metric(&cache, "legate_xds_pushes_total", ResourceType::Route);
+    let pushes = metric(&cache, "legate_xds_pushes_total", rt);
     for _ in 0..10 {
         assert_eq!(http_get(port, "/").await, Some((200, "v1".into())));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(metric(&cache, "legate_xds_pushes_total", ResourceType::Route), pushes, "rejected version re-sent");
-    assert_eq!(metric(&cache, "legate_xds_nacks_total", ResourceType::Route), 1);
+    assert_eq!(metric(&cache, "legate_xds_pushes_total", rt), pushes, "rejected version re-sent");
+    assert_eq!(metric(&cache, "legate_xds_nacks_total", rt), 1);
 
     // A fixed snapshot is accepted; the row is no longer rejected but keeps the record.
     let v3 = direct_snapshot(port, "v3");
     cache.set(key, v3.clone());
     assert!(wait_acked(&cache, key, v3.version()).await, "v3 not ACKed\n{}", envoy.log_tail());
     assert!(wait_body(port, "v3", WAIT).await);
-    let row = cache.ledger().into_iter().find(|e| e.resource_type == ResourceType::Route).unwrap();
+    let row = cache.ledger().into_iter().find(|e| e.resource_type == rt).unwrap();
     assert!(!row.rejected && row.last_rejection.is_some());
     drop(envoy);
     server.stop().await;

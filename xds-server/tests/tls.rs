@@ -90,7 +90,11 @@ impl TlsServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let opts = ServerOptions { ack_timeout: Duration::from_secs(5), subscription_timeout: Duration::from_secs(5) };
+        let opts = ServerOptions {
+            ack_timeout: Duration::from_secs(5),
+            subscription_timeout: Duration::from_secs(5),
+            ..Default::default()
+        };
         tokio::spawn(async move {
             legate_xds::serve_tls(listener, cache, opts, tls, async {
                 let _ = rx.await;

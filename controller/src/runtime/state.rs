@@ -93,7 +93,10 @@ pub fn publish_snapshots(cache: &SnapshotCache, out: &Output) -> BTreeMap<ObjKey
     let mut versions = BTreeMap::new();
     for g in &out.gateways {
         let x = &g.xds;
-        match legate_xds::Snapshot::from_resources(
+        // Unchanged resources of the snapshot being replaced are reused, not encoded and hashed again.
+        let prev = cache.get(&g.gateway.to_string());
+        match legate_xds::Snapshot::from_resources_after(
+            prev.as_deref(),
             x.clusters.iter().cloned(),
             x.load_assignments.iter().cloned(),
             x.listeners.iter().cloned(),

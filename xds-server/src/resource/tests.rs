@@ -2,6 +2,8 @@ use envoy_types::pb::envoy::config::core::v3::TransportSocket;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::SdsSecretConfig;
 use envoy_types::util::pack_any;
 
+use envoy_types::pb::envoy::config::route::v3::Vhds;
+
 use super::*;
 use crate::testutil::*;
 
@@ -17,7 +19,8 @@ fn type_urls_round_trip_and_order() {
     assert_eq!(RouteConfiguration::type_url(), ROUTE_TYPE);
     assert_eq!(Secret::type_url(), SECRET_TYPE);
     let order: Vec<_> = ResourceType::ALL.iter().map(|t| t.short_name()).collect();
-    assert_eq!(order, ["cluster", "endpoint", "secret", "listener", "route"]);
+    assert_eq!(VirtualHost::type_url(), VIRTUAL_HOST_TYPE);
+    assert_eq!(order, ["cluster", "endpoint", "secret", "listener", "route", "virtual_host"]);
 }
 
 #[test]
@@ -76,4 +79,21 @@ fn version_of_is_order_independent_and_content_sensitive() {
     let a2 = Resource::from_message(&cla("a", 1)).unwrap();
     assert_ne!(version_of([&a]), version_of([&a2]), "type is part of the hash");
     assert_eq!(a.hash().len(), 64);
+}
+
+#[test]
+fn a_route_configuration_with_vhds_refers_to_its_namespace_of_virtual_hosts() {
+    let plain = Resource::from_message(&routes("r", "c")).unwrap();
+    assert_eq!(plain.references().count(), 0);
+    let rc = RouteConfiguration {
+        name: "l/r".into(),
+        vhds: Some(Vhds { config_source: Some(ads()) }),
+        ..Default::default()
+    };
+    let r = Resource::from_message(&rc).unwrap();
+    assert_eq!(r.references().collect::<Vec<_>>(), [(ResourceType::VirtualHost, "l/r")]);
+    let vh = Resource::from_message(&VirtualHost { name: "l/r/a.example.com".into(), ..Default::default() }).unwrap();
+    assert_eq!((vh.resource_type(), vh.name()), (ResourceType::VirtualHost, "l/r/a.example.com"));
+    assert_eq!(namespace_of(vh.name()), "l/r");
+    assert_eq!(namespace_of("plain"), "");
 }

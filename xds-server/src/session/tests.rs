@@ -12,13 +12,17 @@ use envoy_types::pb::google::rpc;
 use prost::Message;
 
 use super::*;
-use crate::ResourceType::{Cluster as C, Endpoint as E, Listener as L, Route as R, Secret as S};
+use crate::ResourceType::{Cluster as C, Endpoint as E, Listener as L, Route as R, Secret as S, VirtualHost as V};
 use crate::testutil::*;
 
 const KEY: &str = "default/demo";
 
 fn opts() -> ServerOptions {
-    ServerOptions { ack_timeout: Duration::from_secs(5), subscription_timeout: Duration::from_secs(5) }
+    ServerOptions {
+        ack_timeout: Duration::from_secs(5),
+        subscription_timeout: Duration::from_secs(5),
+        ..Default::default()
+    }
 }
 
 fn session(cache: &SnapshotCache, protocol: Protocol, node: &str) -> Session {
@@ -87,7 +91,7 @@ fn names_in(r: &DiscoveryResponse) -> Vec<String> {
             R => {
                 envoy_types::pb::envoy::config::route::v3::RouteConfiguration::decode(a.value.as_slice()).unwrap().name
             }
-            S => unreachable!(),
+            S | V => unreachable!(),
         })
         .collect()
 }
@@ -497,6 +501,13 @@ fn delta_initial(s: &mut Session, now: Instant) -> HashMap<ResourceType, HashMap
     let rds = delta(s.poll(now));
     keep(&rds);
     s.handle_delta(dack(&rds));
+    // The route configuration uses VHDS: Envoy (1.40, over Delta ADS) opens the virtual host
+    // subscription with no name, i.e. a wildcard, and matches the namespaces itself.
+    assert!(waits(s.poll(now)).is_some(), "waits for the VHDS subscription");
+    s.handle_delta(dreq(V, &[], &[], ""));
+    let vhds = delta(s.poll(now));
+    keep(&vhds);
+    s.handle_delta(dack(&vhds));
     assert_eq!(waits(s.poll(now)), None);
     held
 }
@@ -554,9 +565,11 @@ fn delta_removals_wait_for_routes() {
     assert_eq!(dnames(&eds), ["b"]);
     s.handle_delta(dack(&eds));
     s.handle_delta(dack(&cds));
-    let rds = delta(s.poll(now));
-    assert_eq!(dnames(&rds), ["routes"]);
-    s.handle_delta(dack(&rds));
+    // The new route lives in the virtual host: only that one is sent (the stripped route
+    // configuration did not change), and the removal waits for its ACK.
+    let vhds = delta(s.poll(now));
+    assert_eq!((ty_of(&vhds.type_url), dnames(&vhds)), (V, vec!["routes/*"]));
+    s.handle_delta(dack(&vhds));
     let cds2 = delta(s.poll(now));
     assert!(cds2.resources.is_empty());
     assert_eq!(cds2.removed_resources, ["a"]);
@@ -580,7 +593,7 @@ fn delta_reconnect_honours_initial_resource_versions() {
         delta_initial(&mut s, now)
     };
     let mut s = session(&cache, Protocol::Delta, "n1");
-    for (ty, sub) in [(C, vec![]), (E, vec!["a"]), (L, vec![]), (R, vec!["routes"])] {
+    for (ty, sub) in [(C, vec![]), (E, vec!["a"]), (L, vec![]), (R, vec!["routes"]), (V, vec![])] {
         let mut q = dreq(ty, &sub, &[], "");
         q.initial_resource_versions = held[&ty].clone();
         s.handle_delta(q);
@@ -610,6 +623,16 @@ fn delta_explicit_resubscribe_is_answered_and_wildcard_star_works() {
     let rds = delta(s.poll(now));
     assert_eq!(dnames(&rds), ["routes"], "an explicit subscribe is answered even if unchanged");
     s.handle_delta(dack(&rds));
+    // A route configuration sent again clears Envoy's VHDS table: its virtual hosts follow.
+    let vhds = delta(s.poll(now));
+    assert_eq!(dnames(&vhds), ["routes/*"]);
+    s.handle_delta(dack(&vhds));
+    assert_eq!(waits(s.poll(now)), None);
+    // So is an explicit VHDS namespace subscription.
+    s.handle_delta(dreq(V, &["routes"], &[], ""));
+    let vhds = delta(s.poll(now));
+    assert_eq!(dnames(&vhds), ["routes/*"]);
+    s.handle_delta(dack(&vhds));
     assert_eq!(waits(s.poll(now)), None);
     // A "*" subscription on a fresh stream is a wildcard too.
     let mut s = session(&cache, Protocol::Delta, "n2");

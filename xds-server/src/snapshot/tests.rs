@@ -44,3 +44,82 @@ fn empty_snapshot() {
     assert!(s.is_empty());
     assert_eq!(s.version(), Snapshot::new([]).unwrap().version());
 }
+
+/// Route configuration `routes` with one virtual host per domain, each routing to `cluster`.
+fn many_hosts(domains: &[&str], cluster: &str) -> RouteConfiguration {
+    let mut rc = routes("routes", cluster);
+    let template = rc.virtual_hosts.remove(0);
+    for d in domains {
+        rc.virtual_hosts.push(envoy_types::pb::envoy::config::route::v3::VirtualHost {
+            name: (*d).into(),
+            domains: vec![(*d).into()],
+            ..template.clone()
+        });
+    }
+    rc
+}
+
+fn build(prev: Option<&Snapshot>, cluster_b_port: u16, rc: RouteConfiguration) -> Snapshot {
+    Snapshot::from_resources_after(
+        prev,
+        [eds_cluster("a"), eds_cluster("b")],
+        [cla("a", 1), cla("b", cluster_b_port)],
+        [listener("http", 8080, "routes")],
+        [rc],
+        [],
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_snapshot_after_another_reuses_its_unchanged_resources_and_equals_one_built_from_scratch() {
+    let v1 = build(None, 2, many_hosts(&["a.example.com", "b.example.com"], "a"));
+    let mut rc2 = many_hosts(&["a.example.com", "b.example.com"], "a");
+    rc2.virtual_hosts[1].routes[0].name = "changed".into();
+    let v2 = build(Some(&v1), 3, rc2.clone());
+    let scratch = build(None, 3, rc2);
+    assert_eq!(v2, scratch, "reuse does not change the content");
+    assert_eq!(v2.version(), scratch.version());
+    let same = |ty, name| std::ptr::eq(v1.get(ty, name).unwrap().any(), v2.get(ty, name).unwrap().any());
+    assert!(same(ResourceType::Cluster, "a") && same(ResourceType::Cluster, "b"), "unchanged: the same resource");
+    assert!(same(ResourceType::Endpoint, "a") && same(ResourceType::Listener, "http"));
+    assert!(!same(ResourceType::Endpoint, "b") && !same(ResourceType::Route, "routes"), "changed: built anew");
+}
+
+#[test]
+fn the_vhds_split_reuses_the_previous_split_and_resplits_only_what_changed() {
+    let v1 = build(None, 2, many_hosts(&["a.example.com", "b.example.com"], "a"));
+    let f1 = v1.vhds_resources(ResourceType::VirtualHost).clone();
+    // Unchanged route configuration (only an endpoint changed): the whole split is reused.
+    let v2 = build(Some(&v1), 3, many_hosts(&["a.example.com", "b.example.com"], "a"));
+    let f2 = v2.vhds_resources(ResourceType::VirtualHost).clone();
+    for (n, r) in &f1 {
+        assert!(std::ptr::eq(r.any(), f2[n].any()), "{n} reused");
+    }
+    assert!(std::ptr::eq(
+        v1.vhds_resources(ResourceType::Route)["routes"].any(),
+        v2.vhds_resources(ResourceType::Route)["routes"].any()
+    ));
+    // One virtual host changed: only it is built anew; the result equals a split from scratch.
+    let mut rc3 = many_hosts(&["a.example.com", "b.example.com"], "a");
+    rc3.virtual_hosts[1].routes[0].name = "changed".into();
+    let v3 = build(Some(&v2), 3, rc3.clone());
+    let f3 = v3.vhds_resources(ResourceType::VirtualHost).clone();
+    assert!(std::ptr::eq(f2["routes/a.example.com"].any(), f3["routes/a.example.com"].any()));
+    assert!(!std::ptr::eq(f2["routes/b.example.com"].any(), f3["routes/b.example.com"].any()));
+    let scratch = build(None, 3, rc3);
+    assert_eq!(&f3, scratch.vhds_resources(ResourceType::VirtualHost));
+    assert_eq!(v3.vhds_resources(ResourceType::Route), scratch.vhds_resources(ResourceType::Route));
+}
+
+#[test]
+fn the_cache_hands_the_previous_split_to_the_next_snapshot() {
+    let cache = crate::SnapshotCache::new();
+    let v1 = build(None, 2, many_hosts(&["a.example.com"], "a"));
+    cache.set("k", v1);
+    let a1 = cache.get("k").unwrap().vhds_resources(ResourceType::VirtualHost)["routes/a.example.com"].clone();
+    // Built without `prev` (as `Snapshot::new` callers do): the cache still links the split.
+    cache.set("k", build(None, 3, many_hosts(&["a.example.com"], "a")));
+    let a2 = cache.get("k").unwrap().vhds_resources(ResourceType::VirtualHost)["routes/a.example.com"].clone();
+    assert!(std::ptr::eq(a1.any(), a2.any()));
+}

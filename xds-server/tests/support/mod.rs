@@ -155,7 +155,11 @@ impl ServerGuard {
         let listener = bind_retry(port).await;
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let opts = ServerOptions { ack_timeout: Duration::from_secs(5), subscription_timeout: Duration::from_secs(5) };
+        let opts = ServerOptions {
+            ack_timeout: Duration::from_secs(5),
+            subscription_timeout: Duration::from_secs(5),
+            ..Default::default()
+        };
         let c = cache.clone();
         let task = tokio::spawn(async move {
             legate_xds::serve_with_listener(listener, c, opts, async {
@@ -203,9 +207,14 @@ async fn bind_retry(port: u16) -> TcpListener {
 /// A minimal HTTP/1.1 request (Connection: close) to 127.0.0.1:port; (status, body). Reads
 /// exactly content-length (or the chunks) so it does not wait for Envoy's delayed close.
 pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http_get_host(port, path, "test").await
+}
+
+/// Like [`http_get`] with the given `Host`.
+pub async fn http_get_host(port: u16, path: &str, host: &str) -> Option<(u16, String)> {
     let fut = async {
         let mut s = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
         s.write_all(req.as_bytes()).await.ok()?;
         let mut buf = Vec::new();
         let mut chunk = [0u8; 8192];
