@@ -119,12 +119,23 @@ pub fn plan(routes: &[RouteIr]) -> Option<Plan<'_>> {
 /// route), or `None` to keep the plain list.
 pub fn tree(routes: &[RouteIr], rendered: &[Route]) -> Option<Matcher> {
     let (lists, regex) = plan(routes)?;
-    let action = |ids: &[usize]| OnMatch {
-        keep_matching: false,
-        on_match: Some(OnMatchKind::Action(TypedExtensionConfig {
-            name: "routes".into(),
-            typed_config: Some(any(&RouteList { routes: ids.iter().map(|&i| rendered[i].clone()).collect() })),
-        })),
+    // Each route is encoded once; a list's bytes are its routes' bytes, each as field 1 of
+    // `RouteList` (what `RouteList { routes }.encode_to_vec()` gives, without cloning routes).
+    let encoded: Vec<Vec<u8>> = rendered.iter().map(Message::encode_to_vec).collect();
+    let action = |ids: &[usize]| {
+        let mut value = Vec::with_capacity(ids.iter().map(|&i| encoded[i].len() + 4).sum());
+        for &i in ids {
+            prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, &mut value);
+            prost::encoding::encode_varint(encoded[i].len() as u64, &mut value);
+            value.extend_from_slice(&encoded[i]);
+        }
+        OnMatch {
+            keep_matching: false,
+            on_match: Some(OnMatchKind::Action(TypedExtensionConfig {
+                name: "routes".into(),
+                typed_config: Some(Any { type_url: RouteList::type_url(), value }),
+            })),
+        }
     };
     let map = lists.iter().map(|(k, ids)| ((*k).to_owned(), action(ids))).collect();
     Some(Matcher {

@@ -157,3 +157,16 @@ fn the_tree_is_a_prefix_map_on_path_with_route_lists() {
     assert_eq!(names, vec![routes[0].name.clone(), routes[4].name.clone()]);
     assert!(m.on_no_match.is_some(), "the regex route answers paths under no key");
 }
+
+#[test]
+fn list_bytes_are_the_encoding_of_the_route_list() {
+    let mut routes = filler(MIN_ROUTES);
+    routes.push(prefix("/"));
+    let rendered: Vec<Route> = routes.iter().map(|r| Route { name: r.name.clone(), ..Default::default() }).collect();
+    let m = tree(&routes, &rendered).unwrap();
+    let Some(MatcherType::MatcherTree(t)) = &m.matcher_type else { panic!("a matcher tree") };
+    let Some(TreeType::PrefixMatchMap(map)) = &t.tree_type else { panic!("a prefix map") };
+    let Some(OnMatchKind::Action(a)) = &map.map["/filler-0"].on_match else { panic!("an action") };
+    let want = RouteList { routes: vec![rendered[0].clone(), rendered[MIN_ROUTES].clone()] }.encode_to_vec();
+    assert_eq!(a.typed_config.as_ref().unwrap().value, want);
+}
