@@ -36,11 +36,11 @@ fn text(out: &Output) -> String {
     let mut s = format!("{:?}\n", out.statuses);
     for g in &out.gateways {
         let x = &g.xds;
-        let json: Vec<Value> = (x.listeners.iter().map(|m| to_json(m)))
-            .chain(x.route_configurations.iter().map(|m| to_json(m)))
-            .chain(x.clusters.iter().map(|m| to_json(m)))
-            .chain(x.load_assignments.iter().map(|m| to_json(m)))
-            .chain(x.secrets.iter().map(|m| to_json(m)))
+        let json: Vec<Value> = (x.listeners.iter().map(to_json))
+            .chain(x.route_configurations.iter().map(to_json))
+            .chain(x.clusters.iter().map(to_json))
+            .chain(x.load_assignments.iter().map(to_json))
+            .chain(x.secrets.iter().map(to_json))
             .collect();
         s += &format!("{:?} {:?} {}\n", g.gateway, g.ir, Value::Array(json));
     }
