@@ -10,6 +10,7 @@ use std::path::Path;
 
 use legate::load::{self, Decoded, RawObject};
 use legate_translator::resources::Object;
+use legate_translator::xds::json::to_json;
 use legate_translator::{Engine, Options, Output, Resources, translate};
 use serde_json::Value;
 
@@ -28,8 +29,22 @@ impl Rng {
     }
 }
 
+/// Statuses, IR and xDS of a translation, as text. The xDS resources go through Envoy's JSON
+/// form (sorted keys): `Debug` of a protobuf map (a virtual host's matcher tree) has no fixed
+/// order.
 fn text(out: &Output) -> String {
-    format!("{:?}\n{:?}", out.statuses, out.gateways)
+    let mut s = format!("{:?}\n", out.statuses);
+    for g in &out.gateways {
+        let x = &g.xds;
+        let json: Vec<Value> = (x.listeners.iter().map(to_json))
+            .chain(x.route_configurations.iter().map(to_json))
+            .chain(x.clusters.iter().map(to_json))
+            .chain(x.load_assignments.iter().map(to_json))
+            .chain(x.secrets.iter().map(to_json))
+            .collect();
+        s += &format!("{:?} {:?} {}\n", g.gateway, g.ir, Value::Array(json));
+    }
+    s
 }
 
 /// Every array in `v` (paths to them), for edits.

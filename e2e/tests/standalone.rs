@@ -111,6 +111,81 @@ async fn routing_by_host_path_header_method_and_query_with_precedence_across_nam
     assert_eq!(gw["conditions"][1]["status"], "True");
 }
 
+/// The golden case `httproute-matcher-tree-precedence` (its routes; Gateway and Backends
+/// replaced by local ones) through real Envoy: tree.example.com is served by a matcher tree
+/// (more than 8 routes), small.example.com by the plain route list. Every answer is the one the
+/// spec's precedence gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn precedence_holds_through_the_matcher_tree_and_the_fallback_list() {
+    let _serial = SERIAL.lock().await;
+    let port = free_port();
+    let golden = include_str!("../../controller/tests/golden/httproute-matcher-tree-precedence.yaml");
+    let routes: Vec<&str> = golden.split("\n---\n").filter(|d| d.contains("kind: HTTPRoute")).collect();
+    let names = [
+        "exact",
+        "shop",
+        "cart",
+        "item",
+        "items",
+        "item-re",
+        "post",
+        "m",
+        "one-header",
+        "two-headers",
+        "one-query",
+        "two-queries",
+        "deep",
+        "deep-header",
+        "root",
+        "older",
+        "newer",
+        "wild",
+        "small-shop",
+        "small-exact",
+    ];
+    let e = echoes(&names).await;
+    let files = vec![
+        ("gw.yaml", gateway(port)),
+        ("backends-a.yaml", backends("team-a", &e)),
+        ("backends-b.yaml", backends("team-b", &e)),
+        ("routes.yaml", routes.join("\n---\n")),
+    ];
+    let legate = Legate::start(&files).await;
+    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let h = &legate.http;
+    let (tree, small) = ("tree.example.com", "small.example.com");
+    type Case<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, &'a str)], u16, &'a str);
+    let cases: &[Case<'_>] = &[
+        ("GET", "/shop", tree, &[], 200, "exact"),
+        ("GET", "/shop?x=1", tree, &[], 200, "exact"),
+        ("GET", "/shop/", tree, &[], 200, "shop"),
+        ("GET", "/shop/42", tree, &[], 200, "item"),
+        ("GET", "/shop/cart/1", tree, &[], 200, "cart"),
+        ("GET", "/shopping", tree, &[], 200, "root"),
+        ("GET", "/api/items", tree, &[], 200, "items"),
+        ("GET", "/api/itemz", tree, &[], 200, "item-re"),
+        ("POST", "/m", tree, &[], 200, "post"),
+        ("GET", "/m", tree, &[], 200, "m"),
+        ("GET", "/h", tree, &[("x-a", "1"), ("x-b", "2")], 200, "two-headers"),
+        ("GET", "/h", tree, &[("x-a", "1")], 200, "one-header"),
+        ("GET", "/h", tree, &[], 200, "root"),
+        ("GET", "/q?a=1&b=2", tree, &[], 200, "two-queries"),
+        ("GET", "/q?a=1", tree, &[], 200, "one-query"),
+        ("GET", "/deep/er/x", tree, &[("x-need", "please")], 200, "deep-header"),
+        ("GET", "/deep/er/x", tree, &[], 200, "deep"),
+        ("GET", "/tie", tree, &[], 200, "older"),
+        ("GET", "/wild", tree, &[], 200, "root"),
+        ("GET", "/wild", "other.example.com", &[], 200, "wild"),
+        ("GET", "/shop", small, &[], 200, "small-exact"),
+        ("GET", "/shop/x", small, &[], 200, "small-shop"),
+        ("GET", "/other", small, &[], 404, ""),
+    ];
+    for (method, path, host, headers, status, backend) in cases {
+        let r = h.send(method, &url(path), host, headers).await.unwrap();
+        assert_eq!((r.status, r.backend().as_str()), (*status, *backend), "{method} {host}{path} {headers:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weights_split_traffic_and_weight_zero_gets_none() {
     let _serial = SERIAL.lock().await;

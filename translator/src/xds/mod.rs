@@ -7,6 +7,7 @@ pub mod cache;
 pub mod cluster;
 pub mod json;
 pub mod listener;
+pub mod matcher;
 pub mod names;
 pub mod route;
 

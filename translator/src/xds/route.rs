@@ -42,17 +42,21 @@ pub fn route_configuration(
 }
 
 pub(crate) fn virtual_host(v: &VirtualHostIr, chain: Option<&str>) -> VirtualHost {
-    let routes = if chain.is_some_and(|c| c != v.listener) {
-        vec![Route {
+    if chain.is_some_and(|c| c != v.listener) {
+        let routes = vec![Route {
             name: format!("{}/misdirected", v.name),
             r#match: Some(RouteMatch { path_specifier: Some(PathSpecifier::Prefix("/".into())), ..Default::default() }),
             action: Some(direct(421, "misdirected request: the TLS connection was made for another hostname")),
             ..Default::default()
-        }]
-    } else {
-        v.routes.iter().map(route).collect()
+        }];
+        return VirtualHost { name: v.name.clone(), domains: vec![v.domain.clone()], routes, ..Default::default() };
+    }
+    let routes: Vec<Route> = v.routes.iter().map(route).collect();
+    let (routes, matcher) = match super::matcher::tree(&v.routes, &routes) {
+        Some(tree) => (vec![], Some(tree)),
+        None => (routes, None),
     };
-    VirtualHost { name: v.name.clone(), domains: vec![v.domain.clone()], routes, ..Default::default() }
+    VirtualHost { name: v.name.clone(), domains: vec![v.domain.clone()], routes, matcher, ..Default::default() }
 }
 
 fn direct(status: u32, body: &str) -> Action {
