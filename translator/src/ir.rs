@@ -77,7 +77,7 @@ pub struct VirtualHostIr {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RouteIr {
-    /// Stable name: `httproute/<namespace>/<name>/rule/<i>/match/<j>`.
+    /// Stable name: `<kind>/<namespace>/<name>/rule/<i>/match/<j>` (kind lowercase: `httproute`).
     pub name: String,
     #[serde(rename = "match")]
     pub match_: MatchIr,
@@ -93,6 +93,21 @@ pub struct MatchIr {
     pub query_params: Vec<ValueMatch>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
+    /// Set for a GRPCRoute match: gRPC requests only; `path` holds the service and method as
+    /// Envoy matches them (`/<service>/<method>`), and precedence ranks by these.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcMethodMatch>,
+}
+
+/// The service and method a GRPCRoute match names (none: any).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct GrpcMethodMatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub regex: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -10,6 +10,10 @@
 //! 7. the older route (`creationTimestamp`; a route without one counts as newest);
 //! 8. `namespace/name` alphabetically;
 //! 9. rule order, then match order, within one route.
+//!
+//! GRPCRoute matches (never mixed with HTTPRoute matches on one virtual host: such routes
+//! conflict at attachment) rank steps 2–6 differently: more characters in the service, then
+//! in the method, then more header matches.
 
 use std::cmp::{Ordering, Reverse};
 
@@ -46,13 +50,30 @@ pub fn compare(a: &Candidate<'_>, b: &Candidate<'_>) -> Ordering {
 }
 
 /// The match-level part of the order, smallest first.
-fn match_key(m: &MatchIr) -> (u8, Reverse<usize>, u8, Reverse<bool>, Reverse<usize>, Reverse<usize>) {
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum MatchRank {
+    Http(u8, Reverse<usize>, u8, Reverse<bool>, Reverse<usize>, Reverse<usize>),
+    Grpc(Reverse<usize>, Reverse<usize>, Reverse<usize>),
+}
+
+fn match_key(m: &MatchIr) -> MatchRank {
+    if let Some(g) = &m.grpc {
+        let chars = |s: &Option<String>| Reverse(s.as_ref().map_or(0, String::len));
+        return MatchRank::Grpc(chars(&g.service), chars(&g.method), Reverse(m.headers.len()));
+    }
     let (kind, len, tie) = match &m.path {
         PathMatch::Exact(v) => (0, v.len(), 0),
         PathMatch::Prefix(v) => (1, if v == "/" { 0 } else { v.len() }, 0),
         PathMatch::RegularExpression(v) => (1, v.len(), 1),
     };
-    (kind, Reverse(len), tie, Reverse(m.method.is_some()), Reverse(m.headers.len()), Reverse(m.query_params.len()))
+    MatchRank::Http(
+        kind,
+        Reverse(len),
+        tie,
+        Reverse(m.method.is_some()),
+        Reverse(m.headers.len()),
+        Reverse(m.query_params.len()),
+    )
 }
 
 #[cfg(test)]

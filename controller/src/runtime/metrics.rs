@@ -82,7 +82,9 @@ impl Metrics {
         };
         statuses.gateway_classes.values().for_each(|s| add("GatewayClass", &s.conditions));
         statuses.gateways.values().for_each(|s| add("Gateway", &s.conditions));
-        statuses.http_routes.values().flat_map(|s| &s.parents).for_each(|p| add("HTTPRoute", &p.conditions));
+        for (key, s) in &statuses.routes {
+            s.parents.iter().for_each(|p| add(key.kind.name(), &p.conditions));
+        }
         statuses.backends.values().for_each(|s| add("Backend", &s.conditions));
         for ((kind, ty, st), n) in counts {
             let _ = writeln!(o, "legate_objects{{kind=\"{kind}\",condition=\"{ty}\",status=\"{st}\"}} {n}");

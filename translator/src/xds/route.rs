@@ -6,9 +6,14 @@ use envoy_types::pb::envoy::config::core::v3::{
 };
 use envoy_types::pb::envoy::config::route::v3::{
     DirectResponseAction, HeaderMatcher, QueryParameterMatcher, RedirectAction, Route, RouteAction, RouteConfiguration,
-    RouteMatch, VirtualHost, WeightedCluster, header_matcher::HeaderMatchSpecifier,
-    query_parameter_matcher::QueryParameterMatchSpecifier, redirect_action, route::Action, route_action,
-    route_match::PathSpecifier, weighted_cluster::ClusterWeight,
+    RouteMatch, VirtualHost, WeightedCluster,
+    header_matcher::HeaderMatchSpecifier,
+    query_parameter_matcher::QueryParameterMatchSpecifier,
+    redirect_action,
+    route::Action,
+    route_action,
+    route_match::{self, PathSpecifier},
+    weighted_cluster::ClusterWeight,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{
     RegexMatchAndSubstitute, RegexMatcher, StringMatcher, string_matcher::MatchPattern,
@@ -117,6 +122,8 @@ fn route_match(m: &MatchIr) -> RouteMatch {
                 query_parameter_match_specifier: Some(QueryParameterMatchSpecifier::StringMatch(string_match(q))),
             })
             .collect(),
+        // GRPCRoute matches: requests with a gRPC content-type only.
+        grpc: m.grpc.as_ref().map(|_| route_match::GrpcRouteMatchOptions {}),
         ..Default::default()
     }
 }
@@ -225,7 +232,12 @@ fn route(r: &RouteIr) -> Route {
                         ..Default::default()
                     })
                 }),
-                cluster_not_found_response_code: route_action::ClusterNotFoundResponseCode::InternalServerError as i32,
+                // An invalid backend's share: 500, or for gRPC 503 (clients see UNAVAILABLE).
+                cluster_not_found_response_code: if r.match_.grpc.is_some() {
+                    route_action::ClusterNotFoundResponseCode::ServiceUnavailable
+                } else {
+                    route_action::ClusterNotFoundResponseCode::InternalServerError
+                } as i32,
                 timeout: timeout_ms.map(|ms| duration(std::time::Duration::from_millis(ms))),
                 ..Default::default()
             };
