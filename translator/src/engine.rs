@@ -18,7 +18,7 @@ use tracing::debug_span;
 use crate::conditions::Condition;
 use crate::gateway::{GatewayState, class, listeners};
 use crate::resources::{Dep, ObjKey, Reads, RejectedRule, Resources};
-use crate::routes::{Route, RouteKey, RouteRules, backends};
+use crate::routes::{Route, RouteKey, RouteRules, backends, conflicts};
 use crate::status::{BackendStatus, Statuses};
 use crate::translate::{Attachment, Options, Output, RouteOutcome, attach_route, finish_gateway, gateway_parents};
 use crate::{assemble, xds};
@@ -213,8 +213,9 @@ impl Engine {
         // Gateway status and IR.
         let mut outputs = vec![];
         for (key, gw) in gateways {
-            let atts = attachments.get(&key).map(Vec::as_slice).unwrap_or_default();
-            let (status, out) = finish_gateway(&key, gw, atts, res, &self.opts, (&mut self.assemble, &mut self.xds));
+            let mut atts = attachments.remove(&key).unwrap_or_default();
+            conflicts::resolve(&gw, &mut atts, &mut statuses);
+            let (status, out) = finish_gateway(&key, gw, &atts, res, &self.opts, (&mut self.assemble, &mut self.xds));
             statuses.gateways.insert(key, status);
             outputs.extend(out);
         }

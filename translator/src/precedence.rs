@@ -38,15 +38,20 @@ pub struct Candidate<'a> {
 pub fn compare(a: &Candidate<'_>, b: &Candidate<'_>) -> Ordering {
     hostname::specificity_order(a.hostname, b.hostname)
         .then_with(|| match_key(a.match_).cmp(&match_key(b.match_)))
-        .then_with(|| match (a.created, b.created) {
-            (Some(x), Some(y)) => x.0.cmp(&y.0),
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (None, None) => Ordering::Equal,
-        })
+        .then_with(|| age_order(a.created, b.created))
         .then_with(|| a.route.cmp(b.route))
         .then_with(|| a.rule.cmp(&b.rule))
         .then_with(|| a.match_index.cmp(&b.match_index))
+}
+
+/// The older `creationTimestamp` first; an object without one counts as newest.
+pub(crate) fn age_order(a: Option<&Time>, b: Option<&Time>) -> Ordering {
+    match (a, b) {
+        (Some(x), Some(y)) => x.0.cmp(&y.0),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    }
 }
 
 /// The match-level part of the order, smallest first.

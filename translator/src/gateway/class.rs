@@ -14,6 +14,7 @@ use crate::status::GatewayClassStatus;
 /// conformance suite pass against Legate (`scripts/conformance`; the report is in
 /// `conformance/reports/`).
 pub const SUPPORTED_FEATURES: &[&str] = &[
+    "GRPCRoute",
     "Gateway",
     "GatewayHTTPListenerIsolation",
     "GatewayInfrastructurePropagation",

@@ -50,6 +50,7 @@ macro_rules! parent_ref {
 
 pub mod backends;
 pub mod checks;
+pub(crate) mod conflicts;
 pub mod grpc;
 pub mod http;
 mod model;
