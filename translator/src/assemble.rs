@@ -128,8 +128,9 @@ pub fn gateway_ir(
     let mut clusters: Vec<Arc<ClusterIr>> = vec![];
     let mut used: BTreeSet<&str> = BTreeSet::new();
     for r in listeners.iter().flat_map(|l| &l.virtual_hosts).flat_map(|v| &v.routes) {
-        if let ActionIr::Forward { backends, .. } = &r.action {
+        if let ActionIr::Forward { backends, mirrors, .. } = &r.action {
             used.extend(backends.iter().filter_map(|b| b.cluster.as_deref()));
+            used.extend(mirrors.iter().map(|m| m.cluster.as_str()));
         }
     }
     // First occurrence of each name wins; a set instead of a search of `clusters`, which made
@@ -282,12 +283,8 @@ fn action_ir(a: &RuleAction, l: &ListenerState<'_>, kind: Kind) -> ActionIr {
     match a {
         RuleAction::Respond(status, body) => ActionIr::Respond { status: *status, body: body.clone() },
         RuleAction::Redirect(r) => ActionIr::Redirect(redirect(r, l)),
-        RuleAction::Forward { backends, filters, timeout } => {
-            let live: Vec<WeightedBackend> = backends
-                .iter()
-                .filter(|(_, w)| *w > 0)
-                .map(|(c, w)| WeightedBackend { cluster: c.clone(), weight: *w })
-                .collect();
+        RuleAction::Forward { backends, filters, timeout, mirrors } => {
+            let live: Vec<WeightedBackend> = backends.iter().filter(|b| b.weight > 0).cloned().collect();
             if backends.is_empty() {
                 return ActionIr::Respond { status: failed, body: "the rule has no backendRefs".into() };
             }
@@ -304,6 +301,7 @@ fn action_ir(a: &RuleAction, l: &ListenerState<'_>, kind: Kind) -> ActionIr {
                 backends: live,
                 filters: filters.clone(),
                 timeout_ms: timeout.map(|t| t.map(|d| d.as_millis() as u64).unwrap_or(0)),
+                mirrors: mirrors.clone(),
             }
         }
     }

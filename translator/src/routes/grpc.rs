@@ -10,9 +10,9 @@ use legate_api::gateway::standard::grpcroutes::*;
 use legate_api::gvk::KIND_GRPC_ROUTE;
 use regex::Regex;
 
-use super::backends::{BackendRefView, Referrer};
+use super::backends::Referrer;
 use super::checks::{api_name, check_regex, header_matches};
-use super::model::{RouteRules, Rule, RuleAction, build_rules, destinations, unknown_extension};
+use super::model::{RouteRules, Rule, RuleAction, build_rules, destinations, mirror, unknown_extension};
 use crate::conditions::Problem;
 use crate::ir::{Filters, GrpcMethodMatch, MatchIr, PathMatch};
 use crate::resources::{Reads, RejectedRule, namespace_of};
@@ -40,6 +40,7 @@ fn build_rule(
 
     let mut filters = Filters::default();
     let mut respond = None;
+    let mut mirrors = vec![];
     let mut seen = BTreeSet::new();
     for (k, f) in rule.filters.iter().flatten().enumerate() {
         let kind = api_name(&f.r#type);
@@ -61,7 +62,14 @@ fn build_rule(
                 respond = Some(unknown_extension(index, k, e, out));
             }
             GrpcRouteRulesFiltersType::RequestMirror => {
-                return Err(Problem::unsupported(format!("filter {kind} is not supported by Legate yet")).at(at));
+                let m = f
+                    .request_mirror
+                    .as_ref()
+                    .ok_or_else(|| Problem::unsupported("requestMirror is missing").at(&at))?;
+                let b = &m.backend_ref;
+                let view = backend_ref_view!(b);
+                let fraction = m.fraction.as_ref().map(|f| (f.numerator, f.denominator));
+                mirrors.extend(mirror(idx, from, view, m.percent, fraction, out).map_err(|e| e.at(&at))?);
             }
         }
     }
@@ -75,16 +83,10 @@ fn build_rule(
         Some(respond) => respond,
         None => {
             let refs = refs.iter().map(|b| {
-                let view = BackendRefView {
-                    group: b.group.as_deref(),
-                    kind: b.kind.as_deref(),
-                    name: &b.name,
-                    namespace: b.namespace.as_deref(),
-                    port: b.port,
-                };
-                (view, b.weight)
+                let view = backend_ref_view!(b);
+                (view, b.weight, crate::ir::Filters::default())
             });
-            RuleAction::Forward { backends: destinations(idx, from, refs, out), filters, timeout: None }
+            RuleAction::Forward { backends: destinations(idx, from, refs, out), filters, timeout: None, mirrors }
         }
     };
     Ok(Rule { index, name: rule.name.clone(), matches, action })

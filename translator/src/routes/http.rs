@@ -8,10 +8,10 @@ use legate_api::conditions::reasons;
 use legate_api::gateway::standard::httproutes::*;
 use legate_api::gvk::KIND_HTTP_ROUTE;
 
-use super::backends::{BackendRefView, Referrer};
+use super::backends::Referrer;
 use super::checks::{api_name, check_path, check_regex, header_matches, parse_duration};
 use super::model::{
-    Duration, RedirectSpec, RouteRules, Rule, RuleAction, build_rules, destinations, unknown_extension,
+    Duration, RedirectSpec, RouteRules, Rule, RuleAction, build_rules, destinations, mirror, unknown_extension,
 };
 use crate::conditions::Problem;
 use crate::ir::{Filters, MatchIr, PathMatch, PathRewrite, Rewrite, ValueMatch};
@@ -42,6 +42,7 @@ fn build_rule(
     let mut ir_filters = Filters::default();
     let mut redirect = None;
     let mut respond = None;
+    let mut mirrors = vec![];
     let mut seen = BTreeSet::new();
     for (k, f) in filters.iter().enumerate() {
         let kind = api_name(&f.r#type);
@@ -78,7 +79,17 @@ fn build_rule(
                 let e = f.extension_ref.as_ref().map(|e| (e.group.as_str(), e.kind.as_str(), e.name.as_str()));
                 respond = Some(unknown_extension(index, k, e, out));
             }
-            HttpRouteRulesFiltersType::RequestMirror | HttpRouteRulesFiltersType::Cors => {
+            HttpRouteRulesFiltersType::RequestMirror => {
+                let m = f
+                    .request_mirror
+                    .as_ref()
+                    .ok_or_else(|| Problem::unsupported("requestMirror is missing").at(&at))?;
+                let b = &m.backend_ref;
+                let view = backend_ref_view!(b);
+                let fraction = m.fraction.as_ref().map(|f| (f.numerator, f.denominator));
+                mirrors.extend(mirror(idx, from, view, m.percent, fraction, out).map_err(|e| e.at(&at))?);
+            }
+            HttpRouteRulesFiltersType::Cors => {
                 return Err(Problem::unsupported(format!("filter {kind} is not supported by Legate yet")).at(at));
             }
         }
@@ -93,11 +104,11 @@ fn build_rule(
     if redirect.is_some() && !refs.is_empty() {
         return Err(Problem::new(reasons::INCOMPATIBLE_FILTERS, "a rule with RequestRedirect cannot have backendRefs"));
     }
-    if refs.iter().any(|b| b.filters.as_ref().is_some_and(|f| !f.is_empty())) {
-        return Err(Problem::unsupported(
-            "backendRefs[].filters are not supported by Legate yet; move the filters to the rule",
-        ));
-    }
+    let backend_filters = refs
+        .iter()
+        .enumerate()
+        .map(|(i, b)| backend_filters(b).map_err(|e| e.at(format_args!("backendRefs[{i}]"))))
+        .collect::<Result<Vec<_>, _>>()?;
     let timeout = rule.timeouts.as_ref().map(timeout).transpose().map_err(Problem::unsupported)?.flatten();
 
     let action = if let Some(r) = redirect {
@@ -105,19 +116,41 @@ fn build_rule(
     } else if let Some(respond) = respond {
         respond
     } else {
-        let refs = refs.iter().map(|b| {
-            let view = BackendRefView {
-                group: b.group.as_deref(),
-                kind: b.kind.as_deref(),
-                name: &b.name,
-                namespace: b.namespace.as_deref(),
-                port: b.port,
-            };
-            (view, b.weight)
+        let refs = refs.iter().zip(backend_filters).map(|(b, filters)| {
+            let view = backend_ref_view!(b);
+            (view, b.weight, filters)
         });
-        RuleAction::Forward { backends: destinations(idx, from, refs, out), filters: ir_filters, timeout }
+        RuleAction::Forward { backends: destinations(idx, from, refs, out), filters: ir_filters, timeout, mirrors }
     };
     Ok(Rule { index, name: rule.name.clone(), matches, action })
+}
+
+/// The filters of one backendRef: header modifiers, each at most once.
+fn backend_filters(b: &HttpRouteRulesBackendRefs) -> Result<Filters, Problem> {
+    let mut out = Filters::default();
+    let mut seen = BTreeSet::new();
+    for (k, f) in b.filters.iter().flatten().enumerate() {
+        let kind = api_name(&f.r#type);
+        let at = format!("filters[{k}]");
+        if !seen.insert(kind.clone()) {
+            return Err(Problem::unsupported(format!("filter {kind} appears more than once")).at(at));
+        }
+        match f.r#type {
+            HttpRouteRulesBackendRefsFiltersType::RequestHeaderModifier => {
+                out.request_headers = header_modifier!(f.request_header_modifier, "requestHeaderModifier", &at);
+            }
+            HttpRouteRulesBackendRefsFiltersType::ResponseHeaderModifier => {
+                out.response_headers = header_modifier!(f.response_header_modifier, "responseHeaderModifier", &at);
+            }
+            _ => {
+                return Err(Problem::unsupported(format!(
+                    "filter {kind} on a backendRef is not supported by Legate yet; header modifiers are"
+                ))
+                .at(at));
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn redirect_spec(r: &HttpRouteRulesFiltersRequestRedirect, matches: &[MatchIr]) -> Result<RedirectSpec, Problem> {

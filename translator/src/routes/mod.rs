@@ -48,6 +48,20 @@ macro_rules! parent_ref {
     }};
 }
 
+/// A backendRef of any route kind or filter (generated types of one shape) as a view.
+macro_rules! backend_ref_view {
+    ($b:expr) => {{
+        let b = $b;
+        crate::routes::backends::BackendRefView {
+            group: b.group.as_deref(),
+            kind: b.kind.as_deref(),
+            name: &b.name,
+            namespace: b.namespace.as_deref(),
+            port: b.port,
+        }
+    }};
+}
+
 pub mod backends;
 pub mod checks;
 pub(crate) mod conflicts;

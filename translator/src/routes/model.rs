@@ -8,16 +8,17 @@ use legate_api::conditions::reasons;
 
 use super::backends::{self, BackendRefView, Referrer};
 use crate::conditions::Problem;
-use crate::ir::{ClusterIr, Filters, MatchIr, PathRewrite};
+use crate::ir::{ClusterIr, Filters, MatchIr, Mirror, PathRewrite, WeightedBackend};
 use crate::resources::{Reads, RejectedRule};
 
 /// What a rule does once matched, before the listener is known (redirect ports depend on it).
 #[derive(Clone, Debug, PartialEq)]
 pub enum RuleAction {
     Forward {
-        backends: Vec<(Option<String>, u32)>,
+        backends: Vec<WeightedBackend>,
         filters: Filters,
         timeout: Option<Duration>,
+        mirrors: Vec<Mirror>,
     },
     Redirect(RedirectSpec),
     /// Answer with this status (an unresolvable ExtensionRef, say).
@@ -87,29 +88,66 @@ pub(crate) fn build_rules<R: Default>(
     out
 }
 
-/// Resolves a rule's weighted backendRefs into destinations (`None` for an invalid one, whose
-/// share is answered with an error), recording clusters and problems in `out`.
+/// Resolves a rule's weighted backendRefs (each with its own filters) into destinations
+/// (cluster `None` for an invalid one, whose share is answered with an error), recording
+/// clusters and problems in `out`.
 pub(crate) fn destinations<'r>(
     idx: &Reads<'_>,
     from: Referrer<'_>,
-    refs: impl IntoIterator<Item = (BackendRefView<'r>, Option<i32>)>,
+    refs: impl IntoIterator<Item = (BackendRefView<'r>, Option<i32>, Filters)>,
     out: &mut RouteRules,
-) -> Vec<(Option<String>, u32)> {
+) -> Vec<WeightedBackend> {
     let mut dests = vec![];
-    for (view, weight) in refs {
+    for (view, weight, filters) in refs {
         let weight = weight.unwrap_or(1).max(0) as u32;
-        match backends::resolve(idx, from, view) {
-            Ok(c) => {
-                dests.push((Some(c.name.clone()), weight));
-                out.clusters.push(Arc::new(c));
-            }
-            Err(e) => {
-                out.unresolved.push(e);
-                dests.push((None, weight));
-            }
-        }
+        let cluster = resolve(idx, from, view, out);
+        dests.push(WeightedBackend { cluster, weight, filters });
     }
     dests
+}
+
+/// A RequestMirror filter of any route kind: the mirror, or none when its backendRef is invalid
+/// (reported in `out`; the rule still serves, unmirrored). `percent` or `fraction`
+/// (numerator, denominator) give the share mirrored; neither means every request.
+pub(crate) fn mirror(
+    idx: &Reads<'_>,
+    from: Referrer<'_>,
+    view: BackendRefView<'_>,
+    percent: Option<i32>,
+    fraction: Option<(i32, Option<i32>)>,
+    out: &mut RouteRules,
+) -> Result<Option<Mirror>, Problem> {
+    let per_million = match (percent, fraction) {
+        (Some(_), Some(_)) => return Err(Problem::unsupported("requestMirror: set percent or fraction, not both")),
+        (Some(p), None) if (0..=100).contains(&p) => p as u64 * 10_000,
+        (Some(p), None) => return Err(Problem::unsupported(format!("requestMirror.percent {p} is not within 0-100"))),
+        (None, Some((n, d))) => {
+            let d = d.unwrap_or(100);
+            if d <= 0 || n < 0 || n > d {
+                return Err(Problem::unsupported(format!(
+                    "requestMirror.fraction {n}/{d} is not a fraction within 0-1 with a positive denominator"
+                )));
+            }
+            n as u64 * 1_000_000 / d as u64
+        }
+        (None, None) => 1_000_000,
+    };
+    Ok(resolve(idx, from, view, out).map(|cluster| Mirror { cluster, per_million: per_million as u32 }))
+}
+
+/// One backendRef's cluster, recorded in `out`, or `None` with the problem recorded.
+fn resolve(idx: &Reads<'_>, from: Referrer<'_>, view: BackendRefView<'_>, out: &mut RouteRules) -> Option<String> {
+    match backends::resolve(idx, from, view) {
+        Ok(c) => {
+            let name = c.name.clone();
+            out.clusters.push(Arc::new(c));
+            Some(name)
+        }
+        Err(e) => {
+            out.unresolved.push(e);
+            None
+        }
+    }
 }
 
 /// An ExtensionRef filter Legate does not know: reported as an unresolved reference; the rule
