@@ -110,6 +110,24 @@ spec:
     let watch = client.watch(HealthCheckRequest { service: "svc.one".into() }).await;
     assert_eq!(watch.err().map(|s| s.code()), Some(Code::Unimplemented), "no rule matches Watch");
 
+    // gRPC-Web (as browsers send it, over HTTP/1.1) reaches the same route: the answer is the
+    // HealthCheckResponse{status: SERVING} frame, then a trailers frame with grpc-status 0.
+    let svc = b"svc.one";
+    let mut msg = vec![0x0a, svc.len() as u8];
+    msg.extend_from_slice(svc);
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&msg);
+    let headers = [("content-type", "application/grpc-web+proto"), ("x-grpc-web", "1")];
+    let url = format!("http://127.0.0.1:{port}/grpc.health.v1.Health/Check");
+    let r = legate.http.send_body("POST", &url, "x", &headers, frame.into()).await.unwrap();
+    assert_eq!(r.status, 200, "{:?} {:?}", r.headers, r.body);
+    assert_eq!(r.headers["content-type"], "application/grpc-web+proto");
+    assert_eq!(&r.body[..7], &[0, 0, 0, 0, 2, 0x08, 0x01], "a data frame holding status SERVING: {:?}", r.body);
+    assert_eq!(r.body[7], 0x80, "then a trailers frame");
+    let trailers = String::from_utf8_lossy(&r.body[12..]).to_ascii_lowercase();
+    assert!(trailers.contains("grpc-status:0"), "{trailers}");
+
     // A GRPCRoute serves gRPC only: plain HTTP to the same path finds no route.
     let r = legate
         .http

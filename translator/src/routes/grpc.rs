@@ -74,22 +74,47 @@ fn build_rule(
         }
     }
     let refs = rule.backend_refs.as_deref().unwrap_or_default();
-    if refs.iter().any(|b| b.filters.as_ref().is_some_and(|f| !f.is_empty())) {
-        return Err(Problem::unsupported(
-            "backendRefs[].filters are not supported by Legate yet; move the filters to the rule",
-        ));
-    }
+    let backend_filters = refs
+        .iter()
+        .enumerate()
+        .map(|(i, b)| backend_filters(b).map_err(|e| e.at(format_args!("backendRefs[{i}]"))))
+        .collect::<Result<Vec<_>, _>>()?;
     let action = match respond {
         Some(respond) => respond,
         None => {
-            let refs = refs.iter().map(|b| {
-                let view = backend_ref_view!(b);
-                (view, b.weight, crate::ir::Filters::default())
-            });
+            let refs = refs.iter().zip(backend_filters).map(|(b, filters)| (backend_ref_view!(b), b.weight, filters));
             RuleAction::Forward { backends: destinations(idx, from, refs, out), filters, timeout: None, mirrors }
         }
     };
     Ok(Rule { index, name: rule.name.clone(), matches, action })
+}
+
+/// The filters of one backendRef: header modifiers, each at most once.
+fn backend_filters(b: &GrpcRouteRulesBackendRefs) -> Result<Filters, Problem> {
+    let mut out = Filters::default();
+    let mut seen = BTreeSet::new();
+    for (k, f) in b.filters.iter().flatten().enumerate() {
+        let kind = api_name(&f.r#type);
+        let at = format!("filters[{k}]");
+        if !seen.insert(kind.clone()) {
+            return Err(Problem::unsupported(format!("filter {kind} appears more than once")).at(at));
+        }
+        match f.r#type {
+            GrpcRouteRulesBackendRefsFiltersType::RequestHeaderModifier => {
+                out.request_headers = header_modifier!(f.request_header_modifier, "requestHeaderModifier", &at);
+            }
+            GrpcRouteRulesBackendRefsFiltersType::ResponseHeaderModifier => {
+                out.response_headers = header_modifier!(f.response_header_modifier, "responseHeaderModifier", &at);
+            }
+            _ => {
+                return Err(Problem::unsupported(format!(
+                    "filter {kind} on a backendRef is not supported by Legate yet; header modifiers are"
+                ))
+                .at(at));
+            }
+        }
+    }
+    Ok(out)
 }
 
 static SERVICE: LazyLock<Regex> =

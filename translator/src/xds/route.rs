@@ -6,14 +6,9 @@ use envoy_types::pb::envoy::config::core::v3::{
 };
 use envoy_types::pb::envoy::config::route::v3::{
     DirectResponseAction, HeaderMatcher, QueryParameterMatcher, RedirectAction, Route, RouteAction, RouteConfiguration,
-    RouteMatch, VirtualHost, WeightedCluster,
-    header_matcher::HeaderMatchSpecifier,
-    query_parameter_matcher::QueryParameterMatchSpecifier,
-    redirect_action,
-    route::Action,
-    route_action,
-    route_match::{self, PathSpecifier},
-    weighted_cluster::ClusterWeight,
+    RouteMatch, VirtualHost, WeightedCluster, header_matcher::HeaderMatchSpecifier,
+    query_parameter_matcher::QueryParameterMatchSpecifier, redirect_action, route::Action, route_action,
+    route_match::PathSpecifier, weighted_cluster::ClusterWeight,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{
     RegexMatchAndSubstitute, RegexMatcher, StringMatcher, string_matcher::MatchPattern,
@@ -105,6 +100,18 @@ fn route_match(m: &MatchIr) -> RouteMatch {
             ..Default::default()
         })
         .collect();
+    if m.grpc.is_some() {
+        // GRPCRoute matches: gRPC requests only, gRPC-Web included (`application/grpc-web…`,
+        // which Envoy's `grpc` route option would not match before the gRPC-Web filter ran).
+        headers.push(HeaderMatcher {
+            name: "content-type".into(),
+            header_match_specifier: Some(HeaderMatchSpecifier::StringMatch(StringMatcher {
+                match_pattern: Some(MatchPattern::Prefix("application/grpc".into())),
+                ..Default::default()
+            })),
+            ..Default::default()
+        });
+    }
     if let Some(method) = &m.method {
         headers.push(HeaderMatcher {
             name: ":method".into(),
@@ -123,8 +130,6 @@ fn route_match(m: &MatchIr) -> RouteMatch {
                 query_parameter_match_specifier: Some(QueryParameterMatchSpecifier::StringMatch(string_match(q))),
             })
             .collect(),
-        // GRPCRoute matches: requests with a gRPC content-type only.
-        grpc: m.grpc.as_ref().map(|_| route_match::GrpcRouteMatchOptions {}),
         ..Default::default()
     }
 }
