@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use legate::cli::translate::{status_documents, xds_documents};
-use legate::load::{self, Loaded};
+use legate::load::Loaded;
 use legate::output::Format;
 use legate_translator::{Options, translate};
 
@@ -53,7 +53,7 @@ fn render(l: &Loaded) -> String {
 fn output_does_not_depend_on_input_order() {
     let mut seed = 0x9e37_79b9_7f4a_7c15;
     for path in cases() {
-        let loaded = load::load_paths(std::slice::from_ref(&path)).unwrap();
+        let loaded = common::load_case(&path).unwrap();
         let expected = render(&loaded);
         for _ in 0..8 {
             assert_eq!(render(&shuffled(&loaded, &mut seed)), expected, "{} changed under shuffling", path.display());

@@ -24,7 +24,7 @@ fn cases() -> Vec<PathBuf> {
 }
 
 fn run(path: &Path) -> (load::Loaded, Output) {
-    let loaded = load::load_paths(&[path.to_owned()]).unwrap_or_else(|e| panic!("{e}"));
+    let loaded = common::load_case(path).unwrap_or_else(|e| panic!("{e}"));
     let out = translate(&loaded.resources, &Options::default());
     (loaded, out)
 }
