@@ -8,12 +8,15 @@
 //! Rules that read `oldSelf` are transition rules: the API server evaluates them only on
 //! update, never on create, and neither does Legate (it has no previous object).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, LazyLock};
 
+use cel::extractors::This;
 use cel::objects::{Key, Map};
 use cel::{Context, Env, Program, Value as Cel};
+use regex::Regex;
 use serde_json::Value;
 
 use crate::Violation;
@@ -41,17 +44,16 @@ pub(crate) fn check(s: &Schema, v: &Value, path: &str, out: &mut Vec<Violation>)
     if !s.validations.is_empty() {
         let mut ctx = Context::with_env(ENV.clone());
         ctx.add_function("isIP", |ip: Arc<String>| ip.parse::<IpAddr>().is_ok()).expect("isIP is not a stdlib name");
-        let this = to_cel(s, v);
+        ctx.add_function("matches", matches).expect("the crate's own matches is left out");
+        let mut scope = ctx.new_inner_scope();
+        scope.add_variable_from_value("self", to_cel(s, v));
         for rule in s.validations.iter().filter(|r| !is_transition_rule(r)) {
             let field = match &rule.field_path {
                 Some(f) => format!("{path}{f}"),
                 None => path.to_owned(),
             };
-            let outcome = program(rule).map_err(str::to_owned).and_then(|p| {
-                let mut scope = ctx.new_inner_scope();
-                scope.add_variable_from_value("self", this.clone());
-                p.execute(&scope).map_err(|e| e.to_string())
-            });
+            let outcome =
+                program(rule).map_err(str::to_owned).and_then(|p| p.execute(&scope).map_err(|e| e.to_string()));
             match outcome {
                 Ok(Cel::Bool(true)) => {}
                 Ok(Cel::Bool(false)) => {
@@ -91,6 +93,22 @@ pub(crate) fn check(s: &Schema, v: &Value, path: &str, out: &mut Vec<Violation>)
         }
         _ => {}
     }
+}
+
+/// `s.matches(re)`, RE2-like syntax, each pattern compiled once (the `cel` crate's own
+/// `matches` compiles it on every call).
+fn matches(This(s): This<Arc<String>>, re: Arc<String>) -> Result<bool, cel::ExecutionError> {
+    thread_local! {
+        static CACHE: RefCell<HashMap<String, Regex>> = RefCell::new(HashMap::new());
+    }
+    CACHE.with_borrow_mut(|cache| {
+        if !cache.contains_key(re.as_str()) {
+            let compiled =
+                Regex::new(&re).map_err(|e| cel::ExecutionError::function_error("matches", e.to_string()))?;
+            cache.insert(re.to_string(), compiled);
+        }
+        Ok(cache[re.as_str()].is_match(&s))
+    })
 }
 
 /// A JSON value as CEL sees it under its schema: an object's fields by their escaped names

@@ -18,6 +18,7 @@ use crate::structural::tests::problems;
         "spec.rules[0].matches[0].path: must not contain '//' when type one of ['Exact', 'PathPrefix']",
     ]
 )]
+#[case::matches("rules: [ { matches: [ { path: { value: \"/a b\" } } ] } ]", &["spec.rules[0].matches[0].path: must only contain valid characters (matching ^(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|[%][0-9a-fA-F]{2})+$) for types ['Exact', 'PathPrefix']"])]
 #[case::filter_macro(
     "rules: [ { filters: [ { type: RequestHeaderModifier } ] } ]",
     &["spec.rules[0].filters[0]: filter.requestHeaderModifier must be specified for RequestHeaderModifier filter.type"]
