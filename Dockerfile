@@ -12,6 +12,7 @@ COPY translator/Cargo.toml translator/
 COPY xds-server/Cargo.toml xds-server/
 COPY controller/Cargo.toml controller/
 COPY e2e/Cargo.toml e2e/
+COPY schema/Cargo.toml schema/
 # Stubs: an empty lib for each member, the binary's main, and every [[bench]] a manifest names.
 RUN set -eu; \
     for toml in */Cargo.toml; do \
@@ -26,7 +27,7 @@ RUN set -eu; \
     rm -rf ./*/src ./*/benches
 COPY . .
 # COPY keeps the sources' mtimes, which may be older than the stubs' build: make cargo see them.
-RUN find api descriptors translator xds-server controller e2e -name '*.rs' -exec touch {} + \
+RUN find api descriptors translator xds-server controller e2e schema -name '*.rs' -exec touch {} + \
     && cargo build --release --locked -p legate \
     && cp target/release/legate /legate
 

@@ -10,3 +10,4 @@ pub mod providers;
 pub mod runtime;
 pub mod standalone;
 pub mod status;
+pub mod yaml;

@@ -79,12 +79,21 @@ pub struct Loaded {
     pub skipped: Vec<String>,
     pub duplicates: Vec<LoadError>,
     first: HashMap<(Kind, ObjKey), (PathBuf, usize)>,
+    /// Objects are taken without the API server's checks ([`Loaded::unchecked`]).
+    unchecked: bool,
 }
 
 impl Loaded {
     /// A set of objects already known to be distinct, and the world they make.
     pub fn from_parts(resources: Resources, objects: Vec<RawObject>) -> Self {
         Loaded { resources, objects, ..Default::default() }
+    }
+
+    /// An empty set that takes objects as they are, without the API server's checks, as they
+    /// might come from a cluster whose CRDs are older or newer than Legate's: for tests of the
+    /// translator's own handling of what v1.5.1's CRDs refuse.
+    pub fn unchecked() -> Self {
+        Loaded { unchecked: true, ..Default::default() }
     }
 
     /// Puts an object in; a second definition of one kind and key is left out and noted in
@@ -175,7 +184,11 @@ pub fn documents(file: &Path, text: &str) -> Result<Vec<(usize, Value)>, LoadErr
 /// Reads every file under `paths` into one snapshot. Stops at the first document that does
 /// not parse.
 pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
-    let mut loaded = Loaded::default();
+    load_paths_into(Loaded::default(), paths)
+}
+
+/// [`load_paths`] into `loaded` (e.g. [`Loaded::unchecked`]).
+pub fn load_paths_into(mut loaded: Loaded, paths: &[PathBuf]) -> Result<Loaded, LoadError> {
     for root in paths {
         let files = files_under(root).map_err(|e| LoadError {
             file: root.clone(),
@@ -212,14 +225,47 @@ pub fn add_file(loaded: &mut Loaded, file: &Path, text: &str) -> Result<(), Load
     Ok(())
 }
 
-/// Decodes one object into `loaded` (a kind Legate does not use is noted in `skipped`). `file`
-/// and `doc` only name the object's origin in messages.
+/// Checks one object as the API server would ([`check`]), then decodes it into `loaded` (a
+/// kind Legate does not use is noted in `skipped`). `file` and `doc` only name the object's
+/// origin in messages. The file mode's way in; the Kubernetes provider decodes what the API
+/// server already validated.
 pub fn add_value(loaded: &mut Loaded, file: &Path, doc: usize, v: Value) -> Result<(), LoadError> {
+    if !loaded.unchecked {
+        check(file, doc, &v)?;
+    }
     match decode(file, doc, v)? {
         Decoded::Object(o) => loaded.push(o),
         Decoded::Skipped(note) => loaded.skipped.push(note),
     }
     Ok(())
+}
+
+/// The API server's verdict on one object of a kind Legate reads: the first problem as the
+/// error's field and message, the others appended (`; field F: why`).
+pub fn check(file: &Path, doc: usize, v: &Value) -> Result<(), LoadError> {
+    let api_version = v.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let kind_s = v.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let Some(kind) = Kind::of(api_version, kind_s) else {
+        return Ok(()); // decode reports a missing apiVersion/kind, and skips other kinds
+    };
+    let mut problems = validate::violations(kind, api_version, v).into_iter();
+    let Some(first) = problems.next() else {
+        return Ok(());
+    };
+    let mut message = first.message;
+    for p in problems {
+        message.push_str(&format!("; field {}: {}", p.field, p.message));
+    }
+    let name = v.pointer("/metadata/name").and_then(Value::as_str).filter(|n| !n.is_empty());
+    let object = match name {
+        None => kind_s.to_owned(),
+        Some(name) if !kind.namespaced() => format!("{kind_s} {name}"),
+        Some(name) => {
+            let ns = v.pointer("/metadata/namespace").and_then(Value::as_str).filter(|n| !n.is_empty());
+            format!("{kind_s} {}/{name}", ns.unwrap_or("default"))
+        }
+    };
+    Err(LoadError { file: file.to_owned(), document: doc, object: Some(object), field: Some(first.field), message })
 }
 
 /// What one document holds.
@@ -256,7 +302,16 @@ pub fn decode(file: &Path, doc: usize, mut v: Value) -> Result<Decoded, LoadErro
         )));
     };
     if name.is_empty() {
-        return Err(err(Some(kind_s), Some("metadata.name".into()), "is required".into()));
+        let message = match v.pointer("/metadata/name") {
+            Some(n @ (Value::Number(_) | Value::Bool(_))) => {
+                format!(
+                    "must be a string, not the {} {n} (quote it in YAML: \"{n}\")",
+                    if n.is_number() { "number" } else { "boolean" }
+                )
+            }
+            _ => "is required".into(),
+        };
+        return Err(err(Some(kind_s), Some("metadata.name".into()), message));
     }
     // What the API server would fill in: the namespace, and generation 1 on creation.
     let meta = v.get_mut("metadata").and_then(Value::as_object_mut).expect("metadata.name was read");
@@ -342,6 +397,8 @@ fn rule_index(path: &str) -> Option<usize> {
     }
     n.parse().ok()
 }
+
+pub mod validate;
 
 #[cfg(test)]
 mod tests;

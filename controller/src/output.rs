@@ -22,7 +22,7 @@ impl Format {
     /// One document.
     pub fn one(self, v: &Value) -> String {
         match self {
-            Format::Yaml => serde_norway::to_string(v).expect("JSON values serialize as YAML"),
+            Format::Yaml => crate::yaml::to_string(v),
             Format::Json => serde_json::to_string_pretty(v).expect("JSON values serialize") + "\n",
         }
     }

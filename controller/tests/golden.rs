@@ -24,7 +24,7 @@ fn cases() -> Vec<PathBuf> {
 }
 
 fn run(path: &Path) -> (load::Loaded, Output) {
-    let loaded = load::load_paths(&[path.to_owned()]).unwrap_or_else(|e| panic!("{e}"));
+    let loaded = common::load_case(path).unwrap_or_else(|e| panic!("{e}"));
     let out = translate(&loaded.resources, &Options::default());
     (loaded, out)
 }
@@ -90,4 +90,43 @@ fn bootstraps_validate_under_envoy() {
     }
     assert!(checked >= 10, "only {checked} bootstraps validated");
     eprintln!("{checked} bootstraps validated by {}", envoy.display());
+}
+
+/// Every golden case's YAML (statuses, IR, xDS, bootstraps) reads back as the same values in
+/// PyYAML, a YAML 1.1 reader like kubectl's and Envoy's, when it is installed.
+#[test]
+fn yaml_output_reads_back_the_same_in_a_yaml_1_1_reader() {
+    let have = Command::new("python3").args(["-c", "import yaml"]).output();
+    if !have.is_ok_and(|o| o.status.success()) {
+        eprintln!(
+            "SKIPPED: python3 with PyYAML is not installed; Legate's YAML was not read back by a YAML 1.1 reader"
+        );
+        return;
+    }
+    let mut docs: Vec<serde_json::Value> = vec![];
+    for path in cases() {
+        let (loaded, out) = run(&path);
+        docs.extend(status_documents(&loaded, &out, &Options::default().controller_name, NOW));
+        docs.extend(out.gateways.iter().map(|g| serde_json::to_value(&g.ir).unwrap()));
+        docs.extend(xds_documents(&out));
+        for g in &out.gateways {
+            let opts =
+                BootstrapOptions { node: g.gateway.to_string(), admin_address: "127.0.0.1".into(), admin_port: 0 };
+            docs.push(to_json(&static_bootstrap(&g.xds, &opts)));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("all.yaml");
+    std::fs::write(&file, Format::Yaml.many(&docs)).unwrap();
+    let o = Command::new("python3")
+        .args(["-c", "import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let back: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(back.len(), docs.len());
+    for (b, d) in back.iter().zip(&docs) {
+        assert_eq!(b, d, "PyYAML reads another value back");
+    }
 }

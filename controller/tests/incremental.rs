@@ -139,7 +139,7 @@ fn run(objects: &[RawObject], seed: u64, steps: usize, what: &str) {
 #[test]
 fn incremental_equals_full_on_every_golden_case() {
     for (n, path) in common::golden_cases().into_iter().enumerate() {
-        let loaded = load::load_paths(std::slice::from_ref(&path)).unwrap();
+        let loaded = common::load_case(&path).unwrap();
         for seed in 1..=4u64 {
             run(&loaded.objects, seed * 7919 + n as u64, 60, &path.display().to_string());
         }

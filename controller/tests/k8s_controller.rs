@@ -4,6 +4,7 @@
 //! writes and another replica takes over when its lease expires; a missing optional CRD and an
 //! object that does not decode do not stop the controller.
 
+mod common;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -32,7 +33,7 @@ fn expected(path: &Path) -> Vec<Value> {
 
 /// [`expected`] for the file's objects without those of `kinds`.
 fn expected_without(path: &Path, kinds: &[load::Kind]) -> Vec<Value> {
-    let mut loaded = load::load_paths(&[path.to_owned()]).unwrap();
+    let mut loaded = common::load_case(path).unwrap();
     loaded.objects.retain(|o| !kinds.contains(&o.kind));
     if kinds.contains(&load::Kind::Backend) {
         loaded.resources.backends.clear();
@@ -81,10 +82,7 @@ async fn converge(fake: &FakeApi, docs: &[Value], what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn golden_cases_end_in_the_statuses_legate_translate_prints() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-    cases.retain(|p| p.extension().is_some_and(|e| e == "yaml"));
-    cases.sort();
+    let cases = common::golden_cases();
     assert!(cases.len() >= 10);
     for case in cases {
         let fake = FakeApi::new();

@@ -3,7 +3,10 @@ use legate_api::kinds::Kind;
 use legate_translator::routes::{Route, RouteKey};
 
 fn load(text: &str) -> Result<Loaded, LoadError> {
-    let mut l = Loaded::default();
+    load_into(Loaded::default(), text)
+}
+
+fn load_into(mut l: Loaded, text: &str) -> Result<Loaded, LoadError> {
     add_file(&mut l, Path::new("in.yaml"), text)?;
     check_duplicates(&l)?;
     Ok(l)
@@ -73,9 +76,12 @@ fn duplicates_are_an_error_naming_both_places() {
 }
 
 #[test]
-fn a_rule_with_an_unknown_enum_value_is_set_aside_and_the_route_kept() {
+fn a_rule_with_an_unknown_enum_value_is_set_aside_and_the_route_kept_when_unchecked() {
+    // As from a cluster whose CRDs are newer than Legate's; file mode refuses the route.
     let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: { name: r, namespace: n }\nspec:\n  rules:\n    - matches: [ { path: { type: PathPrefix, value: /ok } } ]\n    - matches: [ { path: { type: FancyMatch, value: /new } } ]\n    - matches: [ { method: BREW } ]\n    - matches: [ { path: { value: /also-ok } } ]\n";
-    let l = load(text).unwrap();
+    let e = load(text).unwrap_err().to_string();
+    assert!(e.starts_with("in.yaml: document 1 (HTTPRoute n/r): field spec.rules[1].matches[0].path.type: unsupported value \"FancyMatch\""), "{e}");
+    let l = load_into(Loaded::unchecked(), text).unwrap();
     let Some(Route::Http(route)) = l.resources.routes.values().next() else { panic!("one HTTPRoute") };
     assert_eq!(route.spec.rules.as_ref().unwrap().len(), 2);
     let rejected = &l.resources.rejected_rules[&RouteKey::new(Kind::HttpRoute, ObjKey::new("n", "r"))];
@@ -90,4 +96,65 @@ fn json_files_may_hold_several_values() {
     let text = r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"a"}} {"apiVersion":"v1","kind":"Namespace","metadata":{"name":"b"}}"#;
     add_file(&mut l, Path::new("x.json"), text).unwrap();
     assert_eq!(l.resources.namespaces.len(), 2);
+}
+
+const ROUTE: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: { name: r, namespace: n }\nspec:\n  parentRefs: [ { name: g } ]\n  rules:\n    - backendRefs: [ { name: s, port: 80 } ]\n";
+
+/// What file mode refuses, as the API server would: file, document, object, field and why.
+#[rstest::rstest]
+#[case::a_string_for_a_port(
+    &ROUTE.replace("port: 80", "port: notanumber"),
+    "in.yaml: document 1 (HTTPRoute n/r): field spec.rules[0].backendRefs[0].port: must be an integer, not the string \"notanumber\""
+)]
+#[case::a_name_that_is_a_number(
+    "apiVersion: v1\nkind: Namespace\nmetadata: { name: 123 }\n",
+    "in.yaml: document 1 (Namespace): field metadata.name: must be a string, not the number 123 (quote it in YAML: \"123\")"
+)]
+#[case::a_name_that_is_not_a_subdomain(
+    &ROUTE.replace("name: r,", "name: R_1,"),
+    "in.yaml: document 1 (HTTPRoute n/R_1): field metadata.name: \"R_1\" is not valid: it must be a lowercase RFC 1123 subdomain: lower case alphanumeric characters, '-' or '.', starting and ending with an alphanumeric character (e.g. 'example.com')"
+)]
+#[case::a_service_name_starting_with_a_digit(
+    "apiVersion: v1\nkind: Service\nmetadata: { name: 1s }\n",
+    "in.yaml: document 1 (Service default/1s): field metadata.name: \"1s\" is not valid: it must be an RFC 1035 label: lower case alphanumeric characters or '-', starting with a letter and ending with an alphanumeric character (e.g. 'my-name' or 'abc-123')"
+)]
+#[case::a_bad_namespace(
+    &ROUTE.replace("namespace: n", "namespace: N"),
+    "in.yaml: document 1 (HTTPRoute N/r): field metadata.namespace: \"N\" is not valid: it must be a lowercase RFC 1123 label: lower case alphanumeric characters or '-', starting and ending with an alphanumeric character (e.g. 'my-name' or '123-abc')"
+)]
+#[case::a_misspelt_field(
+    &ROUTE.replace("parentRefs", "parentRef"),
+    "in.yaml: document 1 (HTTPRoute n/r): field spec.parentRef: unknown field"
+)]
+#[case::a_cel_rule(
+    &ROUTE.replace("- backendRefs: [ { name: s, port: 80 } ]", "- matches: [ { path: { value: /a//b } } ]"),
+    "in.yaml: document 1 (HTTPRoute n/r): field spec.rules[0].matches[0].path: must not contain '//' when type one of ['Exact', 'PathPrefix']"
+)]
+#[case::every_problem_of_the_object(
+    &ROUTE.replace("port: 80", "port: 0, weight: -1"),
+    "in.yaml: document 1 (HTTPRoute n/r): field spec.rules[0].backendRefs[0].port: must be greater than or equal to 1 (it is 0); field spec.rules[0].backendRefs[0].weight: must be greater than or equal to 0 (it is -1)"
+)]
+#[case::legate_s_own_crds(
+    "apiVersion: gateway.legate.dev/v1alpha1\nkind: Backend\nmetadata: { name: b }\nspec: { endpoints: [ { address: 127.0.0.1, port: http } ] }\n",
+    "in.yaml: document 1 (Backend default/b): field spec.endpoints[0].port: must be an integer, not the string \"http\""
+)]
+#[case::a_bad_label(
+    "apiVersion: v1\nkind: Secret\nmetadata: { name: s, labels: { app: -x } }\n",
+    "in.yaml: document 1 (Secret default/s): field metadata.labels[app]: invalid value \"-x\": a label value must be empty or at most 63 alphanumeric characters, '-', '_' or '.', starting and ending with an alphanumeric character"
+)]
+#[case::the_document_index(
+    &format!("{CLASS}---\n{}", ROUTE.replace("port: 80", "port: 70000")),
+    "in.yaml: document 2 (HTTPRoute n/r): field spec.rules[0].backendRefs[0].port: must be less than or equal to 65535 (it is 70000)"
+)]
+fn file_mode_refuses_what_the_api_server_refuses(#[case] text: &str, #[case] error: &str) {
+    assert_eq!(load(text).unwrap_err().to_string(), error);
+}
+
+#[test]
+fn objects_the_api_server_accepts_are_read() {
+    let text = format!(
+        "{CLASS}---\n{ROUTE}---\napiVersion: v1\nkind: Secret\nmetadata: {{ name: s.example, namespace: n, labels: {{ a.b/c: '' }} }}\ntype: kubernetes.io/tls\ndata: {{}}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{ name: s-1, namespace: n, labels: {{ kubernetes.io/service-name: s }} }}\naddressType: IPv4\nendpoints: []\n"
+    );
+    let l = load(&text).unwrap();
+    assert_eq!(l.objects.len(), 4);
 }

@@ -18,7 +18,7 @@ pub fn file_name(crd: &CustomResourceDefinition) -> String {
 
 /// One CRD as a YAML document (without `---`).
 pub fn to_yaml(crd: &CustomResourceDefinition) -> String {
-    serde_norway::to_string(crd).expect("a CRD serializes as YAML")
+    crate::yaml::to_string(crd)
 }
 
 /// Every CRD as one YAML stream, sorted by name: what `legate crds` prints.

@@ -91,7 +91,7 @@ fn to_value(object: &impl Serialize) -> Value {
 }
 
 fn yaml(value: &Value) -> String {
-    serde_norway::to_string(value).expect("JSON values serialize as YAML")
+    crate::yaml::to_string(value)
 }
 
 /// Documents as one YAML stream (`---` before each).

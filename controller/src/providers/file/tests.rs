@@ -93,3 +93,24 @@ fn a_reload_touches_only_the_objects_that_changed_and_promotes_a_duplicate() {
     assert_eq!(snap.resources.gateways[&ObjKey::new("n", "g")].spec.listeners[0].port, 99);
     assert!(dups.is_empty(), "{dups:?}");
 }
+
+#[test]
+fn an_object_the_api_server_would_refuse_keeps_the_file_s_last_good_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("gw.yaml");
+    std::fs::write(&f, GW).unwrap();
+    let mut p = FileProvider::new(dir.path());
+    assert!(p.reload().changed);
+
+    std::fs::write(&f, GW.replace("port: 80", "port: notanumber")).unwrap();
+    let r = p.reload();
+    assert!(!r.changed);
+    assert_eq!(
+        r.errors,
+        [format!(
+            "{}: document 1 (Gateway n/g): field spec.listeners[0].port: must be an integer, not the string \"notanumber\"",
+            f.display()
+        )]
+    );
+    assert_eq!(p.snapshot().0.resources.gateways.values().next().unwrap().spec.listeners[0].port, 80);
+}
