@@ -25,6 +25,8 @@ fn the_unchecked_golden_cases_hold_objects_file_mode_refuses() {
         refused,
         [
             "gateway-static-addresses.yaml: document 3 (Gateway infra/unusable-address): field spec.addresses[0].value: must be an IPv4 address or an IPv6 address, not \"not-an-ip\"",
+            "grpcroute-matching-and-precedence.yaml: document 8 (GRPCRoute infra/partly-bad): field spec.rules[1].matches[0].method: service must only contain valid characters (matching ^(?i)\\.?[a-z_][a-z_0-9]*(\\.[a-z_][a-z_0-9]*)*$)",
+            "grpcroute-matching-and-precedence.yaml: document 9 (GRPCRoute infra/all-bad): field spec.rules[0].matches[0].method: method must only contain valid characters (matching ^[A-Za-z_][A-Za-z_0-9]*$)",
             "httproute-redirect-status-host-path.yaml: document 6 (HTTPRoute infra/invalid-redirects): field spec.rules[0]: RequestRedirect filter must not be used together with backendRefs; field spec.rules[1]: When using RequestRedirect filter with path.replacePrefixMatch, exactly one PathPrefix match must be specified",
             "httproute-unsupported-filters.yaml: document 7 (HTTPRoute infra/incompatible-filters): field spec.rules[0].filters: May specify either httpRouteFilterRequestRedirect or httpRouteFilterRequestRewrite, but not both",
             "httproute-unsupported-filters.yaml: document 9 (HTTPRoute infra/unknown-filter-type): field spec.rules[0].filters[0].type: unsupported value \"FutureFilter\": must be one of \"RequestHeaderModifier\", \"ResponseHeaderModifier\", \"RequestMirror\", \"RequestRedirect\", \"URLRewrite\", \"ExtensionRef\", \"CORS\", \"ExternalAuth\"",
