@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
-use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 use envoy_types::pb::google::protobuf::Any;
 
@@ -98,6 +98,44 @@ impl Snapshot {
         }
         for s in secrets {
             all.push(Resource::from_message_reusing(&s, before(ResourceType::Secret, &s.name))?);
+        }
+        let snap = Self::from_resource_list(all)?;
+        if let Some(p) = prev {
+            snap.inherit_vhds(p);
+        }
+        Ok(snap)
+    }
+
+    /// Like [`Snapshot::from_resources_after`], from shared messages: a cluster or load
+    /// assignment that `prev` was built from as the very same `Arc` is reused without being
+    /// encoded, and each route configuration is given as its own fields (whose virtual hosts are
+    /// ignored) plus its virtual hosts, shared (see [`Resource::route_configuration`]). So the
+    /// cost of a snapshot grows with what changed (by pointer), plus a pointer comparison per
+    /// resource and virtual host. Equal to [`Snapshot::from_resources`] of the same messages.
+    pub fn from_shared<'a>(
+        prev: Option<&Snapshot>,
+        clusters: impl IntoIterator<Item = &'a Arc<Cluster>>,
+        endpoints: impl IntoIterator<Item = &'a Arc<ClusterLoadAssignment>>,
+        listeners: impl IntoIterator<Item = &'a Listener>,
+        routes: impl IntoIterator<Item = (&'a RouteConfiguration, &'a [Arc<VirtualHost>])>,
+        secrets: impl IntoIterator<Item = &'a Secret>,
+    ) -> Result<Self, Error> {
+        let before = |ty: ResourceType, name: &str| prev.and_then(|p| p.get(ty, name));
+        let mut all = Vec::new();
+        for c in clusters {
+            all.push(Resource::from_shared(c, before(ResourceType::Cluster, &c.name))?);
+        }
+        for e in endpoints {
+            all.push(Resource::from_shared(e, before(ResourceType::Endpoint, &e.cluster_name))?);
+        }
+        for l in listeners {
+            all.push(Resource::from_message_reusing(l, before(ResourceType::Listener, &l.name))?);
+        }
+        for (rc, vhosts) in routes {
+            all.push(Resource::route_configuration(rc, vhosts, before(ResourceType::Route, &rc.name))?);
+        }
+        for s in secrets {
+            all.push(Resource::from_message_reusing(s, before(ResourceType::Secret, &s.name))?);
         }
         let snap = Self::from_resource_list(all)?;
         if let Some(p) = prev {
