@@ -99,7 +99,7 @@ impl Snapshot {
         for s in secrets {
             all.push(Resource::from_message_reusing(&s, before(ResourceType::Secret, &s.name))?);
         }
-        let snap = Self::from_resource_list(all)?;
+        let snap = Self::from_resource_list_after(all, prev)?;
         if let Some(p) = prev {
             snap.inherit_vhds(p);
         }
@@ -137,7 +137,7 @@ impl Snapshot {
         for s in secrets {
             all.push(Resource::from_message_reusing(s, before(ResourceType::Secret, &s.name))?);
         }
-        let snap = Self::from_resource_list(all)?;
+        let snap = Self::from_resource_list_after(all, prev)?;
         if let Some(p) = prev {
             snap.inherit_vhds(p);
         }
@@ -146,6 +146,15 @@ impl Snapshot {
 
     /// A snapshot from already wrapped resources.
     pub fn from_resource_list(resources: impl IntoIterator<Item = Resource>) -> Result<Self, Error> {
+        Self::from_resource_list_after(resources, None)
+    }
+
+    /// [`Snapshot::from_resource_list`], taking the version of each type whose resources have
+    /// the same names and hashes as in `prev` from `prev` instead of hashing them again.
+    fn from_resource_list_after(
+        resources: impl IntoIterator<Item = Resource>,
+        prev: Option<&Snapshot>,
+    ) -> Result<Self, Error> {
         let mut by_type: [BTreeMap<String, Resource>; 6] = Default::default();
         for r in resources {
             let ty = r.resource_type();
@@ -153,12 +162,19 @@ impl Snapshot {
                 return Err(Error::DuplicateName { type_url: ty.type_url().to_owned(), name: prev.name().to_owned() });
             }
         }
-        let type_versions = ResourceType::ALL.map(|t| version_of(by_type[t.index()].values()));
-        let version = version_of(by_type.iter().flat_map(|m| m.values()));
+        let type_versions = ResourceType::ALL.map(|t| {
+            let now = &by_type[t.index()];
+            match prev.filter(|p| same_hashes(now, p.resources(t))) {
+                Some(p) => p.type_version(t).to_owned(),
+                None => version_of(now.values()),
+            }
+        });
+        let version = compose(&type_versions);
         Ok(Snapshot { by_type, type_versions, version, vhds: OnceLock::new(), prev_vhds: Mutex::new(None) })
     }
 
-    /// The snapshot version: hex sha256 over every resource's (type, name, content hash).
+    /// The snapshot version: hex sha256 over the versions of the six types (each a hex sha256
+    /// over the type's resources' (type, name, content hash)).
     pub fn version(&self) -> &str {
         &self.version
     }
@@ -231,6 +247,21 @@ impl Snapshot {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Whether two sets of resources have the same names and content hashes.
+fn same_hashes(a: &BTreeMap<String, Resource>, b: &BTreeMap<String, Resource>) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|((na, ra), (nb, rb))| na == nb && ra.hash() == rb.hash())
+}
+
+/// The snapshot version from the type versions.
+fn compose(type_versions: &[String; 6]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for v in type_versions {
+        h.update(v.as_bytes());
+    }
+    hex::encode(h.finalize())
 }
 
 #[cfg(test)]
