@@ -113,3 +113,6 @@ fn objects_text(statuses: &Statuses) -> String {
     }
     o
 }
+
+#[cfg(test)]
+mod tests;
