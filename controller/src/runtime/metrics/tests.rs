@@ -22,12 +22,18 @@ fn objects_are_counted_by_kind_and_condition_once_per_translation() {
     let m = Metrics::default();
     let one = live(CLASS);
     let text = m.render(&one);
-    assert!(text.contains("legate_objects{kind=\"GatewayClass\",condition=\"Accepted\",status=\"True\"} 1\n"), "{text}");
+    assert!(
+        text.contains("legate_objects{kind=\"GatewayClass\",condition=\"Accepted\",status=\"True\"} 1\n"),
+        "{text}"
+    );
     assert!(!text.contains("kind=\"HTTPRoute\""), "{text}");
     assert_eq!(m.render(&one), text, "the same translation, the same text");
     // Another translation is counted again.
     let two = live(&format!("{CLASS}{GATEWAY_AND_ROUTE}"));
     let text = m.render(&two);
-    assert!(text.contains("legate_objects{kind=\"GatewayClass\",condition=\"Accepted\",status=\"True\"} 1\n"), "{text}");
+    assert!(
+        text.contains("legate_objects{kind=\"GatewayClass\",condition=\"Accepted\",status=\"True\"} 1\n"),
+        "{text}"
+    );
     assert!(text.contains("legate_objects{kind=\"HTTPRoute\",condition=\"Accepted\",status=\"True\"} 1\n"), "{text}");
 }
