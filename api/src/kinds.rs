@@ -11,6 +11,7 @@ pub enum Kind {
     GatewayClass,
     Gateway,
     HttpRoute,
+    GrpcRoute,
     ReferenceGrant,
     Backend,
     ProxyConfig,
@@ -74,6 +75,7 @@ pub const KINDS: &[KindInfo] = &[
     row(Kind::GatewayClass, GATEWAY_GROUP, "v1", "GatewayClass", "gatewayclasses", false, StatusRole::Written, false),
     row(Kind::Gateway, GATEWAY_GROUP, "v1", "Gateway", "gateways", true, StatusRole::Written, false),
     row(Kind::HttpRoute, GATEWAY_GROUP, "v1", "HTTPRoute", "httproutes", true, StatusRole::Written, false),
+    row(Kind::GrpcRoute, GATEWAY_GROUP, "v1", "GRPCRoute", "grpcroutes", true, StatusRole::Written, true),
     row(
         Kind::ReferenceGrant,
         GATEWAY_GROUP,
@@ -130,6 +132,11 @@ impl Kind {
 
     pub fn namespaced(self) -> bool {
         self.info().namespaced
+    }
+
+    /// Whether this is a route kind (attached to Gateways through parentRefs).
+    pub fn is_route(self) -> bool {
+        matches!(self, Kind::HttpRoute | Kind::GrpcRoute)
     }
 
     /// Whether Legate writes this kind's status.

@@ -23,6 +23,7 @@ pub mod gateway {
     pub use gateway_api::apis::standard;
     pub use gateway_api::apis::standard::gatewayclasses::{GatewayClass, GatewayClassSpec};
     pub use gateway_api::apis::standard::gateways::{Gateway, GatewaySpec};
+    pub use gateway_api::apis::standard::grpcroutes::{GrpcRoute, GrpcRouteSpec};
     pub use gateway_api::apis::standard::httproutes::{HttpRoute, HttpRouteSpec};
     pub use gateway_api::apis::standard::referencegrants::{ReferenceGrant, ReferenceGrantSpec};
 }

@@ -8,6 +8,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use legate_api::gateway::{GrpcRoute, HttpRoute};
 use legate_translator::resources::{Object, RejectedRule};
 use legate_translator::{ObjKey, Resources};
 use serde::de::DeserializeOwned;
@@ -273,8 +274,12 @@ pub fn decode(file: &Path, doc: usize, mut v: Value) -> Result<Decoded, LoadErro
         Kind::GatewayClass => Object::GatewayClass(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::Gateway => Object::Gateway(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::HttpRoute => {
-            let (route, rejected) = http_route(&v).map_err(typed_err)?;
-            Object::HttpRoute(Arc::new(route), rejected.into())
+            let (route, rejected) = route_dropping_rules::<HttpRoute>(&v).map_err(typed_err)?;
+            Object::Route(route.into(), rejected.into())
+        }
+        Kind::GrpcRoute => {
+            let (route, rejected) = route_dropping_rules::<GrpcRoute>(&v).map_err(typed_err)?;
+            Object::Route(route.into(), rejected.into())
         }
         Kind::ReferenceGrant => Object::ReferenceGrant(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::Backend => Object::Backend(Arc::new(typed(&v).map_err(typed_err)?)),
@@ -291,11 +296,12 @@ fn typed<T: DeserializeOwned>(v: &Value) -> Result<T, serde_path_to_error::Error
     serde_path_to_error::deserialize(v)
 }
 
-/// Decodes an HTTPRoute. A rule that fails to decode (a value from a newer Gateway API, say)
-/// is removed and reported, so the rest of the route still works; anything else is an error.
-fn http_route(
+/// Decodes a route of any kind. A rule that fails to decode (a value from a newer Gateway API,
+/// say) is removed and reported, so the rest of the route still works; anything else is an
+/// error.
+fn route_dropping_rules<R: DeserializeOwned>(
     v: &Value,
-) -> Result<(legate_api::gateway::HttpRoute, Vec<RejectedRule>), serde_path_to_error::Error<serde_json::Error>> {
+) -> Result<(R, Vec<RejectedRule>), serde_path_to_error::Error<serde_json::Error>> {
     if let Ok(route) = typed(v) {
         return Ok((route, vec![])); // the common case, without copying the value
     }

@@ -189,7 +189,7 @@ fn rbac_grants_what_the_controller_does_and_no_wildcards() {
 fn samples_load() {
     let loaded = legate::load::load_paths(&[repo_root().join("config/samples")]).expect("the samples load");
     assert_eq!(loaded.resources.gateways.len(), 1);
-    assert_eq!(loaded.resources.http_routes.len(), 1);
+    assert_eq!(loaded.resources.routes.len(), 1);
     assert_eq!(loaded.resources.backends.len(), 1);
 }
 

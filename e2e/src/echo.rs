@@ -18,6 +18,8 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -37,6 +39,8 @@ pub struct Echo {
 pub struct EchoServer {
     pub addr: SocketAddr,
     pub name: String,
+    /// Requests answered so far (mirrored copies included: their answers go nowhere).
+    pub hits: Arc<AtomicU64>,
     task: JoinHandle<()>,
 }
 
@@ -51,18 +55,28 @@ impl EchoServer {
     pub async fn start(addr: &str, name: &str) -> std::io::Result<EchoServer> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let task = tokio::spawn(serve(listener, name.to_owned()));
-        Ok(EchoServer { addr, name: name.to_owned(), task })
+        let hits = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(serve_counting(listener, name.to_owned(), hits.clone()));
+        Ok(EchoServer { addr, name: name.to_owned(), hits, task })
     }
 }
 
 /// Serves until the task is dropped.
 pub async fn serve(listener: TcpListener, name: String) {
+    serve_counting(listener, name, Arc::default()).await
+}
+
+/// [`serve`], counting requests in `hits`.
+pub async fn serve_counting(listener: TcpListener, name: String, hits: Arc<AtomicU64>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
         let name = name.clone();
+        let hits = hits.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| answer(req, name.clone()));
+            let svc = hyper::service::service_fn(move |req| {
+                hits.fetch_add(1, Ordering::Relaxed);
+                answer(req, name.clone())
+            });
             let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
         });
     }

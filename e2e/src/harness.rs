@@ -67,11 +67,23 @@ impl Default for Http {
 impl Http {
     /// Sends `method url` with the given Host and extra headers.
     pub async fn send(&self, method: &str, url: &str, host: &str, headers: &[(&str, &str)]) -> anyhow::Result<Reply> {
+        self.send_body(method, url, host, headers, Bytes::new()).await
+    }
+
+    /// [`Http::send`] with a request body.
+    pub async fn send_body(
+        &self,
+        method: &str,
+        url: &str,
+        host: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> anyhow::Result<Reply> {
         let mut b = hyper::Request::builder().method(method).uri(url).header("host", host);
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
-        let req = b.body(Full::new(Bytes::new()))?;
+        let req = b.body(Full::new(body))?;
         let resp = tokio::time::timeout(Duration::from_secs(10), self.client.request(req)).await??;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();

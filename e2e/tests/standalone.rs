@@ -500,3 +500,62 @@ async fn h2c_backends_get_http2_and_request_timeouts_answer_504() {
     assert!(started.elapsed() < Duration::from_millis(1500), "the 300ms timeout applied: {:?}", started.elapsed());
     assert_eq!(get("/unbounded?delay_ms=1200").await.status, 200, "0s disables the timeout");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirrors_get_copies_and_backend_filters_edit_only_their_backends_requests() {
+    let _serial = SERIAL.lock().await;
+    let port = free_port();
+    let e = echoes(&["primary", "all", "quarter", "left", "right"]).await;
+    let rules = format!(
+        "    - matches: [ {{ path: {{ value: /mirrored }} }} ]
+      filters:
+        - {{ type: RequestMirror, requestMirror: {{ backendRef: {{ group: gateway.legate.dev, kind: Backend, name: all }} }} }}
+        - {{ type: RequestMirror, requestMirror: {{ backendRef: {{ group: gateway.legate.dev, kind: Backend, name: quarter }}, percent: 25 }} }}
+      backendRefs: [ {} ]
+    - matches: [ {{ path: {{ value: /split }} }} ]
+      filters: [ {{ type: RequestHeaderModifier, requestHeaderModifier: {{ set: [ {{ name: x-which, value: rule }} ] }} }} ]
+      backendRefs:
+        - group: gateway.legate.dev
+          kind: Backend
+          name: left
+          filters: [ {{ type: RequestHeaderModifier, requestHeaderModifier: {{ set: [ {{ name: x-which, value: left }} ] }} }} ]
+        - {}
+",
+        to_backend("primary", 1),
+        to_backend("right", 1)
+    );
+    let legate = Legate::start(&[
+        ("gw.yaml", gateway(port)),
+        ("b.yaml", backends("apps", &e)),
+        ("r.yaml", route("apps", "r", &[], &rules)),
+    ])
+    .await;
+    let n = 400u64;
+    for _ in 0..n {
+        let r = legate.http.get(&format!("http://127.0.0.1:{port}/mirrored"), "x").await.unwrap();
+        assert_eq!((r.status, r.backend()), (200, "primary".to_owned()), "the primary answers");
+    }
+    let hits = |i: usize| e[i].hits.load(std::sync::atomic::Ordering::Relaxed);
+    // Mirrored copies are sent asynchronously: give the last ones a moment to land.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while hits(1) < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(hits(0), n);
+    assert_eq!(hits(1), n, "the unconditional mirror sees every request");
+    let quarter = hits(2) as f64 / n as f64;
+    assert!((quarter - 0.25).abs() <= 0.08, "25% mirror got {quarter:.3} (tolerance ±0.08 over {n} requests)");
+
+    let mut seen = std::collections::BTreeMap::<(String, String), u32>::new();
+    for _ in 0..200 {
+        let r = legate.http.get(&format!("http://127.0.0.1:{port}/split"), "x").await.unwrap();
+        let echo = r.echo().unwrap();
+        *seen.entry((echo.backend.clone(), echo.headers["x-which"].clone())).or_default() += 1;
+    }
+    let keys: Vec<_> = seen.keys().cloned().collect();
+    assert_eq!(
+        keys,
+        [("left".to_owned(), "left".to_owned()), ("right".to_owned(), "rule".to_owned())],
+        "the backendRef's header edit wins over the rule's, and only on its own backend: {seen:?}"
+    );
+}

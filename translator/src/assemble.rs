@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use legate_api::k8s::EndpointSlice;
+use legate_api::kinds::Kind;
 
 use crate::gateway::{GatewayState, ListenerState, Protocol};
 use crate::hostname::{self, covers};
@@ -15,7 +16,7 @@ use crate::ir::*;
 use crate::precedence::{self, Candidate};
 use crate::resources::{ObjKey, Resources};
 use crate::routes::backends;
-use crate::routes::http::{RedirectSpec, RouteRules, RuleAction};
+use crate::routes::{RedirectSpec, RouteKey, RouteRules, RuleAction};
 use crate::status::Address;
 use crate::translate::Attachment;
 use crate::xds::cache::Epoched;
@@ -26,7 +27,7 @@ pub const INVALID_BACKEND_CLUSTER: &str = "legate/invalid-backend";
 
 /// One route's part in a virtual host: the route, its rules, and the route hostname that
 /// covers the virtual host's domain.
-type Contribution = (ObjKey, Arc<RouteRules>, String);
+type Contribution = (RouteKey, Arc<RouteRules>, String);
 
 struct VirtualHostMemo {
     listener: (String, i32),
@@ -127,8 +128,9 @@ pub fn gateway_ir(
     let mut clusters: Vec<Arc<ClusterIr>> = vec![];
     let mut used: BTreeSet<&str> = BTreeSet::new();
     for r in listeners.iter().flat_map(|l| &l.virtual_hosts).flat_map(|v| &v.routes) {
-        if let ActionIr::Forward { backends, .. } = &r.action {
+        if let ActionIr::Forward { backends, mirrors, .. } = &r.action {
             used.extend(backends.iter().filter_map(|b| b.cluster.as_deref()));
+            used.extend(mirrors.iter().map(|m| m.cluster.as_str()));
         }
     }
     // First occurrence of each name wins; a set instead of a search of `clusters`, which made
@@ -245,7 +247,7 @@ fn virtual_host(
 }
 
 fn routes_for(l: &ListenerState<'_>, contributions: &[(&Attachment<'_>, &str)]) -> Vec<RouteIr> {
-    let mut cands: Vec<(Candidate<'_>, &RuleAction)> = vec![];
+    let mut cands: Vec<(Candidate<'_>, (&RouteKey, &RuleAction))> = vec![];
     for (a, h) in contributions {
         for rule in &a.rules.rules {
             for (j, m) in rule.matches.iter().enumerate() {
@@ -253,12 +255,12 @@ fn routes_for(l: &ListenerState<'_>, contributions: &[(&Attachment<'_>, &str)]) 
                     Candidate {
                         hostname: h,
                         match_: m,
-                        created: a.route.metadata.creation_timestamp.as_ref(),
-                        route: a.key,
+                        created: a.created,
+                        route: &a.key.key,
                         rule: rule.index,
                         match_index: j,
                     },
-                    &rule.action,
+                    (a.key, &rule.action),
                 ));
             }
         }
@@ -266,33 +268,32 @@ fn routes_for(l: &ListenerState<'_>, contributions: &[(&Attachment<'_>, &str)]) 
     cands.sort_by(|a, b| precedence::compare(&a.0, &b.0));
     cands
         .into_iter()
-        .map(|(c, action)| RouteIr {
-            name: format!("httproute/{}/{}/rule/{}/match/{}", c.route.namespace, c.route.name, c.rule, c.match_index),
+        .map(|(c, (key, action))| RouteIr {
+            name: format!("{}/rule/{}/match/{}", key.route_name(), c.rule, c.match_index),
             match_: c.match_.clone(),
-            action: action_ir(action, l),
+            action: action_ir(action, l, key.kind),
         })
         .collect()
 }
 
-fn action_ir(a: &RuleAction, l: &ListenerState<'_>) -> ActionIr {
+/// A rule's action on listener `l`. A rule that can reach no backend answers 500, or 503 for
+/// gRPC (which gRPC clients see as `UNAVAILABLE`, as the GRPCRoute spec asks).
+fn action_ir(a: &RuleAction, l: &ListenerState<'_>, kind: Kind) -> ActionIr {
+    let failed = if kind == Kind::GrpcRoute { 503 } else { 500 };
     match a {
         RuleAction::Respond(status, body) => ActionIr::Respond { status: *status, body: body.clone() },
         RuleAction::Redirect(r) => ActionIr::Redirect(redirect(r, l)),
-        RuleAction::Forward { backends, filters, timeout } => {
-            let live: Vec<WeightedBackend> = backends
-                .iter()
-                .filter(|(_, w)| *w > 0)
-                .map(|(c, w)| WeightedBackend { cluster: c.clone(), weight: *w })
-                .collect();
+        RuleAction::Forward { backends, filters, timeout, mirrors } => {
+            let live: Vec<WeightedBackend> = backends.iter().filter(|b| b.weight > 0).cloned().collect();
             if backends.is_empty() {
-                return ActionIr::Respond { status: 500, body: "the rule has no backendRefs".into() };
+                return ActionIr::Respond { status: failed, body: "the rule has no backendRefs".into() };
             }
             if live.is_empty() {
-                return ActionIr::Respond { status: 500, body: "no backend with a weight above 0".into() };
+                return ActionIr::Respond { status: failed, body: "no backend with a weight above 0".into() };
             }
             if live.iter().all(|b| b.cluster.is_none()) {
                 return ActionIr::Respond {
-                    status: 500,
+                    status: failed,
                     body: "no valid backend; see the route's ResolvedRefs condition".into(),
                 };
             }
@@ -300,6 +301,7 @@ fn action_ir(a: &RuleAction, l: &ListenerState<'_>) -> ActionIr {
                 backends: live,
                 filters: filters.clone(),
                 timeout_ms: timeout.map(|t| t.map(|d| d.as_millis() as u64).unwrap_or(0)),
+                mirrors: mirrors.clone(),
             }
         }
     }

@@ -69,3 +69,34 @@ pub fn find<'a>(conds: &'a [Condition], type_: &str) -> Option<&'a Condition> {
 pub fn is_true(conds: &[Condition], type_: &str) -> bool {
     find(conds, type_).is_some_and(Condition::is_true)
 }
+
+/// What is wrong with (part of) an object: the reason of the condition it sets and a message
+/// that names the field and tells the operator what to do. One type for every object and
+/// condition, so a route, a listener and a backendRef report problems the same way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Problem { reason, message: message.into() }
+    }
+
+    /// A value Legate does not support (`UnsupportedValue`).
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Problem::new(legate_api::conditions::reasons::UNSUPPORTED_VALUE, message)
+    }
+
+    /// The same problem, its message prefixed with where it is (`spec.rules[2]`, `filters[0]`).
+    pub fn at(mut self, place: impl std::fmt::Display) -> Self {
+        self.message = format!("{place}: {}", self.message);
+        self
+    }
+
+    /// The condition of `type_` this problem sets, with `status`.
+    pub fn condition(&self, type_: &str, status: impl Into<Status>, generation: i64) -> Condition {
+        Condition::new(type_, status, self.reason, self.message.clone(), generation)
+    }
+}

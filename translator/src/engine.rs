@@ -11,14 +11,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use legate_api::conditions::{reasons, types};
-use legate_api::gateway::{Gateway, HttpRoute};
+use legate_api::gateway::Gateway;
 use legate_api::k8s::Namespace;
 use tracing::debug_span;
 
 use crate::conditions::Condition;
 use crate::gateway::{GatewayState, class, listeners};
 use crate::resources::{Dep, ObjKey, Reads, RejectedRule, Resources};
-use crate::routes::{backends, http};
+use crate::routes::{Route, RouteKey, RouteRules, backends, conflicts};
 use crate::status::{BackendStatus, Statuses};
 use crate::translate::{Attachment, Options, Output, RouteOutcome, attach_route, finish_gateway, gateway_parents};
 use crate::{assemble, xds};
@@ -33,12 +33,12 @@ struct GatewaySig {
 }
 
 struct RouteMemo {
-    route: Arc<HttpRoute>,
+    route: Route,
     /// The Gateways its parentRefs name (a function of the route alone).
     parents: Vec<ObjKey>,
     rejected: Option<Arc<[RejectedRule]>>,
     deps: Vec<Dep>,
-    rules: Arc<http::RouteRules>,
+    rules: Arc<RouteRules>,
     attached: Option<AttachMemo>,
     seen: u64,
 }
@@ -53,7 +53,7 @@ struct AttachMemo {
 pub struct Engine {
     opts: Options,
     epoch: u64,
-    routes: HashMap<ObjKey, RouteMemo>,
+    routes: HashMap<RouteKey, RouteMemo>,
     sigs: HashMap<ObjKey, Arc<GatewaySig>>,
     assemble: assemble::Cache,
     xds: xds::cache::Generator,
@@ -80,8 +80,7 @@ impl Engine {
 
     /// Translates `res`, reusing what earlier translations computed from the same objects.
     pub fn translate(&mut self, res: &Resources) -> Output {
-        let _span =
-            debug_span!("translate", gateways = res.gateways.len(), http_routes = res.http_routes.len()).entered();
+        let _span = debug_span!("translate", gateways = res.gateways.len(), routes = res.routes.len()).entered();
         self.epoch += 1;
         let epoch = self.epoch;
         let opts = &self.opts;
@@ -137,14 +136,14 @@ impl Engine {
             statuses.backends.insert(key.clone(), BackendStatus { conditions: vec![cond] });
         }
 
-        // HTTPRoutes: rules, then attachment, each reused while its inputs are the same.
+        // Routes of every kind: rules, then attachment, each reused while its inputs are the same.
         let mut rebuilt = (0, 0);
         let mut namespaces: HashMap<&str, Option<Arc<Namespace>>> = HashMap::new();
-        for (key, route) in &res.http_routes {
+        for (key, route) in &res.routes {
             let rejected = res.rejected_rules.get(key);
             let memo = match self.routes.get_mut(key) {
                 Some(m)
-                    if Arc::ptr_eq(&m.route, route)
+                    if m.route.same(route)
                         && same(m.rejected.as_ref(), rejected)
                         && m.deps.iter().all(|d| d.holds(res)) =>
                 {
@@ -153,7 +152,7 @@ impl Engine {
                 _ => {
                     rebuilt.0 += 1;
                     let reads = Reads::new(res);
-                    let rules = http::build(&reads, route, rejected.map(|r| &r[..]).unwrap_or_default());
+                    let rules = route.build(&reads, rejected.map(|r| &r[..]).unwrap_or_default());
                     let memo = RouteMemo {
                         route: route.clone(),
                         parents: gateway_parents(route, key).into_iter().map(|(_, g)| g).collect(),
@@ -170,11 +169,11 @@ impl Engine {
             memo.seen = epoch;
             let parents: Vec<Option<Arc<GatewaySig>>> =
                 memo.parents.iter().map(|g| self.sigs.get(g).cloned()).collect();
-            let namespace = match namespaces.get(key.namespace.as_str()) {
+            let namespace = match namespaces.get(key.key.namespace.as_str()) {
                 Some(n) => n.clone(),
                 None => {
-                    let n = res.namespaces.get(&ObjKey::new("", &key.namespace)).cloned();
-                    namespaces.insert(&key.namespace, n.clone());
+                    let n = res.namespaces.get(&ObjKey::new("", &key.key.namespace)).cloned();
+                    namespaces.insert(&key.key.namespace, n.clone());
                     n
                 }
             };
@@ -194,15 +193,15 @@ impl Engine {
 
         // Statuses and attachments per Gateway, in route key order.
         let mut attachments: BTreeMap<&ObjKey, Vec<Attachment<'_>>> = BTreeMap::new();
-        for (key, route) in &res.http_routes {
+        for (key, route) in &res.routes {
             let memo = &self.routes[key];
             let outcome = &memo.attached.as_ref().expect("attached above").outcome;
             if let Some(s) = &outcome.status {
-                statuses.http_routes.insert(key.clone(), s.clone());
+                statuses.routes.insert(key.clone(), s.clone());
             }
             for (gw, listener, hostnames) in &outcome.attachments {
                 attachments.entry(gw).or_default().push(Attachment {
-                    route,
+                    created: route.metadata().creation_timestamp.as_ref(),
                     key,
                     rules: &memo.rules,
                     listener: *listener,
@@ -214,8 +213,9 @@ impl Engine {
         // Gateway status and IR.
         let mut outputs = vec![];
         for (key, gw) in gateways {
-            let atts = attachments.get(&key).map(Vec::as_slice).unwrap_or_default();
-            let (status, out) = finish_gateway(&key, gw, atts, res, &self.opts, (&mut self.assemble, &mut self.xds));
+            let mut atts = attachments.remove(&key).unwrap_or_default();
+            conflicts::resolve(&gw, &mut atts, &mut statuses);
+            let (status, out) = finish_gateway(&key, gw, &atts, res, &self.opts, (&mut self.assemble, &mut self.xds));
             statuses.gateways.insert(key, status);
             outputs.extend(out);
         }

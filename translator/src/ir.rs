@@ -77,7 +77,7 @@ pub struct VirtualHostIr {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RouteIr {
-    /// Stable name: `httproute/<namespace>/<name>/rule/<i>/match/<j>`.
+    /// Stable name: `<kind>/<namespace>/<name>/rule/<i>/match/<j>` (kind lowercase: `httproute`).
     pub name: String,
     #[serde(rename = "match")]
     pub match_: MatchIr,
@@ -93,6 +93,21 @@ pub struct MatchIr {
     pub query_params: Vec<ValueMatch>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
+    /// Set for a GRPCRoute match: gRPC requests only; `path` holds the service and method as
+    /// Envoy matches them (`/<service>/<method>`), and precedence ranks by these.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcMethodMatch>,
+}
+
+/// The service and method a GRPCRoute match names (none: any).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct GrpcMethodMatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub regex: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -129,6 +144,9 @@ pub enum ActionIr {
         /// Route timeout in milliseconds; 0 disables it; `None` keeps Envoy's default (15s).
         #[serde(skip_serializing_if = "Option::is_none")]
         timeout_ms: Option<u64>,
+        /// Copies of each request sent to other backends, their answers ignored.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        mirrors: Vec<Mirror>,
     },
     Redirect(Redirect),
     /// Answer directly (invalid rules, no usable backend).
@@ -143,6 +161,17 @@ pub struct WeightedBackend {
     /// The cluster, or `None` for an invalid backendRef (its share is answered with 500).
     pub cluster: Option<String>,
     pub weight: u32,
+    /// Filters of this backendRef alone (header edits), applied after the rule's.
+    #[serde(skip_serializing_if = "Filters::is_empty")]
+    pub filters: Filters,
+}
+
+/// A RequestMirror filter: a copy of the request goes to `cluster` for this share of requests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Mirror {
+    pub cluster: String,
+    /// The share mirrored, in millionths (1,000,000 = every request).
+    pub per_million: u32,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -175,6 +204,13 @@ pub struct HeaderEdits {
 impl HeaderEdits {
     pub fn is_empty(&self) -> bool {
         self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+
+    /// Appends `later`'s edits, which apply after these (a later `set` of a name wins).
+    pub fn extend(&mut self, later: &HeaderEdits) {
+        self.set.extend(later.set.iter().cloned());
+        self.add.extend(later.add.iter().cloned());
+        self.remove.extend(later.remove.iter().cloned());
     }
 }
 

@@ -10,6 +10,10 @@
 //! 7. the older route (`creationTimestamp`; a route without one counts as newest);
 //! 8. `namespace/name` alphabetically;
 //! 9. rule order, then match order, within one route.
+//!
+//! GRPCRoute matches (never mixed with HTTPRoute matches on one virtual host: such routes
+//! conflict at attachment) rank steps 2–6 differently: more characters in the service, then
+//! in the method, then more header matches.
 
 use std::cmp::{Ordering, Reverse};
 
@@ -34,25 +38,47 @@ pub struct Candidate<'a> {
 pub fn compare(a: &Candidate<'_>, b: &Candidate<'_>) -> Ordering {
     hostname::specificity_order(a.hostname, b.hostname)
         .then_with(|| match_key(a.match_).cmp(&match_key(b.match_)))
-        .then_with(|| match (a.created, b.created) {
-            (Some(x), Some(y)) => x.0.cmp(&y.0),
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (None, None) => Ordering::Equal,
-        })
+        .then_with(|| age_order(a.created, b.created))
         .then_with(|| a.route.cmp(b.route))
         .then_with(|| a.rule.cmp(&b.rule))
         .then_with(|| a.match_index.cmp(&b.match_index))
 }
 
+/// The older `creationTimestamp` first; an object without one counts as newest.
+pub(crate) fn age_order(a: Option<&Time>, b: Option<&Time>) -> Ordering {
+    match (a, b) {
+        (Some(x), Some(y)) => x.0.cmp(&y.0),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    }
+}
+
 /// The match-level part of the order, smallest first.
-fn match_key(m: &MatchIr) -> (u8, Reverse<usize>, u8, Reverse<bool>, Reverse<usize>, Reverse<usize>) {
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum MatchRank {
+    Http(u8, Reverse<usize>, u8, Reverse<bool>, Reverse<usize>, Reverse<usize>),
+    Grpc(Reverse<usize>, Reverse<usize>, Reverse<usize>),
+}
+
+fn match_key(m: &MatchIr) -> MatchRank {
+    if let Some(g) = &m.grpc {
+        let chars = |s: &Option<String>| Reverse(s.as_ref().map_or(0, String::len));
+        return MatchRank::Grpc(chars(&g.service), chars(&g.method), Reverse(m.headers.len()));
+    }
     let (kind, len, tie) = match &m.path {
         PathMatch::Exact(v) => (0, v.len(), 0),
         PathMatch::Prefix(v) => (1, if v == "/" { 0 } else { v.len() }, 0),
         PathMatch::RegularExpression(v) => (1, v.len(), 1),
     };
-    (kind, Reverse(len), tie, Reverse(m.method.is_some()), Reverse(m.headers.len()), Reverse(m.query_params.len()))
+    MatchRank::Http(
+        kind,
+        Reverse(len),
+        tie,
+        Reverse(m.method.is_some()),
+        Reverse(m.headers.len()),
+        Reverse(m.query_params.len()),
+    )
 }
 
 #[cfg(test)]

@@ -8,12 +8,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use legate_api::gateway::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
+use legate_api::gateway::{Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant};
 use legate_api::gvk::LABEL_SERVICE_NAME;
 use legate_api::k8s::{EndpointSlice, Namespace, ObjectMeta, Secret, Service};
 use legate_api::kinds::Kind;
 use legate_api::{Backend, ProxyConfig};
 use serde::Serialize;
+
+use crate::routes::{Route, RouteKey};
 
 /// Objects of one kind by `namespace/name` (namespace empty for cluster-scoped kinds).
 pub type Objects<T> = BTreeMap<ObjKey, Arc<T>>;
@@ -24,7 +26,8 @@ pub type Objects<T> = BTreeMap<ObjKey, Arc<T>>;
 pub struct Resources {
     pub gateway_classes: Objects<GatewayClass>,
     pub gateways: Objects<Gateway>,
-    pub http_routes: Objects<HttpRoute>,
+    /// Routes of every kind, by kind then `namespace/name`.
+    pub routes: BTreeMap<RouteKey, Route>,
     pub reference_grants: Objects<ReferenceGrant>,
     pub namespaces: Objects<Namespace>,
     pub services: Objects<Service>,
@@ -33,10 +36,10 @@ pub struct Resources {
     pub backends: Objects<Backend>,
     /// Legate ProxyConfigs, referenced by GatewayClass and Gateway `parametersRef`s.
     pub proxy_configs: Objects<ProxyConfig>,
-    /// Rules of HTTPRoutes that could not be decoded because they carry values this version of
+    /// Rules of routes that could not be decoded because they carry values this version of
     /// Legate does not know (an enum value from a newer Gateway API, say). The route itself was
     /// decoded without them; the translator reports them as invalid rules.
-    pub rejected_rules: BTreeMap<ObjKey, Arc<[RejectedRule]>>,
+    pub rejected_rules: BTreeMap<RouteKey, Arc<[RejectedRule]>>,
     /// Index: EndpointSlices by the Service they belong to (`kubernetes.io/service-name`).
     pub slices: BTreeMap<ObjKey, Objects<EndpointSlice>>,
     /// Index: ReferenceGrants by namespace.
@@ -57,8 +60,8 @@ pub struct RejectedRule {
 pub enum Object {
     GatewayClass(Arc<GatewayClass>),
     Gateway(Arc<Gateway>),
-    /// An HTTPRoute and the rules removed from it at decode time.
-    HttpRoute(Arc<HttpRoute>, Arc<[RejectedRule]>),
+    /// A route of any kind and the rules removed from it at decode time.
+    Route(Route, Arc<[RejectedRule]>),
     ReferenceGrant(Arc<ReferenceGrant>),
     Backend(Arc<Backend>),
     ProxyConfig(Arc<ProxyConfig>),
@@ -73,7 +76,7 @@ impl Object {
         match self {
             Object::GatewayClass(_) => Kind::GatewayClass,
             Object::Gateway(_) => Kind::Gateway,
-            Object::HttpRoute(..) => Kind::HttpRoute,
+            Object::Route(r, _) => r.kind(),
             Object::ReferenceGrant(_) => Kind::ReferenceGrant,
             Object::Backend(_) => Kind::Backend,
             Object::ProxyConfig(_) => Kind::ProxyConfig,
@@ -88,7 +91,7 @@ impl Object {
         match self {
             Object::GatewayClass(o) => &o.metadata,
             Object::Gateway(o) => &o.metadata,
-            Object::HttpRoute(o, _) => &o.metadata,
+            Object::Route(r, _) => r.metadata(),
             Object::ReferenceGrant(o) => &o.metadata,
             Object::Backend(o) => &o.metadata,
             Object::ProxyConfig(o) => &o.metadata,
@@ -119,7 +122,13 @@ object_from!(GatewayClass, Gateway, ReferenceGrant, Backend, ProxyConfig, Namesp
 
 impl From<HttpRoute> for Object {
     fn from(o: HttpRoute) -> Self {
-        Object::HttpRoute(Arc::new(o), Arc::from(Vec::new()))
+        Object::Route(o.into(), Arc::from(Vec::new()))
+    }
+}
+
+impl From<GrpcRoute> for Object {
+    fn from(o: GrpcRoute) -> Self {
+        Object::Route(o.into(), Arc::from(Vec::new()))
     }
 }
 
@@ -142,11 +151,12 @@ impl Resources {
             Object::Gateway(o) => {
                 self.gateways.insert(key, o);
             }
-            Object::HttpRoute(o, rejected) => {
+            Object::Route(r, rejected) => {
+                let key = RouteKey::new(r.kind(), key);
                 if !rejected.is_empty() {
                     self.rejected_rules.insert(key.clone(), rejected);
                 }
-                self.http_routes.insert(key, o);
+                self.routes.insert(key, r);
             }
             Object::ReferenceGrant(o) => {
                 self.grants.entry(key.namespace.clone()).or_default().insert(key.clone(), o.clone());
@@ -182,10 +192,11 @@ impl Resources {
         Some(match kind {
             Kind::GatewayClass => Object::GatewayClass(self.gateway_classes.remove(key)?),
             Kind::Gateway => Object::Gateway(self.gateways.remove(key)?),
-            Kind::HttpRoute => {
-                let route = self.http_routes.remove(key)?;
-                let rejected = self.rejected_rules.remove(key).unwrap_or_else(|| Arc::from(Vec::new()));
-                Object::HttpRoute(route, rejected)
+            Kind::HttpRoute | Kind::GrpcRoute => {
+                let key = RouteKey::new(kind, key.clone());
+                let route = self.routes.remove(&key)?;
+                let rejected = self.rejected_rules.remove(&key).unwrap_or_else(|| Arc::from(Vec::new()));
+                Object::Route(route, rejected)
             }
             Kind::ReferenceGrant => {
                 let g = self.reference_grants.remove(key)?;
@@ -230,13 +241,13 @@ impl Resources {
 
     /// Every object, in kind then key order.
     pub fn objects(&self) -> impl Iterator<Item = Object> + '_ {
-        let route = |(k, r): (&ObjKey, &Arc<HttpRoute>)| {
+        let route = |(k, r): (&RouteKey, &Route)| {
             let rejected = self.rejected_rules.get(k).cloned().unwrap_or_else(|| Arc::from(Vec::new()));
-            Object::HttpRoute(r.clone(), rejected)
+            Object::Route(r.clone(), rejected)
         };
         (self.gateway_classes.values().map(|o| Object::GatewayClass(o.clone())))
             .chain(self.gateways.values().map(|o| Object::Gateway(o.clone())))
-            .chain(self.http_routes.iter().map(route))
+            .chain(self.routes.iter().map(route))
             .chain(self.reference_grants.values().map(|o| Object::ReferenceGrant(o.clone())))
             .chain(self.backends.values().map(|o| Object::Backend(o.clone())))
             .chain(self.proxy_configs.values().map(|o| Object::ProxyConfig(o.clone())))

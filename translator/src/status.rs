@@ -8,14 +8,23 @@ use serde::Serialize;
 
 use crate::conditions::Condition;
 use crate::resources::ObjKey;
+use crate::routes::RouteKey;
 
 /// Statuses of all objects Legate owns, keyed for deterministic order.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Statuses {
     pub gateway_classes: BTreeMap<String, GatewayClassStatus>,
     pub gateways: BTreeMap<ObjKey, GatewayStatus>,
-    pub http_routes: BTreeMap<ObjKey, Arc<RouteStatus>>,
+    /// Routes of every kind.
+    pub routes: BTreeMap<RouteKey, Arc<RouteStatus>>,
     pub backends: BTreeMap<ObjKey, BackendStatus>,
+}
+
+impl Statuses {
+    /// The status of the route of `kind` at `key`.
+    pub fn route(&self, kind: legate_api::kinds::Kind, key: &ObjKey) -> Option<&Arc<RouteStatus>> {
+        self.routes.get(&RouteKey::new(kind, key.clone()))
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

@@ -3,11 +3,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use legate_api::conditions::{reasons, types};
-use legate_api::gateway::{HttpRoute, standard::httproutes::HttpRouteParentRefs};
-use legate_api::gvk::{DEFAULT_CONTROLLER_NAME, GATEWAY_GROUP, KIND_GATEWAY, KIND_HTTP_ROUTE};
+use legate_api::gvk::{DEFAULT_CONTROLLER_NAME, GATEWAY_GROUP, KIND_GATEWAY};
+use legate_api::k8s::Time;
 use tracing::debug_span;
 
-use crate::conditions::{Condition, is_true};
+use crate::conditions::{Condition, Problem, is_true};
 use std::sync::Arc;
 
 use crate::engine::Engine;
@@ -15,7 +15,7 @@ use crate::gateway::GatewayState;
 use crate::gateway::attach::{self, Attached, RouteView};
 use crate::ir::GatewayIr;
 use crate::resources::{Index, ObjKey, Resources};
-use crate::routes::http;
+use crate::routes::{Route, RouteKey, RouteRules};
 use crate::status::{Address, GatewayStatus, ListenerStatus, ParentRef, RouteParentStatus, RouteStatus, Statuses};
 use crate::{assemble, xds};
 
@@ -52,9 +52,10 @@ pub struct Output {
 
 /// A route's rules attached to one listener of one Gateway.
 pub(crate) struct Attachment<'a> {
-    pub route: &'a HttpRoute,
-    pub key: &'a ObjKey,
-    pub rules: &'a Arc<http::RouteRules>,
+    /// The route's `creationTimestamp` (precedence).
+    pub created: Option<&'a Time>,
+    pub key: &'a RouteKey,
+    pub rules: &'a Arc<RouteRules>,
     pub listener: usize,
     pub hostnames: &'a [String],
 }
@@ -77,18 +78,15 @@ pub(crate) struct RouteOutcome {
 pub(crate) fn attach_route(
     idx: Index<'_>,
     gateways: &BTreeMap<ObjKey, GatewayState<'_>>,
-    route: &HttpRoute,
-    key: &ObjKey,
-    rules: &http::RouteRules,
+    route: &Route,
+    key: &RouteKey,
+    rules: &RouteRules,
     opts: &Options,
 ) -> RouteOutcome {
-    let generation = route.metadata.generation.unwrap_or(0);
-    let view = RouteView {
-        group: GATEWAY_GROUP,
-        kind: KIND_HTTP_ROUTE,
-        namespace: &key.namespace,
-        hostnames: route.spec.hostnames.as_deref().unwrap_or_default(),
-    };
+    let generation = route.metadata().generation.unwrap_or(0);
+    let info = key.kind.info();
+    let view =
+        RouteView { group: info.group, kind: info.name, namespace: &key.key.namespace, hostnames: route.hostnames() };
     let mut out = RouteOutcome::default();
     let mut parents = vec![];
     for (parent, gw_key) in gateway_parents(route, key) {
@@ -120,11 +118,10 @@ pub(crate) fn attach_route(
 }
 
 /// The distinct Gateway parentRefs of a route, with the Gateway's key.
-pub(crate) fn gateway_parents(route: &HttpRoute, key: &ObjKey) -> Vec<(ParentRef, ObjKey)> {
+pub(crate) fn gateway_parents(route: &Route, key: &RouteKey) -> Vec<(ParentRef, ObjKey)> {
     let mut seen = BTreeSet::new();
     let mut out = vec![];
-    for p in route.spec.parent_refs.iter().flatten() {
-        let parent = parent_ref(p, &key.namespace);
+    for parent in route.parent_refs(&key.key.namespace) {
         if parent.group != GATEWAY_GROUP || parent.kind != KIND_GATEWAY || !seen.insert(parent.clone()) {
             continue;
         }
@@ -158,29 +155,14 @@ pub(crate) fn finish_gateway(
     (status, Some(GatewayOutput { gateway: key.clone(), ir, xds }))
 }
 
-fn parent_ref(p: &HttpRouteParentRefs, route_ns: &str) -> ParentRef {
-    ParentRef {
-        group: p.group.clone().unwrap_or_else(|| GATEWAY_GROUP.into()),
-        kind: p.kind.clone().unwrap_or_else(|| KIND_GATEWAY.into()),
-        namespace: p.namespace.clone().unwrap_or_else(|| route_ns.into()),
-        name: p.name.clone(),
-        section_name: p.section_name.clone(),
-        port: p.port,
-    }
-}
-
 /// A route's conditions for one parent.
-pub(crate) fn route_conditions(
-    result: &Result<Vec<Attached>, attach::Rejection>,
-    rules: &http::RouteRules,
-    g: i64,
-) -> Vec<Condition> {
+pub(crate) fn route_conditions(result: &Result<Vec<Attached>, Problem>, rules: &RouteRules, g: i64) -> Vec<Condition> {
     let mut out = vec![];
-    let dropped = || rules.invalid.iter().map(|(_, _, m)| m.as_str()).collect::<Vec<_>>().join("; ");
+    let dropped = || rules.invalid.iter().map(|(_, p)| p.message.as_str()).collect::<Vec<_>>().join("; ");
     out.push(match result {
-        Err(r) => Condition::new(types::ACCEPTED, false, r.reason, r.message.clone(), g),
+        Err(p) => p.condition(types::ACCEPTED, false, g),
         Ok(_) if rules.rules.is_empty() => {
-            let reason = rules.invalid.first().map(|i| i.1).unwrap_or(reasons::UNSUPPORTED_VALUE);
+            let reason = rules.invalid.first().map(|i| i.1.reason).unwrap_or(reasons::UNSUPPORTED_VALUE);
             Condition::new(types::ACCEPTED, false, reason, format!("no valid rule: {}", dropped()), g)
         }
         Ok(_) => Condition::new(types::ACCEPTED, true, reasons::ACCEPTED, "route is accepted", g),
@@ -193,7 +175,7 @@ pub(crate) fn route_conditions(
         }
     });
     if result.is_ok() && !rules.rules.is_empty() && !rules.invalid.is_empty() {
-        let reason = rules.invalid[0].1;
+        let reason = rules.invalid[0].1.reason;
         out.push(Condition::new(types::PARTIALLY_INVALID, true, reason, format!("Dropped Rule(s): {}", dropped()), g));
     }
     out

@@ -1,4 +1,6 @@
 use super::*;
+use legate_api::kinds::Kind;
+use legate_translator::routes::{Route, RouteKey};
 
 fn load(text: &str) -> Result<Loaded, LoadError> {
     let mut l = Loaded::default();
@@ -74,9 +76,9 @@ fn duplicates_are_an_error_naming_both_places() {
 fn a_rule_with_an_unknown_enum_value_is_set_aside_and_the_route_kept() {
     let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: { name: r, namespace: n }\nspec:\n  rules:\n    - matches: [ { path: { type: PathPrefix, value: /ok } } ]\n    - matches: [ { path: { type: FancyMatch, value: /new } } ]\n    - matches: [ { method: BREW } ]\n    - matches: [ { path: { value: /also-ok } } ]\n";
     let l = load(text).unwrap();
-    let route = l.resources.http_routes.values().next().unwrap();
+    let Some(Route::Http(route)) = l.resources.routes.values().next() else { panic!("one HTTPRoute") };
     assert_eq!(route.spec.rules.as_ref().unwrap().len(), 2);
-    let rejected = &l.resources.rejected_rules[&ObjKey::new("n", "r")];
+    let rejected = &l.resources.rejected_rules[&RouteKey::new(Kind::HttpRoute, ObjKey::new("n", "r"))];
     assert_eq!(rejected.iter().map(|r| r.index).collect::<Vec<_>>(), [1, 2]);
     assert!(rejected[0].message.contains("spec.rules[1].matches[0].path.type"), "{}", rejected[0].message);
     assert!(rejected[1].message.contains("BREW"), "{}", rejected[1].message);

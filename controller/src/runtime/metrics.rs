@@ -100,7 +100,7 @@ fn objects_text(statuses: &Statuses) -> String {
     let st = statuses;
     let conditions = (st.gateway_classes.values().map(|s| ("GatewayClass", &s.conditions)))
         .chain(st.gateways.values().map(|s| ("Gateway", &s.conditions)))
-        .chain(st.http_routes.values().flat_map(|s| &s.parents).map(|p| ("HTTPRoute", &p.conditions)))
+        .chain(st.routes.iter().flat_map(|(key, s)| s.parents.iter().map(|p| (key.kind.name(), &p.conditions))))
         .chain(st.backends.values().map(|s| ("Backend", &s.conditions)));
     let mut counts: std::collections::BTreeMap<(&str, &str, &str), u64> = Default::default();
     for (kind, conds) in conditions {

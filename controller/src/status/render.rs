@@ -58,7 +58,7 @@ pub fn owned_status<'a>(kind: Kind, key: &ObjKey, st: &'a Statuses) -> Option<Ow
     match kind {
         Kind::GatewayClass => st.gateway_classes.get(&key.name).map(Owned::GatewayClass),
         Kind::Gateway => st.gateways.get(key).map(Owned::Gateway),
-        Kind::HttpRoute => st.http_routes.get(key).map(|s| Owned::Route(s)),
+        k if k.is_route() => st.route(k, key).map(|s| Owned::Route(s)),
         Kind::Backend => st.backends.get(key).map(Owned::Backend),
         _ => None,
     }
@@ -78,7 +78,7 @@ impl Kept {
         Some(match kind {
             Kind::GatewayClass => Kept::GatewayClass(st.gateway_classes.get(&key.name)?.clone()),
             Kind::Gateway => Kept::Gateway(st.gateways.get(key)?.clone()),
-            Kind::HttpRoute => Kept::Route(st.http_routes.get(key)?.clone()),
+            k if k.is_route() => Kept::Route(st.route(k, key)?.clone()),
             Kind::Backend => Kept::Backend(st.backends.get(key)?.clone()),
             _ => return None,
         })
@@ -88,8 +88,8 @@ impl Kept {
     /// which the translator reuses while nothing it depends on changed).
     fn same(this: &Option<Kept>, kind: Kind, key: &ObjKey, st: &Statuses) -> bool {
         match (this, kind) {
-            (Some(Kept::Route(r)), Kind::HttpRoute) => {
-                st.http_routes.get(key).is_some_and(|now| Arc::ptr_eq(r, now) || **r == **now)
+            (Some(Kept::Route(r)), k) if k.is_route() => {
+                st.route(k, key).is_some_and(|now| Arc::ptr_eq(r, now) || **r == **now)
             }
             (Some(Kept::GatewayClass(s)), _) => st.gateway_classes.get(&key.name) == Some(s),
             (Some(Kept::Gateway(s)), _) => st.gateways.get(key) == Some(s),

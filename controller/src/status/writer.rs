@@ -282,7 +282,7 @@ fn desired(kind: Kind, key: &ObjKey, st: &Statuses, prev: &Value, controller: &s
     static EMPTY_ROUTE: RouteStatus = RouteStatus { parents: vec![] };
     let owned = match owned_status(kind, key, st) {
         Some(o) => o,
-        None if kind == Kind::HttpRoute && has_parents_of(prev, controller) => Owned::Route(&EMPTY_ROUTE),
+        None if kind.is_route() && has_parents_of(prev, controller) => Owned::Route(&EMPTY_ROUTE),
         None => return None,
     };
     Some(render::render(owned, Some(prev), controller, now))

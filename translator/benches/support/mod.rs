@@ -141,5 +141,5 @@ pub fn check(out: &legate_translator::Output, routes: usize) {
     assert_eq!(ir_routes, routes * RULES, "every rule is routed");
     assert_eq!(gw.ir.clusters.len(), routes * RULES, "one cluster per rule");
     assert_eq!(gw.xds.clusters.len(), routes * RULES, "one xDS cluster per rule");
-    assert_eq!(out.statuses.http_routes.len(), routes, "every route has a status");
+    assert_eq!(out.statuses.routes.len(), routes, "every route has a status");
 }

@@ -8,6 +8,7 @@ use legate_api::gateway::standard::gateways::{
 use std::collections::BTreeMap;
 
 use super::GatewayState;
+use crate::conditions::Problem;
 use crate::hostname;
 use crate::resources::Index;
 use crate::status::ParentRef;
@@ -17,13 +18,6 @@ use crate::status::ParentRef;
 pub struct Attached {
     pub listener: usize,
     pub hostnames: Vec<String>,
-}
-
-/// Why a parentRef attached nowhere: the `Accepted=False` reason and a message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rejection {
-    pub reason: &'static str,
-    pub message: String,
 }
 
 /// What a route brings to attachment.
@@ -40,8 +34,8 @@ pub fn attach(
     gw: &GatewayState<'_>,
     route: &RouteView<'_>,
     parent: &ParentRef,
-) -> Result<Vec<Attached>, Rejection> {
-    let reject = |reason, message: String| Err(Rejection { reason, message });
+) -> Result<Vec<Attached>, Problem> {
+    let reject = |reason, message: String| Err(Problem::new(reason, message));
     let candidates: Vec<usize> = (0..gw.listeners.len())
         .filter(|&i| {
             let l = &gw.listeners[i];

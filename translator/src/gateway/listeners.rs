@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use legate_api::conditions::{reasons, types};
 use legate_api::gateway::Gateway;
 use legate_api::gateway::standard::gateways::{GatewayListeners, GatewayListenersTlsMode};
-use legate_api::gvk::{GATEWAY_GROUP, KIND_HTTP_ROUTE};
+use legate_api::gvk::GATEWAY_GROUP;
+use legate_api::kinds::Kind;
 use serde::Serialize;
 
 use super::tls;
-use crate::conditions::Condition;
+use crate::conditions::{Condition, Problem};
 use crate::hostname;
 use crate::ir::Certificate;
 use crate::resources::{Index, ObjKey, namespace_of};
@@ -66,9 +67,9 @@ impl ListenerState<'_> {
 /// Accumulates one listener's verdicts, then turns them into conditions.
 #[derive(Default)]
 struct Verdict {
-    not_accepted: Option<(&'static str, String)>,
-    unresolved: Option<(&'static str, String)>,
-    conflict: Option<(&'static str, String)>,
+    not_accepted: Option<Problem>,
+    unresolved: Option<Problem>,
+    conflict: Option<Problem>,
     not_programmed: Option<String>,
     overlapping: Option<String>,
 }
@@ -86,7 +87,7 @@ pub fn validate<'a>(idx: &Index<'a>, gw: &'a Gateway) -> GatewayState<'a> {
             "HTTP" => Some(Protocol::Http),
             "HTTPS" => Some(Protocol::Https),
             other => {
-                v.not_accepted = Some((
+                v.not_accepted = Some(Problem::new(
                     reasons::UNSUPPORTED_PROTOCOL,
                     format!("protocol {other} is not supported by Legate yet; use HTTP or HTTPS"),
                 ));
@@ -94,11 +95,13 @@ pub fn validate<'a>(idx: &Index<'a>, gw: &'a Gateway) -> GatewayState<'a> {
             }
         };
         if !(1..=65535).contains(&l.port) {
-            v.not_accepted
-                .get_or_insert((reasons::PORT_UNAVAILABLE, format!("port {} is out of range 1-65535", l.port)));
+            v.not_accepted.get_or_insert(Problem::new(
+                reasons::PORT_UNAVAILABLE,
+                format!("port {} is out of range 1-65535", l.port),
+            ));
         }
         if let Some(h) = l.hostname.as_deref().filter(|h| !hostname::is_valid(h)) {
-            v.not_accepted.get_or_insert((
+            v.not_accepted.get_or_insert(Problem::new(
                 reasons::UNSUPPORTED_VALUE,
                 format!("hostname {h:?} is not a valid lower-case DNS name (a leading \"*.\" is allowed)"),
             ));
@@ -108,7 +111,7 @@ pub fn validate<'a>(idx: &Index<'a>, gw: &'a Gateway) -> GatewayState<'a> {
             Some(Protocol::Https) => certificates(idx, ns, l, v),
             Some(Protocol::Http) if l.tls.is_some() => {
                 v.not_accepted
-                    .get_or_insert((reasons::UNSUPPORTED_VALUE, "tls must not be set on an HTTP listener".into()));
+                    .get_or_insert(Problem::new(reasons::UNSUPPORTED_VALUE, "tls must not be set on an HTTP listener"));
                 vec![]
             }
             _ => vec![],
@@ -157,30 +160,44 @@ pub fn validate<'a>(idx: &Index<'a>, gw: &'a Gateway) -> GatewayState<'a> {
     }
 }
 
+/// The route kinds a listener of each protocol serves, in the order `supportedKinds` lists them.
+fn kinds_for(protocol: Protocol) -> &'static [Kind] {
+    match protocol {
+        Protocol::Http | Protocol::Https => &[Kind::HttpRoute, Kind::GrpcRoute],
+    }
+}
+
 /// `supportedKinds`: from `allowedRoutes.kinds` if given (unsupported ones dropped and
-/// reported), else from the protocol.
+/// reported), else every kind the protocol serves.
 fn route_kinds(l: &GatewayListeners, protocol: Option<Protocol>, v: &mut Verdict) -> Vec<RouteGroupKind> {
-    let http_route = RouteGroupKind { group: GATEWAY_GROUP.into(), kind: KIND_HTTP_ROUTE.into() };
-    let Some(_) = protocol else { return vec![] };
+    let Some(protocol) = protocol else { return vec![] };
+    let served = kinds_for(protocol);
+    let group_kind = |k: Kind| RouteGroupKind { group: k.info().group.into(), kind: k.name().into() };
     let Some(kinds) = l.allowed_routes.as_ref().and_then(|a| a.kinds.as_ref()).filter(|k| !k.is_empty()) else {
-        return vec![http_route];
+        return served.iter().map(|&k| group_kind(k)).collect();
     };
     let mut out = vec![];
     let mut bad = vec![];
     for k in kinds {
         let group = k.group.as_deref().unwrap_or(GATEWAY_GROUP);
-        if group == GATEWAY_GROUP && k.kind == KIND_HTTP_ROUTE {
-            if !out.contains(&http_route) {
-                out.push(http_route.clone());
+        match served.iter().find(|s| s.info().group == group && s.name() == k.kind) {
+            Some(&s) => {
+                if !out.contains(&group_kind(s)) {
+                    out.push(group_kind(s));
+                }
             }
-        } else {
-            bad.push(if group.is_empty() { k.kind.clone() } else { format!("{group}/{}", k.kind) });
+            None => bad.push(if group.is_empty() { k.kind.clone() } else { format!("{group}/{}", k.kind) }),
         }
     }
     if !bad.is_empty() {
-        v.unresolved = Some((
+        let supported: Vec<&str> = served.iter().map(|k| k.name()).collect();
+        v.unresolved = Some(Problem::new(
             reasons::INVALID_ROUTE_KINDS,
-            format!("allowedRoutes.kinds: {} not supported on this listener; supported: HTTPRoute", bad.join(", ")),
+            format!(
+                "allowedRoutes.kinds: {} not supported on this listener; supported: {}",
+                bad.join(", "),
+                supported.join(", ")
+            ),
         ));
     }
     out
@@ -189,13 +206,13 @@ fn route_kinds(l: &GatewayListeners, protocol: Option<Protocol>, v: &mut Verdict
 fn certificates(idx: &Index<'_>, ns: &str, l: &GatewayListeners, v: &mut Verdict) -> Vec<Certificate> {
     let Some(tls) = &l.tls else {
         v.not_accepted
-            .get_or_insert((reasons::UNSUPPORTED_VALUE, "an HTTPS listener needs tls.certificateRefs".into()));
+            .get_or_insert(Problem::new(reasons::UNSUPPORTED_VALUE, "an HTTPS listener needs tls.certificateRefs"));
         return vec![];
     };
     if matches!(tls.mode, Some(GatewayListenersTlsMode::Passthrough)) {
-        v.not_accepted.get_or_insert((
+        v.not_accepted.get_or_insert(Problem::new(
             reasons::UNSUPPORTED_VALUE,
-            "tls.mode Passthrough is only valid on TLS listeners; HTTPS listeners terminate TLS".into(),
+            "tls.mode Passthrough is only valid on TLS listeners; HTTPS listeners terminate TLS",
         ));
         return vec![];
     }
@@ -210,7 +227,7 @@ fn certificates(idx: &Index<'_>, ns: &str, l: &GatewayListeners, v: &mut Verdict
     }
     if let Some(first) = errors.first() {
         let msg = errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; ");
-        v.unresolved.get_or_insert((first.reason, msg));
+        v.unresolved.get_or_insert(Problem::new(first.reason, msg));
     }
     if certs.is_empty() {
         v.not_programmed = Some(if refs.is_empty() {
@@ -220,7 +237,7 @@ fn certificates(idx: &Index<'_>, ns: &str, l: &GatewayListeners, v: &mut Verdict
         });
         if refs.is_empty() {
             v.not_accepted
-                .get_or_insert((reasons::UNSUPPORTED_VALUE, "an HTTPS listener needs tls.certificateRefs".into()));
+                .get_or_insert(Problem::new(reasons::UNSUPPORTED_VALUE, "an HTTPS listener needs tls.certificateRefs"));
         }
     }
     certs
@@ -241,7 +258,7 @@ fn detect_conflicts(listeners: &[ListenerState<'_>], verdicts: &mut [Verdict]) {
         let protocols: Vec<_> = members.iter().map(|&i| listeners[i].protocol).collect();
         if protocols.iter().any(|p| *p != protocols[0]) {
             for &i in &members {
-                verdicts[i].conflict = Some((
+                verdicts[i].conflict = Some(Problem::new(
                     reasons::PROTOCOL_CONFLICT,
                     format!(
                         "port {port} is used by listeners of different protocols (HTTP and HTTPS); give each protocol its own port"
@@ -258,7 +275,7 @@ fn detect_conflicts(listeners: &[ListenerState<'_>], verdicts: &mut [Verdict]) {
                 .map(|&j| listeners[j].name())
                 .collect();
             if !twins.is_empty() {
-                verdicts[i].conflict = Some((
+                verdicts[i].conflict = Some(Problem::new(
                     reasons::HOSTNAME_CONFLICT,
                     format!(
                         "listener shares port {port}, protocol and hostname {:?} with {}",
@@ -296,24 +313,24 @@ fn finish(l: &mut ListenerState<'_>, v: Verdict, generation: i64) {
     l.accepted = not_accepted.is_none();
     conds.push(match &not_accepted {
         None => Condition::new(types::ACCEPTED, true, reasons::ACCEPTED, "listener is valid", generation),
-        Some((r, m)) => Condition::new(types::ACCEPTED, false, r, m.clone(), generation),
+        Some(p) => p.condition(types::ACCEPTED, false, generation),
     });
     l.programmed = l.accepted && v.not_programmed.is_none();
     conds.push(if l.programmed {
         Condition::new(types::PROGRAMMED, true, reasons::PROGRAMMED, "listener is programmed", generation)
     } else {
-        let m = v.not_programmed.clone().or_else(|| not_accepted.map(|(_, m)| m)).unwrap_or_default();
+        let m = v.not_programmed.clone().or_else(|| not_accepted.map(|p| p.message)).unwrap_or_default();
         Condition::new(types::PROGRAMMED, false, reasons::INVALID, m, generation)
     });
     conds.push(match v.unresolved {
         None => {
             Condition::new(types::RESOLVED_REFS, true, reasons::RESOLVED_REFS, "all references resolved", generation)
         }
-        Some((r, m)) => Condition::new(types::RESOLVED_REFS, false, r, m, generation),
+        Some(p) => p.condition(types::RESOLVED_REFS, false, generation),
     });
     conds.push(match v.conflict {
         None => Condition::new(types::CONFLICTED, false, reasons::NO_CONFLICTS, "no conflicts", generation),
-        Some((r, m)) => Condition::new(types::CONFLICTED, true, r, m, generation),
+        Some(p) => p.condition(types::CONFLICTED, true, generation),
     });
     if let Some(m) = v.overlapping {
         conds.push(Condition::new(types::OVERLAPPING_TLS_CONFIG, true, reasons::OVERLAPPING_HOSTNAMES, m, generation));

@@ -7,22 +7,17 @@ use legate_api::gateway::standard::gateways::GatewayListenersTlsCertificateRefs;
 use legate_api::gvk::{CORE_GROUP, GATEWAY_GROUP, KIND_GATEWAY, KIND_SECRET};
 use legate_api::k8s::Secret;
 
+use crate::conditions::Problem;
 use crate::ir::Certificate;
 use crate::resources::{Index, ObjKey};
 
-/// Why a certificateRef could not be used: the listener `ResolvedRefs` reason and a message.
-pub struct CertError {
-    pub reason: &'static str,
-    pub message: String,
-}
-
 /// Resolves one `certificateRef` of a listener of the Gateway in `gw_ns`.
-pub fn resolve(idx: &Index<'_>, gw_ns: &str, r: &GatewayListenersTlsCertificateRefs) -> Result<Certificate, CertError> {
+pub fn resolve(idx: &Index<'_>, gw_ns: &str, r: &GatewayListenersTlsCertificateRefs) -> Result<Certificate, Problem> {
     let group = r.group.as_deref().unwrap_or(CORE_GROUP);
     let kind = r.kind.as_deref().unwrap_or(KIND_SECRET);
     let ns = r.namespace.as_deref().unwrap_or(gw_ns);
     let key = ObjKey::new(ns, &r.name);
-    let invalid = |m: String| CertError { reason: reasons::INVALID_CERTIFICATE_REF, message: m };
+    let invalid = |m: String| Problem::new(reasons::INVALID_CERTIFICATE_REF, m);
     if group != CORE_GROUP || kind != KIND_SECRET {
         return Err(invalid(format!(
             "certificateRef {key}: {}/{kind} is not supported; refer to a core Secret of type kubernetes.io/tls",
@@ -30,13 +25,13 @@ pub fn resolve(idx: &Index<'_>, gw_ns: &str, r: &GatewayListenersTlsCertificateR
         )));
     }
     if ns != gw_ns && !idx.grant_allows((GATEWAY_GROUP, KIND_GATEWAY, gw_ns), ns, (CORE_GROUP, KIND_SECRET, &r.name)) {
-        return Err(CertError {
-            reason: reasons::REF_NOT_PERMITTED,
-            message: format!(
+        return Err(Problem::new(
+            reasons::REF_NOT_PERMITTED,
+            format!(
                 "certificateRef to Secret {key} is not permitted: add a ReferenceGrant in namespace {ns} \
                  from Gateways in {gw_ns} to Secrets"
             ),
-        });
+        ));
     }
     let secret = idx.secrets.get(&key).ok_or_else(|| invalid(format!("Secret {key} does not exist")))?;
     parse_secret(&key, secret).map_err(invalid)

@@ -9,7 +9,15 @@ fn m(path: PathMatch, method: bool, headers: usize, query: usize) -> MatchIr {
         method: method.then(|| "GET".into()),
         headers: (0..headers).map(vm).collect(),
         query_params: (0..query).map(vm).collect(),
+        grpc: None,
     }
+}
+
+/// A GRPCRoute match of `service` and `method` with `headers` header matches.
+fn g(service: Option<&str>, method: Option<&str>, headers: usize) -> MatchIr {
+    let grpc =
+        crate::ir::GrpcMethodMatch { service: service.map(Into::into), method: method.map(Into::into), regex: false };
+    MatchIr { grpc: Some(grpc), ..m(prefix("/"), false, headers, 0) }
 }
 
 fn exact(p: &str) -> PathMatch {
@@ -91,4 +99,22 @@ fn exact_hostname_routes_come_before_wildcard_ones() {
     ];
     c.sort_by(compare);
     assert_eq!(c[0].hostname, "foo.example.com");
+}
+
+#[test]
+fn grpc_matches_rank_by_service_then_method_characters_then_headers() {
+    let r = ObjKey::new("ns", "r");
+    let items = [
+        ("any", g(None, None, 0), &r, 0),
+        ("method-only", g(None, Some("Echo"), 0), &r, 1),
+        ("service-only", g(Some("foo.Echo"), None, 5), &r, 2),
+        ("both", g(Some("foo.Echo"), Some("Echo"), 0), &r, 3),
+        ("both+header", g(Some("foo.Echo"), Some("Echo"), 1), &r, 4),
+        ("longer-service", g(Some("foo.EchoTwo"), None, 0), &r, 5),
+    ];
+    assert_eq!(
+        order(&items, &[]),
+        ["longer-service", "both+header", "both", "service-only", "method-only", "any"],
+        "a method-only match beats match-all even though its path is a regular expression"
+    );
 }

@@ -8,6 +8,7 @@ use legate_api::conditions::reasons;
 use legate_api::gvk::{CORE_GROUP, GATEWAY_GROUP, KIND_BACKEND, KIND_SERVICE, LEGATE_GROUP};
 use legate_api::k8s::{Service, ServicePort};
 
+use crate::conditions::Problem;
 use crate::ir::{ClusterIr, EndpointSource, Endpoints, SocketAddr, UpstreamProtocol};
 use crate::resources::{ObjKey, Reads, Resources};
 
@@ -28,19 +29,12 @@ pub struct Referrer<'r> {
     pub namespace: &'r str,
 }
 
-/// An invalid backendRef: the `ResolvedRefs=False` reason and a message naming the ref.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BackendError {
-    pub reason: &'static str,
-    pub message: String,
-}
-
-fn err(reason: &'static str, message: String) -> BackendError {
-    BackendError { reason, message }
+fn err(reason: &'static str, message: String) -> Problem {
+    Problem::new(reason, message)
 }
 
 /// Resolves a backendRef to the cluster that serves it.
-pub fn resolve(idx: &Reads<'_>, from: Referrer<'_>, r: BackendRefView<'_>) -> Result<ClusterIr, BackendError> {
+pub fn resolve(idx: &Reads<'_>, from: Referrer<'_>, r: BackendRefView<'_>) -> Result<ClusterIr, Problem> {
     let group = r.group.unwrap_or(CORE_GROUP);
     let kind = r.kind.unwrap_or(KIND_SERVICE);
     let ns = r.namespace.unwrap_or(from.namespace);
@@ -79,10 +73,7 @@ pub fn resolve(idx: &Reads<'_>, from: Referrer<'_>, r: BackendRefView<'_>) -> Re
     }
 }
 
-fn upstream_protocol(
-    app_protocol: Option<&str>,
-    what: impl FnOnce() -> String,
-) -> Result<UpstreamProtocol, BackendError> {
+fn upstream_protocol(app_protocol: Option<&str>, what: impl FnOnce() -> String) -> Result<UpstreamProtocol, Problem> {
     match app_protocol {
         None | Some("http") | Some("HTTP") | Some("kubernetes.io/ws") => Ok(UpstreamProtocol::Http1),
         Some("kubernetes.io/h2c") | Some("h2c") => Ok(UpstreamProtocol::Http2),
@@ -99,7 +90,7 @@ fn upstream_protocol(
 /// The cluster of a Service port. Its endpoints come from the EndpointSlices, which are read
 /// when the Gateway's clusters are assembled ([`service_endpoints`]), not here: an
 /// EndpointSlice change then touches only the cluster's load assignment, not the routes.
-fn service_cluster(key: ObjKey, svc: &Service, port: Option<i32>) -> Result<ClusterIr, BackendError> {
+fn service_cluster(key: ObjKey, svc: &Service, port: Option<i32>) -> Result<ClusterIr, Problem> {
     let spec = svc.spec.as_ref();
     if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
         return Err(err(
@@ -179,7 +170,7 @@ pub fn validate_backend(b: &Backend) -> Result<(), String> {
     Ok(())
 }
 
-fn backend_cluster(key: &ObjKey, b: &Backend, port: Option<i32>) -> Result<ClusterIr, BackendError> {
+fn backend_cluster(key: &ObjKey, b: &Backend, port: Option<i32>) -> Result<ClusterIr, Problem> {
     // The protocol first, so that an appProtocol Legate cannot speak is UnsupportedProtocol.
     let protocol = upstream_protocol(b.spec.app_protocol.as_deref(), || format!("backendRef: Backend {key}"))?;
     validate_backend(b)

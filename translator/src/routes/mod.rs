@@ -1,5 +1,170 @@
-//! Routes: the path shared by every route kind (parentRefs, backendRefs, ReferenceGrants), and
-//! one small module per kind for what truly differs.
+//! Routes of every kind, through one model: a kind's module ([`http`], [`grpc`]) converts its
+//! object into [`RouteRules`] (rules with their matches and actions, the problems found, the
+//! clusters referenced); everything else — parentRefs and attachment, backendRefs
+//! ([`backends`]), the checks and filters the kinds share ([`checks`]), status, precedence and
+//! assembly — is one code path for all kinds.
+
+use std::fmt;
+use std::sync::Arc;
+
+use legate_api::gateway::{GrpcRoute, HttpRoute};
+use legate_api::gvk::{GATEWAY_GROUP, KIND_GATEWAY};
+use legate_api::k8s::ObjectMeta;
+use legate_api::kinds::Kind;
+use serde::Serialize;
+
+use crate::resources::{ObjKey, Reads, RejectedRule};
+use crate::status::ParentRef;
+
+/// The header modifier filters of any route kind (generated types of one shape): the edits,
+/// or why they are invalid. `$f.$field` is the optional modifier, `$at` prefixes messages.
+macro_rules! header_modifier {
+    ($f:ident . $field:ident, $name:literal, $at:expr) => {{
+        let m = $f
+            .$field
+            .as_ref()
+            .ok_or_else(|| crate::conditions::Problem::unsupported(concat!($name, " is missing")).at($at))?;
+        crate::routes::checks::header_edits(
+            m.set.iter().flatten().map(|h| (&h.name, &h.value)),
+            m.add.iter().flatten().map(|h| (&h.name, &h.value)),
+            m.remove.as_deref().unwrap_or_default(),
+        )
+        .map_err(|e| crate::conditions::Problem::unsupported(e).at($at))?
+    }};
+}
+
+/// Copies a parentRef of any route kind (generated types of one shape) into status form.
+macro_rules! parent_ref {
+    ($p:expr, $ns:expr) => {{
+        let p = $p;
+        ParentRef {
+            group: p.group.clone().unwrap_or_else(|| GATEWAY_GROUP.into()),
+            kind: p.kind.clone().unwrap_or_else(|| KIND_GATEWAY.into()),
+            namespace: p.namespace.clone().unwrap_or_else(|| $ns.into()),
+            name: p.name.clone(),
+            section_name: p.section_name.clone(),
+            port: p.port,
+        }
+    }};
+}
+
+/// A backendRef of any route kind or filter (generated types of one shape) as a view.
+macro_rules! backend_ref_view {
+    ($b:expr) => {{
+        let b = $b;
+        crate::routes::backends::BackendRefView {
+            group: b.group.as_deref(),
+            kind: b.kind.as_deref(),
+            name: &b.name,
+            namespace: b.namespace.as_deref(),
+            port: b.port,
+        }
+    }};
+}
 
 pub mod backends;
+pub mod checks;
+pub(crate) mod conflicts;
+pub mod grpc;
 pub mod http;
+mod model;
+
+pub use model::*;
+
+/// A route of any kind Legate serves, shared with the world.
+#[derive(Clone, Debug)]
+pub enum Route {
+    Http(Arc<HttpRoute>),
+    Grpc(Arc<GrpcRoute>),
+}
+
+/// `$e` with `$r` bound to the route object, whatever its kind.
+macro_rules! each {
+    ($route:expr, $r:ident => $e:expr) => {
+        match $route {
+            Route::Http($r) => $e,
+            Route::Grpc($r) => $e,
+        }
+    };
+}
+
+impl Route {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Route::Http(_) => Kind::HttpRoute,
+            Route::Grpc(_) => Kind::GrpcRoute,
+        }
+    }
+
+    pub fn metadata(&self) -> &ObjectMeta {
+        each!(self, r => &r.metadata)
+    }
+
+    pub fn hostnames(&self) -> &[String] {
+        each!(self, r => r.spec.hostnames.as_deref().unwrap_or_default())
+    }
+
+    /// Its parentRefs with defaults written out (`namespace` is the route's).
+    pub fn parent_refs(&self, namespace: &str) -> Vec<ParentRef> {
+        each!(self, r => r.spec.parent_refs.iter().flatten().map(|p| parent_ref!(p, namespace)).collect())
+    }
+
+    /// Whether both are the same shared object.
+    pub fn same(&self, other: &Route) -> bool {
+        match (self, other) {
+            (Route::Http(a), Route::Http(b)) => Arc::ptr_eq(a, b),
+            (Route::Grpc(a), Route::Grpc(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    /// Its rules, independent of where it attaches. `rejected` are rules removed at decode time.
+    pub fn build(&self, reads: &Reads<'_>, rejected: &[RejectedRule]) -> RouteRules {
+        match self {
+            Route::Http(r) => http::build(reads, r, rejected),
+            Route::Grpc(r) => grpc::build(reads, r, rejected),
+        }
+    }
+}
+
+impl From<HttpRoute> for Route {
+    fn from(r: HttpRoute) -> Self {
+        Route::Http(Arc::new(r))
+    }
+}
+
+impl From<GrpcRoute> for Route {
+    fn from(r: GrpcRoute) -> Self {
+        Route::Grpc(Arc::new(r))
+    }
+}
+
+/// A route's key: its kind, then `namespace/name`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RouteKey {
+    pub kind: Kind,
+    pub key: ObjKey,
+}
+
+impl RouteKey {
+    pub fn new(kind: Kind, key: ObjKey) -> Self {
+        RouteKey { kind, key }
+    }
+
+    /// The stable name prefix of its Envoy routes: `httproute/<namespace>/<name>`.
+    pub fn route_name(&self) -> String {
+        format!("{}/{}/{}", self.kind.name().to_ascii_lowercase(), self.key.namespace, self.key.name)
+    }
+}
+
+impl fmt::Display for RouteKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind.name(), self.key)
+    }
+}
+
+impl Serialize for RouteKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}

@@ -8,6 +8,7 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::config::listener::v3::{
     Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter::ConfigType, listener_filter,
 };
+use envoy_types::pb::envoy::extensions::filters::http::grpc_web::v3::GrpcWeb;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
@@ -84,11 +85,19 @@ fn hcm(listener: &str, route_config: &str) -> Filter {
             config_source: Some(ads()),
             route_config_name: route_config.into(),
         })),
-        http_filters: vec![HttpFilter {
-            name: "envoy.filters.http.router".into(),
-            config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Router::default()))),
-            ..Default::default()
-        }],
+        http_filters: vec![
+            // gRPC-Web from browsers to the same routes as gRPC (a no-op for other requests).
+            HttpFilter {
+                name: "envoy.filters.http.grpc_web".into(),
+                config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(GrpcWeb::default()))),
+                ..Default::default()
+            },
+            HttpFilter {
+                name: "envoy.filters.http.router".into(),
+                config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Router::default()))),
+                ..Default::default()
+            },
+        ],
         normalize_path: Some(BoolValue { value: true }),
         ..Default::default()
     };

@@ -2,7 +2,7 @@
 
 use envoy_types::pb::envoy::config::core::v3::{DataSource, data_source::Specifier};
 use envoy_types::pb::envoy::config::core::v3::{
-    HeaderValue, HeaderValueOption, header_value_option::HeaderAppendAction,
+    HeaderValue, HeaderValueOption, RuntimeFractionalPercent, header_value_option::HeaderAppendAction,
 };
 use envoy_types::pb::envoy::config::route::v3::{
     DirectResponseAction, HeaderMatcher, QueryParameterMatcher, RedirectAction, Route, RouteAction, RouteConfiguration,
@@ -13,6 +13,7 @@ use envoy_types::pb::envoy::config::route::v3::{
 use envoy_types::pb::envoy::r#type::matcher::v3::{
     RegexMatchAndSubstitute, RegexMatcher, StringMatcher, string_matcher::MatchPattern,
 };
+use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, fractional_percent};
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 
 use std::sync::Arc;
@@ -101,6 +102,18 @@ fn route_match(m: &MatchIr) -> RouteMatch {
             ..Default::default()
         })
         .collect();
+    if m.grpc.is_some() {
+        // GRPCRoute matches: gRPC requests only, gRPC-Web included (`application/grpc-web…`,
+        // which Envoy's `grpc` route option would not match before the gRPC-Web filter ran).
+        headers.push(HeaderMatcher {
+            name: "content-type".into(),
+            header_match_specifier: Some(HeaderMatchSpecifier::StringMatch(StringMatcher {
+                match_pattern: Some(MatchPattern::Prefix("application/grpc".into())),
+                ..Default::default()
+            })),
+            ..Default::default()
+        });
+    }
     if let Some(method) = &m.method {
         headers.push(HeaderMatcher {
             name: ":method".into(),
@@ -205,29 +218,71 @@ fn route(r: &RouteIr) -> Route {
             };
             Action::Redirect(a)
         }
-        ActionIr::Forward { backends, filters, timeout_ms } => {
-            out.request_headers_to_add = header_options(&filters.request_headers);
-            out.request_headers_to_remove = filters.request_headers.remove.clone();
-            out.response_headers_to_add = header_options(&filters.response_headers);
-            out.response_headers_to_remove = filters.response_headers.remove.clone();
+        ActionIr::Forward { backends, filters, timeout_ms, mirrors } => {
+            // With backendRef filters, each weighted cluster carries the rule's header edits
+            // followed by its own (Envoy applies a weighted cluster's edits before the route's,
+            // so the route's would overwrite them); otherwise the route carries them.
+            let per_backend = backends.iter().any(|b| !b.filters.is_empty());
+            let edits = |b: &WeightedBackend| {
+                let mut req = filters.request_headers.clone();
+                let mut resp = filters.response_headers.clone();
+                req.extend(&b.filters.request_headers);
+                resp.extend(&b.filters.response_headers);
+                (req, resp)
+            };
+            if !per_backend {
+                out.request_headers_to_add = header_options(&filters.request_headers);
+                out.request_headers_to_remove = filters.request_headers.remove.clone();
+                out.response_headers_to_add = header_options(&filters.response_headers);
+                out.response_headers_to_remove = filters.response_headers.remove.clone();
+            }
             let cluster = |b: &WeightedBackend| b.cluster.clone().unwrap_or_else(|| INVALID_BACKEND_CLUSTER.into());
             let mut a = RouteAction {
-                cluster_specifier: Some(if backends.len() == 1 {
+                cluster_specifier: Some(if backends.len() == 1 && !per_backend {
                     route_action::ClusterSpecifier::Cluster(cluster(&backends[0]))
                 } else {
                     route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
                         clusters: backends
                             .iter()
-                            .map(|b| ClusterWeight {
-                                name: cluster(b),
-                                weight: Some(UInt32Value { value: b.weight }),
-                                ..Default::default()
+                            .map(|b| {
+                                let mut w = ClusterWeight {
+                                    name: cluster(b),
+                                    weight: Some(UInt32Value { value: b.weight }),
+                                    ..Default::default()
+                                };
+                                if per_backend {
+                                    let (req, resp) = edits(b);
+                                    w.request_headers_to_add = header_options(&req);
+                                    w.request_headers_to_remove = req.remove;
+                                    w.response_headers_to_add = header_options(&resp);
+                                    w.response_headers_to_remove = resp.remove;
+                                }
+                                w
                             })
                             .collect(),
                         ..Default::default()
                     })
                 }),
-                cluster_not_found_response_code: route_action::ClusterNotFoundResponseCode::InternalServerError as i32,
+                request_mirror_policies: mirrors
+                    .iter()
+                    .map(|m| route_action::RequestMirrorPolicy {
+                        cluster: m.cluster.clone(),
+                        runtime_fraction: (m.per_million < 1_000_000).then(|| RuntimeFractionalPercent {
+                            default_value: Some(FractionalPercent {
+                                numerator: m.per_million,
+                                denominator: fractional_percent::DenominatorType::Million as i32,
+                            }),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    })
+                    .collect(),
+                // An invalid backend's share: 500, or for gRPC 503 (clients see UNAVAILABLE).
+                cluster_not_found_response_code: if r.match_.grpc.is_some() {
+                    route_action::ClusterNotFoundResponseCode::ServiceUnavailable
+                } else {
+                    route_action::ClusterNotFoundResponseCode::InternalServerError
+                } as i32,
                 timeout: timeout_ms.map(|ms| duration(std::time::Duration::from_millis(ms))),
                 ..Default::default()
             };
