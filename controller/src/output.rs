@@ -51,9 +51,9 @@ pub fn xds_documents(out: &Output) -> Vec<Value> {
             json!({
                 "gateway": g.gateway.to_string(),
                 "listeners": x.listeners.iter().map(to_json).collect::<Vec<_>>(),
-                "route_configurations": x.route_configurations.iter().map(to_json).collect::<Vec<_>>(),
-                "clusters": x.clusters.iter().map(to_json).collect::<Vec<_>>(),
-                "load_assignments": x.load_assignments.iter().map(to_json).collect::<Vec<_>>(),
+                "route_configurations": x.route_configurations.iter().map(|r| to_json(&r.whole())).collect::<Vec<_>>(),
+                "clusters": x.clusters.iter().map(|c| to_json(c.as_ref())).collect::<Vec<_>>(),
+                "load_assignments": x.load_assignments.iter().map(|a| to_json(a.as_ref())).collect::<Vec<_>>(),
                 "secrets": secrets,
             })
         })

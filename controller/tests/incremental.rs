@@ -37,9 +37,9 @@ fn text(out: &Output) -> String {
     for g in &out.gateways {
         let x = &g.xds;
         let json: Vec<Value> = (x.listeners.iter().map(to_json))
-            .chain(x.route_configurations.iter().map(to_json))
-            .chain(x.clusters.iter().map(to_json))
-            .chain(x.load_assignments.iter().map(to_json))
+            .chain(x.route_configurations.iter().map(|r| to_json(&r.whole())))
+            .chain(x.clusters.iter().map(|c| to_json(c.as_ref())))
+            .chain(x.load_assignments.iter().map(|a| to_json(a.as_ref())))
             .chain(x.secrets.iter().map(to_json))
             .collect();
         s += &format!("{:?} {:?} {}\n", g.gateway, g.ir, Value::Array(json));

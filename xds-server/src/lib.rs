@@ -30,6 +30,7 @@ mod canonical;
 mod ledger;
 mod metrics;
 mod resource;
+mod route_parts;
 mod server;
 mod session;
 mod snapshot;

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster::ClusterDiscoveryType, cluster::DiscoveryType};
 use envoy_types::pb::envoy::config::core::v3::{TransportSocket, transport_socket};
@@ -23,6 +23,7 @@ use prost::{Message, Name};
 use sha2::{Digest, Sha256};
 
 use crate::canonical::canonical_bytes;
+use crate::route_parts::RouteParts;
 
 /// A resource type served over ADS. [`ResourceType::ALL`] is also the order in which changes are
 /// pushed: what is used (clusters, endpoints, secrets) before what uses it (listeners, routes).
@@ -126,15 +127,31 @@ impl fmt::Display for ResourceType {
     }
 }
 
-/// One named resource, packed as `Any`, with its content hash. Cheap to clone.
-#[derive(Clone, PartialEq, Eq)]
+/// One named resource, packed as `Any`, with its content hash. Cheap to clone. Two resources
+/// are equal when their type, name, content hash and references are.
+#[derive(Clone)]
 pub struct Resource {
     name: Arc<str>,
     ty: ResourceType,
-    any: Arc<Any>,
+    /// The packed resource; for a route configuration held as [`RouteParts`], encoded on first use
+    /// (only SotW clients need it whole).
+    any: Arc<OnceLock<Any>>,
     hash: Arc<str>,
     refs: Arc<[(ResourceType, String)]>,
+    /// A route configuration as its own fields plus shared virtual hosts.
+    pub(crate) route: Option<Arc<RouteParts>>,
+    /// The shared message this resource was made from, if any: the same pointer next time means
+    /// the same resource ([`Resource::from_shared`]).
+    source: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
+
+impl PartialEq for Resource {
+    fn eq(&self, other: &Self) -> bool {
+        (self.ty, &self.name, &self.hash, &self.refs) == (other.ty, &other.name, &other.hash, &other.refs)
+    }
+}
+
+impl Eq for Resource {}
 
 impl fmt::Debug for Resource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -146,6 +163,12 @@ impl Resource {
     /// Wraps a packed resource. Fails when the type URL is not one of the six types, the bytes do
     /// not decode, or the resource has no name.
     pub fn from_any(any: Any) -> Result<Self, crate::Error> {
+        Self::from_any_after(any, None)
+    }
+
+    /// [`Resource::from_any`]; a route configuration reuses the virtual hosts of `prev` (the
+    /// same route configuration before) that encode to the same bytes.
+    fn from_any_after(any: Any, prev: Option<&RouteParts>) -> Result<Self, crate::Error> {
         let ty = ResourceType::from_type_url(&any.type_url)
             .ok_or_else(|| crate::Error::UnsupportedType(any.type_url.clone()))?;
         let bad = |e: prost::DecodeError| crate::Error::Decode { type_url: any.type_url.clone(), source: e };
@@ -163,9 +186,13 @@ impl Resource {
                 (l.name.clone(), listener_refs(&l))
             }
             ResourceType::Route => {
-                let rc = RouteConfiguration::decode(any.value.as_slice()).map_err(bad)?;
-                let refs = if rc.vhds.is_some() { vec![(ResourceType::VirtualHost, rc.name.clone())] } else { vec![] };
-                (rc.name, refs)
+                let mut rc = RouteConfiguration::decode(any.value.as_slice()).map_err(bad)?;
+                if rc.name.is_empty() {
+                    return Err(crate::Error::Unnamed(any.type_url));
+                }
+                let vhosts = std::mem::take(&mut rc.virtual_hosts).into_iter().map(Arc::new).collect::<Vec<_>>();
+                let parts = RouteParts::new(rc, &vhosts, prev);
+                return Ok(Self::route(parts, Some(any)));
             }
             ResourceType::VirtualHost => (VirtualHost::decode(any.value.as_slice()).map_err(bad)?.name, vec![]),
         };
@@ -186,15 +213,78 @@ impl Resource {
     /// same hash the long way.)
     pub fn from_message_reusing<M: Message + Name>(m: &M, prev: Option<&Resource>) -> Result<Self, crate::Error> {
         let value = m.encode_to_vec();
-        if let Some(p) = prev.filter(|p| p.any.value == value && p.any.type_url == M::type_url()) {
+        if let Some(p) = prev.filter(|p| p.any().type_url == M::type_url() && p.any().value == value) {
             return Ok(p.clone());
         }
-        Self::from_any(Any { type_url: M::type_url(), value })
+        Self::from_any_after(Any { type_url: M::type_url(), value }, prev.and_then(|p| p.route.as_deref()))
     }
 
-    fn build(ty: ResourceType, name: String, any: Any, refs: Vec<(ResourceType, String)>) -> Self {
+    /// A resource from a shared message: `prev` itself when it was made from this very message
+    /// (pointer identity), else packed and hashed like [`Resource::from_message_reusing`].
+    pub fn from_shared<M: Message + Name + Send + Sync + 'static>(
+        m: &Arc<M>,
+        prev: Option<&Resource>,
+    ) -> Result<Self, crate::Error> {
+        if let Some(p) = prev.filter(|p| p.source.as_ref().is_some_and(|s| same_allocation(s, m))) {
+            return Ok(p.clone());
+        }
+        let mut r = Self::from_message_reusing(m.as_ref(), prev)?;
+        r.source = Some(m.clone());
+        Ok(r)
+    }
+
+    /// A route configuration from its own fields (`config`, whose virtual hosts are ignored) and
+    /// its virtual hosts, shared: a virtual host that `prev` (the same route configuration in the
+    /// snapshot being replaced) held as the very same `Arc` is neither encoded nor hashed again,
+    /// and the whole route configuration is encoded only when a client asks for it whole. Its
+    /// content hash is composed of its own fields' and its virtual hosts' hashes, as for every
+    /// route configuration.
+    pub fn route_configuration(
+        config: &RouteConfiguration,
+        virtual_hosts: &[Arc<VirtualHost>],
+        prev: Option<&Resource>,
+    ) -> Result<Self, crate::Error> {
+        if config.name.is_empty() {
+            return Err(crate::Error::Unnamed(ROUTE_TYPE.to_owned()));
+        }
+        let header = RouteConfiguration { virtual_hosts: vec![], ..config.clone() };
+        let parts = RouteParts::new(header, virtual_hosts, prev.and_then(|p| p.route.as_deref()));
+        let mut r = Self::route(parts, None);
+        if let Some(p) = prev.filter(|p| p.ty == ResourceType::Route && p.hash == r.hash) {
+            // Same content: keep what was encoded of it already.
+            r.any = p.any.clone();
+        }
+        Ok(r)
+    }
+
+    fn route(parts: RouteParts, any: Option<Any>) -> Self {
+        let name = parts.header.name.clone();
+        let refs = match parts.header.vhds {
+            Some(_) => vec![(ResourceType::VirtualHost, name.clone())],
+            None => vec![],
+        };
+        Resource {
+            name: name.into(),
+            ty: ResourceType::Route,
+            any: Arc::new(any.map(OnceLock::from).unwrap_or_default()),
+            hash: parts.hash().into(),
+            refs: refs.into(),
+            route: Some(Arc::new(parts)),
+            source: None,
+        }
+    }
+
+    pub(crate) fn build(ty: ResourceType, name: String, any: Any, refs: Vec<(ResourceType, String)>) -> Self {
         let hash = hex::encode(Sha256::digest(canonical_bytes(&any.type_url, &any.value)));
-        Resource { name: name.into(), ty, any: Arc::new(any), hash: hash.into(), refs: refs.into() }
+        Resource {
+            name: name.into(),
+            ty,
+            any: Arc::new(OnceLock::from(any)),
+            hash: hash.into(),
+            refs: refs.into(),
+            route: None,
+            source: None,
+        }
     }
 
     /// The resource name (a cluster's `name`, a load assignment's `cluster_name`, ...).
@@ -209,7 +299,10 @@ impl Resource {
 
     /// The packed resource.
     pub fn any(&self) -> &Any {
-        &self.any
+        self.any.get_or_init(|| {
+            let parts = self.route.as_ref().expect("only route configurations are packed on first use");
+            Any { type_url: ROUTE_TYPE.to_owned(), value: parts.encode_whole() }
+        })
     }
 
     /// Hex sha256 of the canonical encoding: the per-resource version in Delta xDS.
@@ -223,6 +316,11 @@ impl Resource {
     pub fn references(&self) -> impl Iterator<Item = (ResourceType, &str)> {
         self.refs.iter().map(|(t, n)| (*t, n.as_str()))
     }
+}
+
+/// Whether `shared` is the allocation `m` points to.
+fn same_allocation<M: 'static>(shared: &Arc<dyn std::any::Any + Send + Sync>, m: &Arc<M>) -> bool {
+    std::ptr::addr_eq(Arc::as_ptr(shared), Arc::as_ptr(m))
 }
 
 /// The namespace of a resource name: everything before its last `/` (empty without one), as

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
-use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 use envoy_types::pb::google::protobuf::Any;
 
@@ -99,7 +99,45 @@ impl Snapshot {
         for s in secrets {
             all.push(Resource::from_message_reusing(&s, before(ResourceType::Secret, &s.name))?);
         }
-        let snap = Self::from_resource_list(all)?;
+        let snap = Self::from_resource_list_after(all, prev)?;
+        if let Some(p) = prev {
+            snap.inherit_vhds(p);
+        }
+        Ok(snap)
+    }
+
+    /// Like [`Snapshot::from_resources_after`], from shared messages: a cluster or load
+    /// assignment that `prev` was built from as the very same `Arc` is reused without being
+    /// encoded, and each route configuration is given as its own fields (whose virtual hosts are
+    /// ignored) plus its virtual hosts, shared (see [`Resource::route_configuration`]). So the
+    /// cost of a snapshot grows with what changed (by pointer), plus a pointer comparison per
+    /// resource and virtual host. Equal to [`Snapshot::from_resources`] of the same messages.
+    pub fn from_shared<'a>(
+        prev: Option<&Snapshot>,
+        clusters: impl IntoIterator<Item = &'a Arc<Cluster>>,
+        endpoints: impl IntoIterator<Item = &'a Arc<ClusterLoadAssignment>>,
+        listeners: impl IntoIterator<Item = &'a Listener>,
+        routes: impl IntoIterator<Item = (&'a RouteConfiguration, &'a [Arc<VirtualHost>])>,
+        secrets: impl IntoIterator<Item = &'a Secret>,
+    ) -> Result<Self, Error> {
+        let before = |ty: ResourceType, name: &str| prev.and_then(|p| p.get(ty, name));
+        let mut all = Vec::new();
+        for c in clusters {
+            all.push(Resource::from_shared(c, before(ResourceType::Cluster, &c.name))?);
+        }
+        for e in endpoints {
+            all.push(Resource::from_shared(e, before(ResourceType::Endpoint, &e.cluster_name))?);
+        }
+        for l in listeners {
+            all.push(Resource::from_message_reusing(l, before(ResourceType::Listener, &l.name))?);
+        }
+        for (rc, vhosts) in routes {
+            all.push(Resource::route_configuration(rc, vhosts, before(ResourceType::Route, &rc.name))?);
+        }
+        for s in secrets {
+            all.push(Resource::from_message_reusing(s, before(ResourceType::Secret, &s.name))?);
+        }
+        let snap = Self::from_resource_list_after(all, prev)?;
         if let Some(p) = prev {
             snap.inherit_vhds(p);
         }
@@ -108,6 +146,15 @@ impl Snapshot {
 
     /// A snapshot from already wrapped resources.
     pub fn from_resource_list(resources: impl IntoIterator<Item = Resource>) -> Result<Self, Error> {
+        Self::from_resource_list_after(resources, None)
+    }
+
+    /// [`Snapshot::from_resource_list`], taking the version of each type whose resources have
+    /// the same names and hashes as in `prev` from `prev` instead of hashing them again.
+    fn from_resource_list_after(
+        resources: impl IntoIterator<Item = Resource>,
+        prev: Option<&Snapshot>,
+    ) -> Result<Self, Error> {
         let mut by_type: [BTreeMap<String, Resource>; 6] = Default::default();
         for r in resources {
             let ty = r.resource_type();
@@ -115,12 +162,19 @@ impl Snapshot {
                 return Err(Error::DuplicateName { type_url: ty.type_url().to_owned(), name: prev.name().to_owned() });
             }
         }
-        let type_versions = ResourceType::ALL.map(|t| version_of(by_type[t.index()].values()));
-        let version = version_of(by_type.iter().flat_map(|m| m.values()));
+        let type_versions = ResourceType::ALL.map(|t| {
+            let now = &by_type[t.index()];
+            match prev.filter(|p| same_hashes(now, p.resources(t))) {
+                Some(p) => p.type_version(t).to_owned(),
+                None => version_of(now.values()),
+            }
+        });
+        let version = compose(&type_versions);
         Ok(Snapshot { by_type, type_versions, version, vhds: OnceLock::new(), prev_vhds: Mutex::new(None) })
     }
 
-    /// The snapshot version: hex sha256 over every resource's (type, name, content hash).
+    /// The snapshot version: hex sha256 over the versions of the six types (each a hex sha256
+    /// over the type's resources' (type, name, content hash)).
     pub fn version(&self) -> &str {
         &self.version
     }
@@ -193,6 +247,21 @@ impl Snapshot {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Whether two sets of resources have the same names and content hashes.
+fn same_hashes(a: &BTreeMap<String, Resource>, b: &BTreeMap<String, Resource>) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|((na, ra), (nb, rb))| na == nb && ra.hash() == rb.hash())
+}
+
+/// The snapshot version from the type versions.
+fn compose(type_versions: &[String; 6]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for v in type_versions {
+        h.update(v.as_bytes());
+    }
+    hex::encode(h.finalize())
 }
 
 #[cfg(test)]

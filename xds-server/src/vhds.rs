@@ -25,8 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use envoy_types::pb::envoy::config::core::v3::{
     AggregatedConfigSource, ApiVersion, ConfigSource, config_source::ConfigSourceSpecifier,
 };
-use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, Vhds};
-use prost::Message;
+use envoy_types::pb::envoy::config::route::v3::Vhds;
 
 use crate::resource::{Resource, ResourceType};
 
@@ -51,7 +50,10 @@ pub(crate) fn split(
 ) -> VhdsForm {
     let mut out = VhdsForm { virtual_hosts: given.clone(), ..Default::default() };
     for (name, r) in routes {
-        match reuse(prev, name, r).or_else(|| split_one(r, prev)) {
+        // Every route configuration is held in parts (see `RouteParts`).
+        let split = reuse(prev, name, r)
+            .or_else(|| r.route.as_ref().and_then(|parts| parts.split(prev.and_then(|p| p.routes.get(name)))));
+        match split {
             Some((rc, vhosts)) if vhosts.iter().all(|v| !out.virtual_hosts.contains_key(v.name())) => {
                 out.routes.insert(name.clone(), rc);
                 let names = vhosts.iter().map(|v| v.name().to_owned()).collect();
@@ -74,35 +76,14 @@ fn reuse(prev: Option<&VhdsForm>, name: &str, r: &Resource) -> Option<(Resource,
     Some((prev.routes.get(name)?.clone(), vhosts))
 }
 
-/// The VHDS form of one route configuration, or None when it is served whole: it already uses
-/// `vhds`, has no virtual host (an empty namespace is never answered by Envoy's VHDS watch, so
-/// its listener would wait for it), or a virtual host has no usable unique first domain.
-fn split_one(r: &Resource, prev: Option<&VhdsForm>) -> Option<(Resource, Vec<Resource>)> {
-    let mut rc = RouteConfiguration::decode(r.any().value.as_slice()).ok()?;
-    if rc.vhds.is_some() || rc.virtual_hosts.is_empty() {
-        return None;
-    }
-    let mut seen = BTreeSet::new();
-    let mut vhosts = Vec::with_capacity(rc.virtual_hosts.len());
-    for mut vh in std::mem::take(&mut rc.virtual_hosts) {
-        let host = vh.domains.first()?;
-        if host.is_empty() || host.contains('/') || !seen.insert(host.clone()) {
-            return None;
-        }
-        vh.name = format!("{}/{host}", rc.name);
-        let before = prev.and_then(|p| p.virtual_hosts.get(&vh.name));
-        vhosts.push(Resource::from_message_reusing(&vh, before).ok()?);
-    }
-    rc.vhds = Some(Vhds { config_source: Some(ads()) });
-    let before = prev.and_then(|p| p.routes.get(&rc.name));
-    Some((Resource::from_message_reusing(&rc, before).ok()?, vhosts))
-}
-
-fn ads() -> ConfigSource {
-    ConfigSource {
-        resource_api_version: ApiVersion::V3 as i32,
-        config_source_specifier: Some(ConfigSourceSpecifier::Ads(AggregatedConfigSource {})),
-        ..Default::default()
+/// `vhds` over the ADS stream.
+pub(crate) fn vhds_over_ads() -> Vhds {
+    Vhds {
+        config_source: Some(ConfigSource {
+            resource_api_version: ApiVersion::V3 as i32,
+            config_source_specifier: Some(ConfigSourceSpecifier::Ads(AggregatedConfigSource {})),
+            ..Default::default()
+        }),
     }
 }
 

@@ -15,9 +15,13 @@ use legate_translator::{ObjKey, Resources};
 
 type Id = (Kind, ObjKey);
 
+mod stamp;
+
 #[derive(Default)]
 struct FileState {
     text: String,
+    /// The file as it was when `text` was read: while it is so, the file is not read again.
+    stamp: Option<stamp::Stamp>,
     /// The objects of the last version that parsed, by kind and key (the first definition in
     /// the file), and the second definitions within the file.
     good: BTreeMap<Id, RawObject>,
@@ -64,7 +68,8 @@ impl FileProvider {
         &self.root
     }
 
-    /// Re-reads the files under the root; parses only those whose text changed.
+    /// Re-reads the files under the root whose size, times or inode changed (and those read too
+    /// soon after a write to trust that); parses only those whose text changed.
     pub fn reload(&mut self) -> Reload {
         let mut out = Reload::default();
         let paths = match load::files_under(&self.root) {
@@ -81,8 +86,16 @@ impl FileProvider {
             self.disown(&path, state.good.keys(), &mut affected);
         }
         for path in paths {
+            let meta = std::fs::metadata(&path).ok();
+            if let (Some(m), Some(state)) = (&meta, self.files.get(&path))
+                && state.stamp.as_ref().is_some_and(|s| s.unchanged(m))
+            {
+                continue;
+            }
+            let read_at = std::time::SystemTime::now();
             let Ok(text) = std::fs::read_to_string(&path) else { continue }; // vanished meanwhile
             let state = self.files.entry(path.clone()).or_default();
+            state.stamp = meta.map(|m| stamp::Stamp::of(&m, read_at));
             if state.text == text && (state.error.is_some() || !state.good.is_empty() || text.trim().is_empty()) {
                 continue;
             }

@@ -48,7 +48,7 @@ async fn readyz(State(s): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(s): State<Arc<AppState>>) -> Response {
     let live = s.current();
-    let mut text = s.metrics.render(&live.output.statuses);
+    let mut text = s.metrics.render(&live);
     text.push_str(&s.cache.metrics_text());
     for m in &s.extra_metrics {
         text.push_str(&m());

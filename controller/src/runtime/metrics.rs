@@ -1,11 +1,13 @@
 //! Legate's own metrics (the xDS server renders its own), as Prometheus text.
 
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use legate_translator::status::Statuses;
+
+use super::state::Live;
 
 /// Upper bounds of the translation-duration histogram, in seconds.
 const BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
@@ -15,6 +17,9 @@ pub struct Metrics {
     translations: AtomicU64,
     file_errors: AtomicU64,
     histogram: Mutex<Histogram>,
+    /// The `legate_objects` lines of the translation they were counted from (a scrape between
+    /// two translations does not count every object again).
+    objects: Mutex<Option<(Weak<Live>, Arc<str>)>>,
 }
 
 #[derive(Default)]
@@ -47,8 +52,8 @@ impl Metrics {
         self.file_errors.store(n as u64, Ordering::Relaxed);
     }
 
-    /// Prometheus text for Legate's metrics plus objects by condition from `statuses`.
-    pub fn render(&self, statuses: &Statuses) -> String {
+    /// Prometheus text for Legate's metrics plus objects by condition from `live`'s statuses.
+    pub fn render(&self, live: &Arc<Live>) -> String {
         let mut o = String::new();
         let _ =
             writeln!(o, "# HELP legate_translations_total Translations run.\n# TYPE legate_translations_total counter");
@@ -72,23 +77,42 @@ impl Metrics {
             "# TYPE legate_file_errors gauge\nlegate_file_errors {}",
             self.file_errors.load(Ordering::Relaxed)
         );
-        let _ = writeln!(o, "# HELP legate_objects Objects by kind and by the status of a condition.");
-        let _ = writeln!(o, "# TYPE legate_objects gauge");
-        let mut counts: std::collections::BTreeMap<(&str, String, String), u64> = Default::default();
-        let mut add = |kind: &'static str, conds: &[legate_translator::conditions::Condition]| {
-            for c in conds {
-                *counts.entry((kind, c.type_.clone(), c.status.as_str().to_owned())).or_default() += 1;
-            }
-        };
-        statuses.gateway_classes.values().for_each(|s| add("GatewayClass", &s.conditions));
-        statuses.gateways.values().for_each(|s| add("Gateway", &s.conditions));
-        for (key, s) in &statuses.routes {
-            s.parents.iter().for_each(|p| add(key.kind.name(), &p.conditions));
-        }
-        statuses.backends.values().for_each(|s| add("Backend", &s.conditions));
-        for ((kind, ty, st), n) in counts {
-            let _ = writeln!(o, "legate_objects{{kind=\"{kind}\",condition=\"{ty}\",status=\"{st}\"}} {n}");
-        }
+        o.push_str(&self.objects_text(live));
         o
     }
+
+    fn objects_text(&self, live: &Arc<Live>) -> Arc<str> {
+        let mut memo = self.objects.lock().unwrap();
+        if let Some((_, text)) = memo.as_ref().filter(|(of, _)| std::ptr::eq(of.as_ptr(), Arc::as_ptr(live))) {
+            return text.clone();
+        }
+        let text: Arc<str> = objects_text(&live.output.statuses).into();
+        *memo = Some((Arc::downgrade(live), text.clone()));
+        text
+    }
 }
+
+/// The `legate_objects` gauge: objects by kind and by the status of a condition.
+fn objects_text(statuses: &Statuses) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "# HELP legate_objects Objects by kind and by the status of a condition.");
+    let _ = writeln!(o, "# TYPE legate_objects gauge");
+    let st = statuses;
+    let conditions = (st.gateway_classes.values().map(|s| ("GatewayClass", &s.conditions)))
+        .chain(st.gateways.values().map(|s| ("Gateway", &s.conditions)))
+        .chain(st.routes.iter().flat_map(|(key, s)| s.parents.iter().map(|p| (key.kind.name(), &p.conditions))))
+        .chain(st.backends.values().map(|s| ("Backend", &s.conditions)));
+    let mut counts: std::collections::BTreeMap<(&str, &str, &str), u64> = Default::default();
+    for (kind, conds) in conditions {
+        for c in conds {
+            *counts.entry((kind, c.type_.as_str(), c.status.as_str())).or_default() += 1;
+        }
+    }
+    for ((kind, ty, st), n) in counts {
+        let _ = writeln!(o, "legate_objects{{kind=\"{kind}\",condition=\"{ty}\",status=\"{st}\"}} {n}");
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests;

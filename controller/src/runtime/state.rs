@@ -93,15 +93,16 @@ pub fn publish_snapshots(cache: &SnapshotCache, out: &Output) -> BTreeMap<ObjKey
     let mut versions = BTreeMap::new();
     for g in &out.gateways {
         let x = &g.xds;
-        // Unchanged resources of the snapshot being replaced are reused, not encoded and hashed again.
+        // Unchanged resources of the snapshot being replaced (the same `Arc`s from the
+        // translator's stage-2 cache) are reused, not encoded and hashed again.
         let prev = cache.get(&g.gateway.to_string());
-        match legate_xds::Snapshot::from_resources_after(
+        match legate_xds::Snapshot::from_shared(
             prev.as_deref(),
-            x.clusters.iter().cloned(),
-            x.load_assignments.iter().cloned(),
-            x.listeners.iter().cloned(),
-            x.route_configurations.iter().cloned(),
-            x.secrets.iter().cloned(),
+            &x.clusters,
+            &x.load_assignments,
+            &x.listeners,
+            x.route_configurations.iter().map(|r| (&r.config, r.virtual_hosts.as_slice())),
+            &x.secrets,
         ) {
             Ok(snap) => {
                 versions.insert(g.gateway.clone(), snap.version().to_owned());

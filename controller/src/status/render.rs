@@ -104,6 +104,16 @@ struct Memo {
     value: Arc<Value>,
     kept: Option<Kept>,
     doc: Arc<Value>,
+    /// Whether `doc` was rendered (else the memo is new and holds nothing yet).
+    rendered: bool,
+    /// The last call that saw the object.
+    generation: u64,
+}
+
+impl Memo {
+    fn empty(o: &RawObject) -> Memo {
+        Memo { value: o.value.clone(), kept: None, doc: Arc::new(Value::Null), rendered: false, generation: 0 }
+    }
 }
 
 /// Status documents kept between translations: an object is rendered again only when its
@@ -111,7 +121,8 @@ struct Memo {
 /// over from the previous rendering.
 #[derive(Default)]
 pub struct Renderer {
-    memos: HashMap<(Kind, ObjKey), Memo>,
+    memos: HashMap<Kind, HashMap<ObjKey, Memo>>,
+    generation: u64,
     /// How many documents the last call rendered (the rest were reused).
     pub last_rendered: usize,
 }
@@ -123,31 +134,42 @@ impl Renderer {
         let mut objects: Vec<&RawObject> = objects.iter().filter(|o| o.kind.status_printed()).collect();
         objects.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
         let st = &out.statuses;
-        let mut memos = HashMap::with_capacity(objects.len());
         let mut rendered = 0;
-        let docs = objects
+        self.generation += 1;
+        let generation = self.generation;
+        // Memos are updated in place (no key is copied for an object seen before); those of
+        // objects gone are dropped at the end.
+        let docs: Vec<Arc<Value>> = objects
             .into_iter()
             .map(|o| {
-                let id = (o.kind, o.key.clone());
-                let old = self.memos.remove(&id);
-                let memo = match old {
-                    Some(m) if Arc::ptr_eq(&m.value, &o.value) && Kept::same(&m.kept, o.kind, &o.key, st) => m,
-                    old => {
-                        rendered += 1;
-                        let previous = old
-                            .as_ref()
-                            .and_then(|m| m.doc.get("status").cloned())
-                            .or_else(|| o.value.get("status").cloned());
-                        let doc = document(o, owned_status(o.kind, &o.key, st), previous, controller, now);
-                        Memo { value: o.value.clone(), kept: Kept::of(o.kind, &o.key, st), doc: Arc::new(doc) }
-                    }
-                };
-                let doc = memo.doc.clone();
-                memos.insert(id, memo);
-                doc
+                let of_kind = self.memos.entry(o.kind).or_default();
+                if !of_kind.contains_key(&o.key) {
+                    of_kind.insert(o.key.clone(), Memo::empty(o));
+                }
+                let memo = of_kind.get_mut(&o.key).expect("just inserted");
+                memo.generation = generation;
+                if !(memo.rendered && Arc::ptr_eq(&memo.value, &o.value) && Kept::same(&memo.kept, o.kind, &o.key, st))
+                {
+                    rendered += 1;
+                    let previous = (memo.rendered.then(|| memo.doc.get("status").cloned()).flatten())
+                        .or_else(|| o.value.get("status").cloned());
+                    let doc = document(o, owned_status(o.kind, &o.key, st), previous, controller, now);
+                    *memo = Memo {
+                        value: o.value.clone(),
+                        kept: Kept::of(o.kind, &o.key, st),
+                        doc: Arc::new(doc),
+                        rendered: true,
+                        generation,
+                    };
+                }
+                memo.doc.clone()
             })
             .collect();
-        self.memos = memos;
+        if self.memos.values().map(HashMap::len).sum::<usize>() != docs.len() {
+            for of_kind in self.memos.values_mut() {
+                of_kind.retain(|_, m| m.generation == generation);
+            }
+        }
         self.last_rendered = rendered;
         docs
     }

@@ -2,8 +2,9 @@
 //! `legate translate --show bootstrap` prints and what `envoy --mode validate` checks.
 
 use envoy_types::pb::envoy::config::bootstrap::v3::{Admin, Bootstrap, bootstrap::StaticResources};
-use envoy_types::pb::envoy::config::cluster::v3::cluster;
+use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::{Node, transport_socket};
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, http_connection_manager::RouteSpecifier,
@@ -40,8 +41,8 @@ pub fn static_bootstrap(res: &Resources, opts: &BootstrapOptions) -> Bootstrap {
                     let rc = res
                         .route_configurations
                         .iter()
-                        .find(|r| r.name == rds.route_config_name)
-                        .cloned()
+                        .find(|r| r.name() == rds.route_config_name)
+                        .map(|r| r.whole())
                         .unwrap_or_default();
                     hcm.route_specifier = Some(RouteSpecifier::RouteConfig(rc));
                 }
@@ -60,11 +61,12 @@ pub fn static_bootstrap(res: &Resources, opts: &BootstrapOptions) -> Bootstrap {
             }
         }
     }
-    let mut clusters = res.clusters.clone();
+    let mut clusters: Vec<_> = res.clusters.iter().map(|c| Cluster::clone(c)).collect();
     for c in &mut clusters {
         if c.eds_cluster_config.take().is_some() {
             c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(cluster::DiscoveryType::Static as i32));
-            c.load_assignment = res.load_assignments.iter().find(|a| a.cluster_name == c.name).cloned();
+            c.load_assignment =
+                res.load_assignments.iter().find(|a| a.cluster_name == c.name).map(|a| ClusterLoadAssignment::clone(a));
         }
     }
     Bootstrap {

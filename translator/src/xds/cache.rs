@@ -70,29 +70,35 @@ impl<K: Hash + Eq, V> Epoched<K, V> {
 
 /// Rendered virtual hosts by name and HTTPS chain. A hit needs the very same IR (pointer
 /// identity: stage 1 hands out the same `Arc` for an unchanged virtual host).
-pub type VirtualHostCache = Epoched<(String, Option<String>), (Arc<VirtualHostIr>, VirtualHost)>;
+pub type VirtualHostCache = Epoched<(String, Option<String>), (Arc<VirtualHostIr>, Arc<VirtualHost>)>;
 
 impl VirtualHostCache {
-    /// The Envoy virtual host for `v` as served on `chain`.
-    pub fn render(&mut self, v: &Arc<VirtualHostIr>, chain: Option<&str>) -> VirtualHost {
+    /// The Envoy virtual host for `v` as served on `chain`: the same `Arc` as last time while
+    /// `v` is.
+    pub fn render(&mut self, v: &Arc<VirtualHostIr>, chain: Option<&str>) -> Arc<VirtualHost> {
         let key = (v.name.clone(), chain.map(str::to_owned));
-        let (_, out) =
-            self.get_or(key, |(ir, _)| Arc::ptr_eq(ir, v), || (v.clone(), super::route::virtual_host(v, chain)));
+        let (_, out) = self.get_or(
+            key,
+            |(ir, _)| Arc::ptr_eq(ir, v),
+            || (v.clone(), Arc::new(super::route::virtual_host(v, chain))),
+        );
         out.clone()
     }
 }
 
 /// Rendered clusters and load assignments by name, reused while the cluster IR is the same.
-pub type ClusterCache = Epoched<String, (Arc<ClusterIr>, Cluster, Option<ClusterLoadAssignment>)>;
+pub type ClusterCache = Epoched<String, (Arc<ClusterIr>, Arc<Cluster>, Option<Arc<ClusterLoadAssignment>>)>;
 
 impl ClusterCache {
-    pub fn render(&mut self, c: &Arc<ClusterIr>) -> (Cluster, Option<ClusterLoadAssignment>) {
+    /// The Envoy cluster and load assignment for `c`: the same `Arc`s as last time while `c` is
+    /// (or equals) the same IR.
+    pub fn render(&mut self, c: &Arc<ClusterIr>) -> (Arc<Cluster>, Option<Arc<ClusterLoadAssignment>>) {
         let (_, cluster, cla) = self.get_or_by(
             c.name.as_str(),
             |(ir, ..)| Arc::ptr_eq(ir, c) || ir == c,
             || {
                 let (cluster, cla) = super::cluster::cluster(c);
-                (c.clone(), cluster, cla)
+                (c.clone(), Arc::new(cluster), cla.map(Arc::new))
             },
         );
         (cluster.clone(), cla.clone())

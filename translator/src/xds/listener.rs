@@ -8,7 +8,6 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::config::listener::v3::{
     Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter::ConfigType, listener_filter,
 };
-use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::filters::http::grpc_web::v3::GrpcWeb;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
@@ -27,7 +26,7 @@ use crate::gateway::Protocol;
 use crate::ir::{CertificateRef, ListenerIr};
 
 /// The listener for a socket and the route configurations its chains use.
-pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<RouteConfiguration>) {
+pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<super::RouteConfig>) {
     let mut routes = vec![];
     let mut chains = vec![];
     let mut listener_filters = vec![];

@@ -14,19 +14,44 @@ pub mod route;
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
-use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
+use std::sync::Arc;
 
 use crate::ir::GatewayIr;
 
-/// The xDS resources of one Gateway, each list sorted by name.
+/// The xDS resources of one Gateway, each list sorted by name. Clusters, load assignments and
+/// virtual hosts are shared with [`cache::Generator`]: an unchanged one is the same `Arc` in the
+/// next translation, which the xDS server uses to skip encoding and hashing it again.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Resources {
     pub listeners: Vec<Listener>,
-    pub route_configurations: Vec<RouteConfiguration>,
-    pub clusters: Vec<Cluster>,
-    pub load_assignments: Vec<ClusterLoadAssignment>,
+    pub route_configurations: Vec<RouteConfig>,
+    pub clusters: Vec<Arc<Cluster>>,
+    pub load_assignments: Vec<Arc<ClusterLoadAssignment>>,
     pub secrets: Vec<Secret>,
+}
+
+/// A route configuration: its own fields (`config`, without virtual hosts) and its virtual
+/// hosts, shared.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RouteConfig {
+    pub config: RouteConfiguration,
+    pub virtual_hosts: Vec<Arc<VirtualHost>>,
+}
+
+impl RouteConfig {
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The whole `RouteConfiguration` (a copy).
+    pub fn whole(&self) -> RouteConfiguration {
+        RouteConfiguration {
+            virtual_hosts: self.virtual_hosts.iter().map(|v| VirtualHost::clone(v)).collect(),
+            ..self.config.clone()
+        }
+    }
 }
 
 /// Generates the xDS resources for one Gateway.
@@ -49,8 +74,8 @@ pub fn generate_with(ir: &GatewayIr, g: &mut cache::Generator) -> Resources {
     }
     out.secrets = ir.certificates.iter().map(listener::secret).collect();
     out.listeners.sort_by(|a, b| a.name.cmp(&b.name));
-    out.route_configurations.sort_by(|a, b| a.name.cmp(&b.name));
-    out.route_configurations.dedup_by(|a, b| a.name == b.name);
+    out.route_configurations.sort_by(|a, b| a.name().cmp(b.name()));
+    out.route_configurations.dedup_by(|a, b| a.name() == b.name());
     out.clusters.sort_by(|a, b| a.name.cmp(&b.name));
     out.load_assignments.sort_by(|a, b| a.cluster_name.cmp(&b.cluster_name));
     out.secrets.sort_by(|a, b| a.name.cmp(&b.name));

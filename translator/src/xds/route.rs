@@ -31,14 +31,16 @@ pub fn route_configuration(
     vhosts: &[Arc<VirtualHostIr>],
     chain: Option<&str>,
     cache: &mut VirtualHostCache,
-) -> RouteConfiguration {
-    RouteConfiguration {
-        name,
+) -> super::RouteConfig {
+    super::RouteConfig {
+        config: RouteConfiguration {
+            name,
+            ignore_port_in_host_matching: true,
+            // Routes may point at the never-defined invalid-backend cluster on purpose.
+            validate_clusters: Some(BoolValue { value: false }),
+            ..Default::default()
+        },
         virtual_hosts: vhosts.iter().map(|v| cache.render(v, chain)).collect(),
-        ignore_port_in_host_matching: true,
-        // Routes may point at the never-defined invalid-backend cluster on purpose.
-        validate_clusters: Some(BoolValue { value: false }),
-        ..Default::default()
     }
 }
 

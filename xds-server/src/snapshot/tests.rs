@@ -123,3 +123,56 @@ fn the_cache_hands_the_previous_split_to_the_next_snapshot() {
     let a2 = cache.get("k").unwrap().vhds_resources(ResourceType::VirtualHost)["routes/a.example.com"].clone();
     assert!(std::ptr::eq(a1.any(), a2.any()));
 }
+
+/// `from_shared` of the given clusters, load assignments and route configuration.
+fn shared(
+    prev: Option<&Snapshot>,
+    clusters: &[Arc<envoy_types::pb::envoy::config::cluster::v3::Cluster>],
+    clas: &[Arc<envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment>],
+    header: &RouteConfiguration,
+    vhosts: &[Arc<VirtualHost>],
+) -> Snapshot {
+    let listeners = [listener("http", 8080, "routes")];
+    Snapshot::from_shared(prev, clusters, clas, &listeners, [(header, vhosts)], []).unwrap()
+}
+
+#[test]
+fn a_snapshot_from_shared_messages_equals_one_from_owned_ones_and_reuses_the_same_arcs() {
+    let rc = many_hosts(&["a.example.com", "b.example.com"], "a");
+    let header = RouteConfiguration { virtual_hosts: vec![], ..rc.clone() };
+    let vhosts: Vec<Arc<VirtualHost>> = rc.virtual_hosts.iter().cloned().map(Arc::new).collect();
+    let clusters = [Arc::new(eds_cluster("a")), Arc::new(eds_cluster("b"))];
+    let clas = [Arc::new(cla("a", 1)), Arc::new(cla("b", 2))];
+    let v1 = shared(None, &clusters, &clas, &header, &vhosts);
+    assert_eq!(v1, build(None, 2, rc.clone()));
+    assert_eq!(v1.version(), build(None, 2, rc.clone()).version());
+    assert_eq!(
+        v1.vhds_resources(ResourceType::VirtualHost),
+        build(None, 2, rc).vhds_resources(ResourceType::VirtualHost)
+    );
+
+    // One endpoint and one virtual host change, as new Arcs; the rest are the same Arcs.
+    let clas2 = [clas[0].clone(), Arc::new(cla("b", 3))];
+    let mut b2 = VirtualHost::clone(&vhosts[1]);
+    b2.routes[0].name = "changed".into();
+    let vhosts2 = vec![vhosts[0].clone(), Arc::new(b2)];
+    let v2 = shared(Some(&v1), &clusters, &clas2, &header, &vhosts2);
+    let same = |ty, name| std::ptr::eq(v1.get(ty, name).unwrap().any(), v2.get(ty, name).unwrap().any());
+    assert!(same(ResourceType::Cluster, "a") && same(ResourceType::Cluster, "b") && same(ResourceType::Endpoint, "a"));
+    assert!(!same(ResourceType::Endpoint, "b"));
+    let (f1, f2) =
+        (v1.vhds_resources(ResourceType::VirtualHost).clone(), v2.vhds_resources(ResourceType::VirtualHost).clone());
+    assert!(std::ptr::eq(f1["routes/a.example.com"].any(), f2["routes/a.example.com"].any()));
+    assert_ne!(f1["routes/b.example.com"], f2["routes/b.example.com"]);
+    // Equal to a snapshot of the same content from scratch.
+    let whole = RouteConfiguration { virtual_hosts: vhosts2.iter().map(|v| VirtualHost::clone(v)).collect(), ..header };
+    let scratch = build(None, 3, whole);
+    assert_eq!(v2, scratch);
+    assert_eq!(v2.version(), scratch.version());
+    assert_eq!(
+        v2.get(ResourceType::Route, "routes").unwrap().any(),
+        scratch.get(ResourceType::Route, "routes").unwrap().any()
+    );
+    assert_eq!(&f2, scratch.vhds_resources(ResourceType::VirtualHost));
+    assert_eq!(v2.vhds_resources(ResourceType::Route), scratch.vhds_resources(ResourceType::Route));
+}

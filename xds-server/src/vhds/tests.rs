@@ -82,7 +82,7 @@ fn configurations_that_cannot_be_split_are_served_whole() {
     };
     let already = Resource::from_message(&RouteConfiguration {
         name: "already".into(),
-        vhds: Some(Vhds { config_source: Some(ads()) }),
+        vhds: Some(vhds_over_ads()),
         ..Default::default()
     })
     .unwrap();

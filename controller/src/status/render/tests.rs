@@ -39,3 +39,21 @@ fn only_changed_objects_are_rendered_again_and_the_documents_match_a_full_render
     let second: Vec<Value> = second.iter().map(|d| (**d).clone()).collect();
     assert_eq!(second, full, "the same documents as a full rendering (timestamps kept: nothing transitioned)");
 }
+
+#[test]
+fn an_object_removed_then_added_again_is_rendered_afresh_and_forgotten_while_gone() {
+    let mut engine = Engine::new(Options::default());
+    let mut r = Renderer::default();
+    let l = loaded(WORLD);
+    let out = engine.translate(&l.resources);
+    r.render(&l.objects, &out, "legate.dev/gateway-controller", "2026-01-01T00:00:00Z");
+    let without_b = loaded(&WORLD[..WORLD.rfind("---").unwrap()]);
+    let out2 = engine.translate(&without_b.resources);
+    let docs = r.render(&without_b.objects, &out2, "legate.dev/gateway-controller", "2026-01-01T00:00:00Z");
+    assert_eq!(docs.len(), 3);
+    assert_eq!(r.memos.values().map(HashMap::len).sum::<usize>(), 3, "the memo of route b is dropped");
+    let out3 = engine.translate(&l.resources);
+    let docs = r.render(&l.objects, &out3, "legate.dev/gateway-controller", "2026-01-01T00:00:00Z");
+    let full = status_documents(&l, &out3, "legate.dev/gateway-controller", "2026-01-01T00:00:00Z");
+    assert_eq!(docs.iter().map(|d| (**d).clone()).collect::<Vec<_>>(), full);
+}
