@@ -90,6 +90,7 @@ impl FakeApi {
             def(gw, "gatewayclasses", "GatewayClass", false, true),
             def(gw, "gateways", "Gateway", true, true),
             def(gw, "httproutes", "HTTPRoute", true, true),
+            def(gw, "grpcroutes", "GRPCRoute", true, true),
             def(gw, "referencegrants", "ReferenceGrant", true, false),
             def(lg, "backends", "Backend", true, true),
             def(lg, "proxyconfigs", "ProxyConfig", true, false),
