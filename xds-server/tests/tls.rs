@@ -255,7 +255,11 @@ async fn mtls_without_client_certificate_is_refused() {
     let attempts =
         wait_for(WAIT, || async { stat("cluster.legate-xds.upstream_cx_total").await.filter(|n| *n >= 2) }).await;
     assert!(attempts.is_some(), "Envoy made no connection attempts\n{}", envoy.log_tail());
-    assert_eq!(stat("control_plane.connected_state").await, Some(0), "{}", envoy.log_tail());
+    // Under TLS 1.3 the client may count a handshake done before the server checks its
+    // (missing) certificate and says no, so the state can read 1 for a moment; it must settle at 0.
+    let disconnected =
+        wait_for(WAIT, || async { stat("control_plane.connected_state").await.filter(|s| *s == 0) }).await;
+    assert_eq!(disconnected, Some(0), "{}", envoy.log_tail());
     assert!(cache.ledger().is_empty(), "{:?}", cache.ledger());
     assert_eq!(http_get(port, "/").await, None, "A's listener must not exist");
 }
