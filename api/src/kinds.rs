@@ -12,6 +12,9 @@ pub enum Kind {
     Gateway,
     HttpRoute,
     GrpcRoute,
+    TlsRoute,
+    TcpRoute,
+    UdpRoute,
     ReferenceGrant,
     Backend,
     ProxyConfig,
@@ -76,6 +79,10 @@ pub const KINDS: &[KindInfo] = &[
     row(Kind::Gateway, GATEWAY_GROUP, "v1", "Gateway", "gateways", true, StatusRole::Written, false),
     row(Kind::HttpRoute, GATEWAY_GROUP, "v1", "HTTPRoute", "httproutes", true, StatusRole::Written, false),
     row(Kind::GrpcRoute, GATEWAY_GROUP, "v1", "GRPCRoute", "grpcroutes", true, StatusRole::Written, true),
+    row(Kind::TlsRoute, GATEWAY_GROUP, "v1", "TLSRoute", "tlsroutes", true, StatusRole::Written, true),
+    // Experimental channel only (v1alpha2).
+    row(Kind::TcpRoute, GATEWAY_GROUP, "v1alpha2", "TCPRoute", "tcproutes", true, StatusRole::Written, true),
+    row(Kind::UdpRoute, GATEWAY_GROUP, "v1alpha2", "UDPRoute", "udproutes", true, StatusRole::Written, true),
     row(
         Kind::ReferenceGrant,
         GATEWAY_GROUP,
@@ -136,7 +143,7 @@ impl Kind {
 
     /// Whether this is a route kind (attached to Gateways through parentRefs).
     pub fn is_route(self) -> bool {
-        matches!(self, Kind::HttpRoute | Kind::GrpcRoute)
+        matches!(self, Kind::HttpRoute | Kind::GrpcRoute | Kind::TlsRoute | Kind::TcpRoute | Kind::UdpRoute)
     }
 
     /// Whether Legate writes this kind's status.

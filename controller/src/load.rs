@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use legate_api::gateway::{GrpcRoute, HttpRoute};
+use legate_api::gateway::{GrpcRoute, HttpRoute, TcpRoute, TlsRoute, UdpRoute};
 use legate_translator::resources::{Object, RejectedRule};
 use legate_translator::{ObjKey, Resources};
 use serde::de::DeserializeOwned;
@@ -336,6 +336,9 @@ pub fn decode(file: &Path, doc: usize, mut v: Value) -> Result<Decoded, LoadErro
             let (route, rejected) = route_dropping_rules::<GrpcRoute>(&v).map_err(typed_err)?;
             Object::Route(route.into(), rejected.into())
         }
+        Kind::TlsRoute => Object::Route(typed::<TlsRoute>(&v).map_err(typed_err)?.into(), Arc::from(vec![])),
+        Kind::TcpRoute => Object::Route(typed::<TcpRoute>(&v).map_err(typed_err)?.into(), Arc::from(vec![])),
+        Kind::UdpRoute => Object::Route(typed::<UdpRoute>(&v).map_err(typed_err)?.into(), Arc::from(vec![])),
         Kind::ReferenceGrant => Object::ReferenceGrant(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::Backend => Object::Backend(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::ProxyConfig => Object::ProxyConfig(Arc::new(typed(&v).map_err(typed_err)?)),

@@ -5,3 +5,5 @@ pub mod cluster;
 pub mod echo;
 pub mod fixtures;
 pub mod harness;
+pub mod stream;
+pub mod tls;

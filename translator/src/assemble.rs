@@ -79,54 +79,50 @@ pub fn gateway_ir(
     res: &Resources,
     cache: &mut Cache,
 ) -> GatewayIr {
-    let mut by_port: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+    // Sockets: UDP ports apart from TCP ports.
+    let mut by_port: BTreeMap<(i32, bool), Vec<usize>> = BTreeMap::new();
     for (i, l) in gw.listeners.iter().enumerate() {
-        if l.programmed {
-            by_port.entry(l.port()).or_default().push(i);
+        if let Some(p) = l.protocol.filter(|_| l.programmed) {
+            by_port.entry((l.port(), p == Protocol::Udp)).or_default().push(i);
         }
     }
     let mut listeners = vec![];
     let mut certificates: BTreeMap<String, CertificateRef> = BTreeMap::new();
-    for (port, members) in &by_port {
-        let protocol = gw.listeners[members[0]].protocol.unwrap_or(Protocol::Http);
-        let virtual_hosts = virtual_hosts(gw, members, atts, cache);
+    for (&(port, udp), members) in &by_port {
+        let protocol_of = |i: usize| gw.listeners[i].protocol.unwrap_or(Protocol::Http);
+        // One protocol per socket, except HTTPS and TLS sharing one by SNI: HTTPS then.
+        let protocol = members.iter().map(|&i| protocol_of(i)).min().unwrap_or(Protocol::Http);
+        let http: Vec<usize> = members.iter().copied().filter(|&i| protocol_of(i).serves_http()).collect();
+        let virtual_hosts = if http.is_empty() { vec![] } else { virtual_hosts(gw, &http, atts, cache) };
         let mut tls = vec![];
-        if protocol == Protocol::Https {
-            for &i in members {
-                let l = &gw.listeners[i];
-                let mut names = vec![];
-                for c in &l.certificates {
-                    let name = c.secret.to_string();
-                    certificates
-                        .entry(name.clone())
-                        .or_insert_with(|| CertificateRef { name: name.clone(), cert: c.clone() });
-                    names.push(name);
-                }
-                tls.push(TlsChainIr {
-                    listener: l.name().to_owned(),
-                    server_names: l.hostname.iter().cloned().collect(),
-                    certificates: names,
-                });
-            }
-            // Most specific SNI first; the catch-all chain last.
-            tls.sort_by(|a, b| {
-                let h = |c: &TlsChainIr| c.server_names.first().cloned().unwrap_or_else(|| "*".into());
-                hostname::specificity_order(&h(a), &h(b))
+        for &i in members.iter().filter(|&&i| protocol_of(i) == Protocol::Https) {
+            let l = &gw.listeners[i];
+            tls.push(TlsChainIr {
+                listener: l.name().to_owned(),
+                server_names: l.hostname.iter().cloned().collect(),
+                certificates: certificate_names(l, &mut certificates),
             });
         }
+        // Most specific SNI first; the catch-all chain last.
+        tls.sort_by(|a, b| hostname::specificity_order(sni_pattern(&a.server_names), sni_pattern(&b.server_names)));
+        let streams = streams(gw, members, atts, &mut certificates);
         for a in addresses {
             listeners.push(ListenerIr {
-                name: format!("{}:{port}", a.value),
+                name: if udp { format!("{}:{port}/udp", a.value) } else { format!("{}:{port}", a.value) },
                 address: a.value.clone(),
-                port: *port as u16,
+                port: port as u16,
                 protocol,
                 tls: tls.clone(),
                 virtual_hosts: virtual_hosts.clone(),
+                streams: streams.clone(),
             });
         }
     }
     let mut clusters: Vec<Arc<ClusterIr>> = vec![];
     let mut used: BTreeSet<&str> = BTreeSet::new();
+    for s in listeners.iter().flat_map(|l| &l.streams) {
+        used.extend(s.backends.iter().filter_map(|b| b.cluster.as_deref()));
+    }
     for r in listeners.iter().flat_map(|l| &l.virtual_hosts).flat_map(|v| &v.routes) {
         if let ActionIr::Forward { backends, mirrors, .. } = &r.action {
             used.extend(backends.iter().filter_map(|b| b.cluster.as_deref()));
@@ -145,6 +141,79 @@ pub fn gateway_ir(
     }
     clusters.sort();
     GatewayIr { gateway: gw.key.clone(), listeners, clusters, certificates: certificates.into_values().collect() }
+}
+
+/// The names of a listener's certificates, each added to `all` once.
+fn certificate_names(l: &ListenerState<'_>, all: &mut BTreeMap<String, CertificateRef>) -> Vec<String> {
+    let mut names = vec![];
+    for c in &l.certificates {
+        let name = c.secret.to_string();
+        all.entry(name.clone()).or_insert_with(|| CertificateRef { name: name.clone(), cert: c.clone() });
+        names.push(name);
+    }
+    names
+}
+
+/// The hostname pattern of SNI names (none: `*`).
+fn sni_pattern(names: &[String]) -> &str {
+    names.first().map(String::as_str).unwrap_or("*")
+}
+
+/// What the TLS, TCP and UDP listeners among `members` forward, and where. A TLS listener
+/// serves each hostname of its routes that it owns on the port (another listener with a more
+/// specific hostname owns the rest), the older route first when two name the same; a TCP or
+/// UDP listener serves one route, the older (the others are reported as conflicts).
+fn streams(
+    gw: &GatewayState<'_>,
+    members: &[usize],
+    atts: &[Attachment<'_>],
+    certificates: &mut BTreeMap<String, CertificateRef>,
+) -> Vec<StreamIr> {
+    let protocol_of = |i: usize| gw.listeners[i].protocol.unwrap_or(Protocol::Http);
+    let sni: Vec<usize> = members.iter().copied().filter(|&i| protocol_of(i).by_sni()).collect();
+    let mut mine: Vec<&Attachment<'_>> =
+        atts.iter().filter(|a| members.contains(&a.listener) && !protocol_of(a.listener).serves_http()).collect();
+    mine.sort_by(|a, b| precedence::age_order(a.created, b.created).then_with(|| a.key.cmp(b.key)));
+    let mut out: Vec<StreamIr> = vec![];
+    let mut taken: BTreeSet<&str> = BTreeSet::new();
+    for a in mine {
+        let l = &gw.listeners[a.listener];
+        let mut backends: Vec<WeightedBackend> = a
+            .rules
+            .rules
+            .iter()
+            .filter_map(|r| match &r.action {
+                RuleAction::Forward { backends, .. } => Some(backends),
+                _ => None,
+            })
+            .flatten()
+            .filter(|b| b.weight > 0)
+            .cloned()
+            .collect();
+        if backends.is_empty() {
+            backends.push(WeightedBackend { cluster: None, weight: 1, filters: Filters::default() });
+        }
+        let stream = |name: String, server_names: Vec<String>, certificates: Vec<String>| StreamIr {
+            name,
+            listener: l.name().to_owned(),
+            server_names,
+            certificates,
+            backends: backends.clone(),
+        };
+        if protocol_of(a.listener) == Protocol::Tls {
+            let certs = certificate_names(l, certificates);
+            for h in a.hostnames {
+                if owner(gw, &sni, h) == Some(a.listener) && taken.insert(h) {
+                    let names = if h == "*" { vec![] } else { vec![h.clone()] };
+                    out.push(stream(format!("{}/{h}", a.key.route_name()), names, certs.clone()));
+                }
+            }
+        } else if !out.iter().any(|s| s.listener == l.name()) {
+            out.push(stream(a.key.route_name(), vec![], vec![]));
+        }
+    }
+    out.sort_by(|a, b| hostname::specificity_order(sni_pattern(&a.server_names), sni_pattern(&b.server_names)));
+    out
 }
 
 /// The listener that owns requests for hostname pattern `h` among `members`: the most specific

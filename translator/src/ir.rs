@@ -33,7 +33,29 @@ pub struct ListenerIr {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tls: Vec<TlsChainIr>,
     /// Virtual hosts, most specific domain first. Each belongs to one Gateway listener.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub virtual_hosts: Vec<Arc<VirtualHostIr>>,
+    /// Connections (TLS, TCP) or datagrams (UDP) forwarded whole, most specific SNI first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<StreamIr>,
+}
+
+/// Where a TLS, TCP or UDP listener sends what it receives: the backends of one route.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StreamIr {
+    /// Stable name: `<kind>/<namespace>/<name>` of the route, then `/<sni>` for TLS.
+    pub name: String,
+    /// The Gateway listener (sectionName) this serves.
+    pub listener: String,
+    /// TLS: the SNI names it serves (empty: any); TCP and UDP: empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub server_names: Vec<String>,
+    /// TLS terminated with these certificates (by [`CertificateRef::name`]); empty: passed
+    /// through (TLS) or plain (TCP, UDP).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<String>,
+    /// Weighted destinations; an invalid one (`cluster: None`) refuses its share.
+    pub backends: Vec<WeightedBackend>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

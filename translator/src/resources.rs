@@ -192,7 +192,7 @@ impl Resources {
         Some(match kind {
             Kind::GatewayClass => Object::GatewayClass(self.gateway_classes.remove(key)?),
             Kind::Gateway => Object::Gateway(self.gateways.remove(key)?),
-            Kind::HttpRoute | Kind::GrpcRoute => {
+            Kind::HttpRoute | Kind::GrpcRoute | Kind::TlsRoute | Kind::TcpRoute | Kind::UdpRoute => {
                 let key = RouteKey::new(kind, key.clone());
                 let route = self.routes.remove(&key)?;
                 let rejected = self.rejected_rules.remove(&key).unwrap_or_else(|| Arc::from(Vec::new()));

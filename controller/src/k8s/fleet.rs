@@ -272,20 +272,21 @@ pub fn desired(
     FleetObjects { service_account, client_secret, config_map, service, deployment }
 }
 
-/// One Service port per distinct listener port (the first listener of a port names it),
-/// sorted by port.
+/// One Service port per distinct listener port and transport (UDP listeners apart from the
+/// others; the first listener of a port names it), sorted by port.
 fn service_ports(gw: &Gateway) -> Vec<ServicePort> {
-    let mut by_port: BTreeMap<i32, &str> = BTreeMap::new();
+    let mut by_port: BTreeMap<(i32, &str), &str> = BTreeMap::new();
     for l in &gw.spec.listeners {
-        by_port.entry(l.port).or_insert(&l.protocol);
+        let transport = if l.protocol.eq_ignore_ascii_case("UDP") { "UDP" } else { "TCP" };
+        by_port.entry((l.port, transport)).or_insert(&l.protocol);
     }
     by_port
         .into_iter()
-        .map(|(port, protocol)| ServicePort {
+        .map(|((port, transport), protocol)| ServicePort {
             name: Some(format!("{}-{port}", protocol.to_ascii_lowercase())),
             port,
             target_port: Some(IntOrString::Int(port)),
-            protocol: Some(if protocol.eq_ignore_ascii_case("UDP") { "UDP" } else { "TCP" }.into()),
+            protocol: Some(transport.into()),
             ..Default::default()
         })
         .collect()

@@ -1,7 +1,7 @@
 //! Listener validation: protocols, hostnames, route kinds, certificates, and conflicts between
 //! the listeners of one Gateway.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use legate_api::conditions::{reasons, types};
 use legate_api::gateway::Gateway;
@@ -22,6 +22,44 @@ use crate::status::RouteGroupKind;
 pub enum Protocol {
     Http,
     Https,
+    /// TLS routed by SNI to TLSRoutes: passed through, or terminated (`tls.mode`).
+    Tls,
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    fn parse(s: &str) -> Option<Protocol> {
+        Some(match s {
+            "HTTP" => Protocol::Http,
+            "HTTPS" => Protocol::Https,
+            "TLS" => Protocol::Tls,
+            "TCP" => Protocol::Tcp,
+            "UDP" => Protocol::Udp,
+            _ => return None,
+        })
+    }
+
+    /// The name as `spec.listeners[].protocol` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Http => "HTTP",
+            Protocol::Https => "HTTPS",
+            Protocol::Tls => "TLS",
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+        }
+    }
+
+    /// Whether connections are told apart by SNI (HTTPS and TLS listeners can share a port).
+    pub fn by_sni(self) -> bool {
+        matches!(self, Protocol::Https | Protocol::Tls)
+    }
+
+    /// Whether it serves HTTP (routes in virtual hosts).
+    pub fn serves_http(self) -> bool {
+        matches!(self, Protocol::Http | Protocol::Https)
+    }
 }
 
 /// A Gateway of one of Legate's classes, with its listeners validated.
@@ -42,6 +80,8 @@ pub struct ListenerState<'a> {
     pub spec: &'a GatewayListeners,
     pub protocol: Option<Protocol>,
     pub hostname: Option<String>,
+    /// A TLS listener with `tls.mode: Passthrough`: connections go to backends still encrypted.
+    pub passthrough: bool,
     pub supported_kinds: Vec<RouteGroupKind>,
     /// Whether the listener is accepted (it generates data-plane config).
     pub accepted: bool,
@@ -83,17 +123,13 @@ pub fn validate<'a>(idx: &Index<'a>, gw: &'a Gateway) -> GatewayState<'a> {
     let mut listeners: Vec<ListenerState<'a>> = Vec::with_capacity(specs.len());
 
     for (l, v) in specs.iter().zip(verdicts.iter_mut()) {
-        let protocol = match l.protocol.as_str() {
-            "HTTP" => Some(Protocol::Http),
-            "HTTPS" => Some(Protocol::Https),
-            other => {
-                v.not_accepted = Some(Problem::new(
-                    reasons::UNSUPPORTED_PROTOCOL,
-                    format!("protocol {other} is not supported by Legate yet; use HTTP or HTTPS"),
-                ));
-                None
-            }
-        };
+        let protocol = Protocol::parse(&l.protocol);
+        if protocol.is_none() {
+            v.not_accepted = Some(Problem::new(
+                reasons::UNSUPPORTED_PROTOCOL,
+                format!("protocol {} is not supported by Legate; use HTTP, HTTPS, TLS, TCP or UDP", l.protocol),
+            ));
+        }
         if !(1..=65535).contains(&l.port) {
             v.not_accepted.get_or_insert(Problem::new(
                 reasons::PORT_UNAVAILABLE,
@@ -107,11 +143,23 @@ pub fn validate<'a>(idx: &Index<'a>, gw: &'a Gateway) -> GatewayState<'a> {
             ));
         }
         let supported_kinds = route_kinds(l, protocol, v);
+        let passthrough = protocol == Some(Protocol::Tls)
+            && l.tls.as_ref().is_some_and(|t| matches!(t.mode, Some(GatewayListenersTlsMode::Passthrough)));
         let certificates = match protocol {
-            Some(Protocol::Https) => certificates(idx, ns, l, v),
-            Some(Protocol::Http) if l.tls.is_some() => {
-                v.not_accepted
-                    .get_or_insert(Problem::new(reasons::UNSUPPORTED_VALUE, "tls must not be set on an HTTP listener"));
+            Some(p @ (Protocol::Https | Protocol::Tls)) if !passthrough => certificates(idx, ns, p, l, v),
+            Some(p @ (Protocol::Http | Protocol::Tcp | Protocol::Udp)) => {
+                if l.tls.is_some() {
+                    v.not_accepted.get_or_insert(Problem::new(
+                        reasons::UNSUPPORTED_VALUE,
+                        format!("tls must not be set on an {} listener", p.name()),
+                    ));
+                }
+                if p != Protocol::Http && l.hostname.as_deref().is_some_and(|h| !h.is_empty()) {
+                    v.not_accepted.get_or_insert(Problem::new(
+                        reasons::UNSUPPORTED_VALUE,
+                        format!("hostname must not be set on a {} listener: it has no hostname to match", p.name()),
+                    ));
+                }
                 vec![]
             }
             _ => vec![],
@@ -120,6 +168,7 @@ pub fn validate<'a>(idx: &Index<'a>, gw: &'a Gateway) -> GatewayState<'a> {
             spec: l,
             protocol,
             hostname: l.hostname.clone().filter(|h| !h.is_empty()),
+            passthrough,
             supported_kinds,
             accepted: false,
             programmed: false,
@@ -164,6 +213,9 @@ pub fn validate<'a>(idx: &Index<'a>, gw: &'a Gateway) -> GatewayState<'a> {
 fn kinds_for(protocol: Protocol) -> &'static [Kind] {
     match protocol {
         Protocol::Http | Protocol::Https => &[Kind::HttpRoute, Kind::GrpcRoute],
+        Protocol::Tls => &[Kind::TlsRoute],
+        Protocol::Tcp => &[Kind::TcpRoute],
+        Protocol::Udp => &[Kind::UdpRoute],
     }
 }
 
@@ -203,13 +255,28 @@ fn route_kinds(l: &GatewayListeners, protocol: Option<Protocol>, v: &mut Verdict
     out
 }
 
-fn certificates(idx: &Index<'_>, ns: &str, l: &GatewayListeners, v: &mut Verdict) -> Vec<Certificate> {
+/// The certificates of a listener that terminates TLS (HTTPS, TLS with mode Terminate).
+fn certificates(
+    idx: &Index<'_>,
+    ns: &str,
+    protocol: Protocol,
+    l: &GatewayListeners,
+    v: &mut Verdict,
+) -> Vec<Certificate> {
+    let (needs_refs, needs_one) = match protocol {
+        Protocol::Https => {
+            ("an HTTPS listener needs tls.certificateRefs", "an HTTPS listener needs at least one certificateRef")
+        }
+        _ => (
+            "a TLS listener with mode Terminate needs tls.certificateRefs",
+            "a TLS listener with mode Terminate needs at least one certificateRef",
+        ),
+    };
     let Some(tls) = &l.tls else {
-        v.not_accepted
-            .get_or_insert(Problem::new(reasons::UNSUPPORTED_VALUE, "an HTTPS listener needs tls.certificateRefs"));
+        v.not_accepted.get_or_insert(Problem::new(reasons::UNSUPPORTED_VALUE, needs_refs));
         return vec![];
     };
-    if matches!(tls.mode, Some(GatewayListenersTlsMode::Passthrough)) {
+    if protocol == Protocol::Https && matches!(tls.mode, Some(GatewayListenersTlsMode::Passthrough)) {
         v.not_accepted.get_or_insert(Problem::new(
             reasons::UNSUPPORTED_VALUE,
             "tls.mode Passthrough is only valid on TLS listeners; HTTPS listeners terminate TLS",
@@ -230,38 +297,38 @@ fn certificates(idx: &Index<'_>, ns: &str, l: &GatewayListeners, v: &mut Verdict
         v.unresolved.get_or_insert(Problem::new(first.reason, msg));
     }
     if certs.is_empty() {
-        v.not_programmed = Some(if refs.is_empty() {
-            "an HTTPS listener needs at least one certificateRef".into()
-        } else {
-            "no usable certificate: see ResolvedRefs".into()
-        });
+        v.not_programmed =
+            Some(if refs.is_empty() { needs_one.into() } else { "no usable certificate: see ResolvedRefs".into() });
         if refs.is_empty() {
-            v.not_accepted
-                .get_or_insert(Problem::new(reasons::UNSUPPORTED_VALUE, "an HTTPS listener needs tls.certificateRefs"));
+            v.not_accepted.get_or_insert(Problem::new(reasons::UNSUPPORTED_VALUE, needs_refs));
         }
     }
     certs
 }
 
-/// Listeners of one Gateway that cannot be served together: on one port, HTTP and HTTPS
-/// (`ProtocolConflict`), or the same protocol and hostname twice (`HostnameConflict`). All of
-/// them are rejected: within one Gateway there is no winner. Also flags HTTPS listeners on one
-/// port whose hostnames overlap (`OverlappingTLSConfig`).
+/// Listeners of one Gateway that cannot be served together: on one port, protocols that cannot
+/// share it (`ProtocolConflict`: HTTP with anything else, TCP with anything else; HTTPS and TLS
+/// share a port by SNI), or the same hostname twice (`HostnameConflict`; TCP and UDP listeners
+/// have none, so two on one port conflict). All of them are rejected: within one Gateway there is
+/// no winner. UDP ports are apart from TCP ports. Also flags HTTPS listeners on one port whose
+/// hostnames overlap (`OverlappingTLSConfig`).
 fn detect_conflicts(listeners: &[ListenerState<'_>], verdicts: &mut [Verdict]) {
-    let mut by_port: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+    let mut by_port: BTreeMap<(i32, bool), Vec<usize>> = BTreeMap::new();
     for (i, l) in listeners.iter().enumerate() {
-        if l.protocol.is_some() && verdicts[i].not_accepted.is_none() {
-            by_port.entry(l.port()).or_default().push(i);
+        if let Some(p) = l.protocol.filter(|_| verdicts[i].not_accepted.is_none()) {
+            by_port.entry((l.port(), p == Protocol::Udp)).or_default().push(i);
         }
     }
-    for (port, members) in by_port {
-        let protocols: Vec<_> = members.iter().map(|&i| listeners[i].protocol).collect();
-        if protocols.iter().any(|p| *p != protocols[0]) {
+    for ((port, _), members) in by_port {
+        let protocols: BTreeSet<Protocol> = members.iter().filter_map(|&i| listeners[i].protocol).collect();
+        if protocols.len() > 1 && !protocols.iter().all(|p| p.by_sni()) {
+            let names: Vec<&str> = protocols.iter().map(|p| p.name()).collect();
             for &i in &members {
                 verdicts[i].conflict = Some(Problem::new(
                     reasons::PROTOCOL_CONFLICT,
                     format!(
-                        "port {port} is used by listeners of different protocols (HTTP and HTTPS); give each protocol its own port"
+                        "port {port} is used by listeners of protocols {} that cannot share it (only HTTPS and TLS share a port, by SNI); give each protocol its own port",
+                        names.join(" and ")
                     ),
                 ));
             }
@@ -275,18 +342,25 @@ fn detect_conflicts(listeners: &[ListenerState<'_>], verdicts: &mut [Verdict]) {
                 .map(|&j| listeners[j].name())
                 .collect();
             if !twins.is_empty() {
-                verdicts[i].conflict = Some(Problem::new(
-                    reasons::HOSTNAME_CONFLICT,
-                    format!(
-                        "listener shares port {port}, protocol and hostname {:?} with {}",
+                let message = match listeners[i].protocol {
+                    Some(p @ (Protocol::Tcp | Protocol::Udp)) => format!(
+                        "listener shares {} port {port} with {}; a {} listener needs a port of its own",
+                        p.name(),
+                        twins.join(", "),
+                        p.name()
+                    ),
+                    _ => format!(
+                        "listener shares port {port} and hostname {:?} with {}",
                         h.unwrap_or("*"),
                         twins.join(", ")
                     ),
-                ));
+                };
+                verdicts[i].conflict = Some(Problem::new(reasons::HOSTNAME_CONFLICT, message));
             } else if listeners[i].protocol == Some(Protocol::Https) {
                 let overlaps: Vec<&str> = members
                     .iter()
-                    .filter(|&&j| j != i && overlap(h, listeners[j].hostname.as_deref()))
+                    .filter(|&&j| j != i && listeners[j].protocol == Some(Protocol::Https))
+                    .filter(|&&j| overlap(h, listeners[j].hostname.as_deref()))
                     .map(|&j| listeners[j].name())
                     .collect();
                 if !overlaps.is_empty() {

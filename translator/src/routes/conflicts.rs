@@ -1,7 +1,9 @@
-//! HTTPRoutes and GRPCRoutes on one listener with intersecting hostnames: the spec accepts
-//! exactly one of each such pair (the older route, then `namespace/name`) and never merges
-//! their rules. The other is not attached to that listener, and when that leaves it attached
-//! to no listener of the Gateway, its parentRefs naming the Gateway say `Accepted=False`.
+//! Routes that cannot share a listener, of which the older (then `namespace/name`) is served:
+//! an HTTPRoute and a GRPCRoute with intersecting hostnames (the spec never merges their rules),
+//! two TLSRoutes naming the same SNI hostname, and any two routes on a TCP or UDP listener (which
+//! forwards every connection to one route's backends). The other is not attached to that
+//! listener, and when that leaves it attached to no listener of the Gateway, its parentRefs
+//! naming the Gateway say `Accepted=False`.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -10,7 +12,9 @@ use std::sync::Arc;
 use legate_api::conditions::{reasons, types};
 
 use crate::conditions::Condition;
-use crate::gateway::GatewayState;
+use legate_api::kinds::Kind;
+
+use crate::gateway::{GatewayState, Protocol};
 use crate::hostname::covers;
 use crate::status::Statuses;
 use crate::translate::Attachment;
@@ -21,32 +25,31 @@ pub(crate) fn resolve(gw: &GatewayState<'_>, atts: &mut Vec<Attachment<'_>>, sta
     for (i, a) in atts.iter().enumerate() {
         by_listener.entry(a.listener).or_default().push(i);
     }
-    // (loser, winner) attachment indexes.
-    let mut lost: Vec<(usize, usize)> = vec![];
-    for members in by_listener.values() {
+    // (loser, winner, why) attachment indexes.
+    let mut lost: Vec<(usize, usize, &str)> = vec![];
+    for (&li, members) in &by_listener {
         let first = atts[members[0]].key.kind;
-        if members.iter().all(|&i| atts[i].key.kind == first) {
-            continue; // one kind: nothing to resolve (the common case)
+        let stream = gw.listeners[li].protocol.is_some_and(|p| !p.serves_http());
+        if !stream && members.iter().all(|&i| atts[i].key.kind == first) {
+            continue; // HTTP routes of one kind: nothing to resolve (the common case)
         }
         for &i in members {
-            let winner = members.iter().copied().find(|&j| {
-                atts[j].key.kind != atts[i].key.kind
-                    && older(&atts[j], &atts[i]) == Ordering::Less
-                    && intersect(atts[i].hostnames, atts[j].hostnames)
-            });
-            if let Some(j) = winner {
-                lost.push((i, j));
-            }
+            let winner = members
+                .iter()
+                .copied()
+                .filter(|&j| older(&atts[j], &atts[i]) == Ordering::Less)
+                .find_map(|j| clash(gw.listeners[li].protocol, &atts[i], &atts[j]).map(|why| (i, j, why)));
+            lost.extend(winner);
         }
     }
     if lost.is_empty() {
         return;
     }
     let mut messages: BTreeMap<crate::routes::RouteKey, Vec<String>> = BTreeMap::new();
-    for &(i, j) in &lost {
+    for &(i, j, why) in &lost {
         let (a, w) = (&atts[i], &atts[j]);
         messages.entry(a.key.clone()).or_default().push(format!(
-            "on listener {} of Gateway {}, its hostnames intersect those of the older {}, and a listener serves one of the two kinds per hostname",
+            "on listener {} of Gateway {}, {why} the older {}",
             gw.listeners[a.listener].name(),
             gw.key,
             w.key
@@ -55,7 +58,7 @@ pub(crate) fn resolve(gw: &GatewayState<'_>, atts: &mut Vec<Attachment<'_>>, sta
     let mut index = 0;
     atts.retain(|_| {
         index += 1;
-        !lost.iter().any(|&(i, _)| i == index - 1)
+        !lost.iter().any(|&(i, _, _)| i == index - 1)
     });
     for (key, why) in messages {
         if atts.iter().any(|a| *a.key == key) {
@@ -85,6 +88,20 @@ pub(crate) fn resolve(gw: &GatewayState<'_>, atts: &mut Vec<Attachment<'_>>, sta
 /// The older route first (`creationTimestamp`; none counts as newest), then `namespace/name`.
 fn older(a: &Attachment<'_>, b: &Attachment<'_>) -> Ordering {
     crate::precedence::age_order(a.created, b.created).then_with(|| a.key.key.cmp(&b.key.key))
+}
+
+/// Why attachment `a` cannot share a listener of `protocol` with the older `b`, if it cannot.
+fn clash(protocol: Option<Protocol>, a: &Attachment<'_>, b: &Attachment<'_>) -> Option<&'static str> {
+    match protocol {
+        Some(Protocol::Tcp | Protocol::Udp) => Some("which forwards everything to one route, it comes after"),
+        _ if a.key.kind != b.key.kind && intersect(a.hostnames, b.hostnames) => {
+            Some("a listener serves one of HTTPRoute and GRPCRoute per hostname, and its hostnames intersect those of")
+        }
+        _ if a.key.kind == Kind::TlsRoute && a.hostnames.iter().any(|h| b.hostnames.contains(h)) => {
+            Some("one TLSRoute serves an SNI hostname, and it names a hostname of")
+        }
+        _ => None,
+    }
 }
 
 fn intersect(a: &[String], b: &[String]) -> bool {

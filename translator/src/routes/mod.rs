@@ -7,7 +7,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use legate_api::gateway::{GrpcRoute, HttpRoute};
+use legate_api::gateway::{GrpcRoute, HttpRoute, TcpRoute, TlsRoute, UdpRoute};
 use legate_api::gvk::{GATEWAY_GROUP, KIND_GATEWAY};
 use legate_api::k8s::ObjectMeta;
 use legate_api::kinds::Kind;
@@ -68,6 +68,7 @@ pub(crate) mod conflicts;
 pub mod grpc;
 pub mod http;
 mod model;
+pub mod stream;
 
 pub use model::*;
 
@@ -76,6 +77,9 @@ pub use model::*;
 pub enum Route {
     Http(Arc<HttpRoute>),
     Grpc(Arc<GrpcRoute>),
+    Tls(Arc<TlsRoute>),
+    Tcp(Arc<TcpRoute>),
+    Udp(Arc<UdpRoute>),
 }
 
 /// `$e` with `$r` bound to the route object, whatever its kind.
@@ -84,6 +88,9 @@ macro_rules! each {
         match $route {
             Route::Http($r) => $e,
             Route::Grpc($r) => $e,
+            Route::Tls($r) => $e,
+            Route::Tcp($r) => $e,
+            Route::Udp($r) => $e,
         }
     };
 }
@@ -93,6 +100,9 @@ impl Route {
         match self {
             Route::Http(_) => Kind::HttpRoute,
             Route::Grpc(_) => Kind::GrpcRoute,
+            Route::Tls(_) => Kind::TlsRoute,
+            Route::Tcp(_) => Kind::TcpRoute,
+            Route::Udp(_) => Kind::UdpRoute,
         }
     }
 
@@ -100,8 +110,14 @@ impl Route {
         each!(self, r => &r.metadata)
     }
 
+    /// Its hostnames (none for TCPRoute and UDPRoute, which have none).
     pub fn hostnames(&self) -> &[String] {
-        each!(self, r => r.spec.hostnames.as_deref().unwrap_or_default())
+        match self {
+            Route::Http(r) => r.spec.hostnames.as_deref().unwrap_or_default(),
+            Route::Grpc(r) => r.spec.hostnames.as_deref().unwrap_or_default(),
+            Route::Tls(r) => &r.spec.hostnames,
+            Route::Tcp(_) | Route::Udp(_) => &[],
+        }
     }
 
     /// Its parentRefs with defaults written out (`namespace` is the route's).
@@ -114,6 +130,9 @@ impl Route {
         match (self, other) {
             (Route::Http(a), Route::Http(b)) => Arc::ptr_eq(a, b),
             (Route::Grpc(a), Route::Grpc(b)) => Arc::ptr_eq(a, b),
+            (Route::Tls(a), Route::Tls(b)) => Arc::ptr_eq(a, b),
+            (Route::Tcp(a), Route::Tcp(b)) => Arc::ptr_eq(a, b),
+            (Route::Udp(a), Route::Udp(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }
@@ -123,21 +142,24 @@ impl Route {
         match self {
             Route::Http(r) => http::build(reads, r, rejected),
             Route::Grpc(r) => grpc::build(reads, r, rejected),
+            Route::Tls(r) => stream::build_tls(reads, r, rejected),
+            Route::Tcp(r) => stream::build_tcp(reads, r, rejected),
+            Route::Udp(r) => stream::build_udp(reads, r, rejected),
         }
     }
 }
 
-impl From<HttpRoute> for Route {
-    fn from(r: HttpRoute) -> Self {
-        Route::Http(Arc::new(r))
-    }
+/// `Route::$variant` from its object.
+macro_rules! route_from {
+    ($($t:ty => $variant:ident),*) => {$(
+        impl From<$t> for Route {
+            fn from(r: $t) -> Self {
+                Route::$variant(Arc::new(r))
+            }
+        }
+    )*};
 }
-
-impl From<GrpcRoute> for Route {
-    fn from(r: GrpcRoute) -> Self {
-        Route::Grpc(Arc::new(r))
-    }
-}
+route_from!(HttpRoute => Http, GrpcRoute => Grpc, TlsRoute => Tls, TcpRoute => Tcp, UdpRoute => Udp);
 
 /// A route's key: its kind, then `namespace/name`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

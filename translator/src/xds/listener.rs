@@ -1,5 +1,8 @@
 //! Listeners: one per socket, with an HTTP connection manager per filter chain (one chain for
-//! HTTP, one per Gateway listener selected by SNI for HTTPS), and TLS secrets.
+//! HTTP, one per Gateway listener selected by SNI for HTTPS), TCP proxies for TLS and TCP
+//! listeners ([`stream`]), a UDP proxy for UDP, and TLS secrets.
+
+mod stream;
 
 use envoy_types::pb::envoy::config::core::v3::{
     Address, DataSource, SocketAddress, TransportSocket, address, data_source::Specifier,
@@ -36,7 +39,7 @@ pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<
             routes.push(route_configuration(rc.clone(), &l.virtual_hosts, None, cache));
             chains.push(FilterChain { filters: vec![hcm(&l.name, &rc)], ..Default::default() });
         }
-        Protocol::Https => {
+        Protocol::Https | Protocol::Tls => {
             listener_filters.push(ListenerFilter {
                 name: "envoy.filters.listener.tls_inspector".into(),
                 config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(TlsInspector::default()))),
@@ -52,11 +55,18 @@ pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<
                         ..Default::default()
                     }),
                     filters: vec![hcm(&l.name, &rc)],
-                    transport_socket: Some(downstream_tls(&c.certificates)),
+                    transport_socket: Some(downstream_tls(&c.certificates, HTTP_ALPN)),
                     ..Default::default()
                 });
             }
+            chains.extend(l.streams.iter().map(|s| stream::chain(&l.name, s)));
         }
+        Protocol::Tcp => chains.extend(l.streams.iter().map(|s| stream::chain(&l.name, s))),
+        Protocol::Udp => return (stream::udp_listener(l), routes),
+    }
+    if chains.is_empty() {
+        // No route yet: the socket is bound and closes every connection.
+        chains.push(stream::refuse(&l.name));
     }
     let listener = Listener {
         name: l.name.clone(),
@@ -68,6 +78,7 @@ pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<
     (listener, routes)
 }
 
+/// A TCP socket address.
 pub fn socket(address: &str, port: u16) -> Address {
     Address {
         address: Some(address::Address::SocketAddress(SocketAddress {
@@ -107,14 +118,18 @@ fn hcm(listener: &str, route_config: &str) -> Filter {
     }
 }
 
-fn downstream_tls(certs: &[String]) -> TransportSocket {
+/// The protocols an HTTPS listener offers in ALPN.
+const HTTP_ALPN: &[&str] = &["h2", "http/1.1"];
+
+/// A TLS server with the certificates of these SDS secrets, offering `alpn`.
+fn downstream_tls(certs: &[String], alpn: &[&str]) -> TransportSocket {
     let ctx = DownstreamTlsContext {
         common_tls_context: Some(CommonTlsContext {
             tls_certificate_sds_secret_configs: certs
                 .iter()
                 .map(|c| SdsSecretConfig { name: c.clone(), sds_config: Some(ads()) })
                 .collect(),
-            alpn_protocols: vec!["h2".into(), "http/1.1".into()],
+            alpn_protocols: alpn.iter().map(|p| p.to_string()).collect(),
             ..Default::default()
         }),
         ..Default::default()
