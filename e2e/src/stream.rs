@@ -79,6 +79,37 @@ impl StreamServer {
         StreamServer { addr, name: name.to_owned(), hits, task }
     }
 
+    /// A WebSocket-style upgrade backend on 127.0.0.1: answers an HTTP/1.1 request carrying
+    /// `Upgrade: websocket` with `101 Switching Protocols`, then echoes the upgraded stream
+    /// (prefixed with its name); any other request gets 400. It frames nothing: the gateway must
+    /// pass the upgraded connection through byte for byte.
+    pub async fn websocket(name: &str) -> StreamServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let hits = Arc::new(AtomicU64::new(0));
+        let (n, h) = (name.to_owned(), hits.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut tcp, _)) = listener.accept().await else { continue };
+                h.fetch_add(1, Ordering::Relaxed);
+                let n = n.clone();
+                tokio::spawn(async move {
+                    let Some(head) = read_head(&mut tcp).await else { return };
+                    let lower = head.to_ascii_lowercase();
+                    if !lower.contains("\r\nupgrade: websocket\r\n") {
+                        let _ = tcp.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n").await;
+                        return;
+                    }
+                    let reply = "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\n";
+                    if tcp.write_all(reply.as_bytes()).await.is_ok() {
+                        echo(tcp, &n).await
+                    }
+                });
+            }
+        });
+        StreamServer { addr, name: name.to_owned(), hits, task }
+    }
+
     /// A UDP echo on 127.0.0.1: answers each datagram to its sender.
     pub async fn udp(name: &str) -> StreamServer {
         let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
@@ -97,6 +128,23 @@ impl StreamServer {
         });
         StreamServer { addr, name: name.to_owned(), hits, task }
     }
+}
+
+/// Reads an HTTP/1.1 request or response head (through the blank line), at most 16 KiB and 5 s.
+pub async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> Option<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    let read = async {
+        while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+            if s.read(&mut byte).await.ok()? == 0 {
+                return None;
+            }
+            head.push(byte[0]);
+        }
+        Some(())
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), read).await.ok()??;
+    Some(String::from_utf8_lossy(&head).into_owned())
 }
 
 /// Writes `msg` on a connection and reads the echo (up to 5 s): `Ok(answer)`, or why not.

@@ -7,6 +7,8 @@
 //! - TLS terminate: the gateway's certificate, the bytes forwarded in plain TCP.
 //! - TCP: weights split connections (stated tolerance); an invalid backendRef's share refused.
 //! - UDP: datagrams answered through the gateway.
+//! - WebSocket: an HTTPRoute passes an `Upgrade: websocket` request and then the upgraded
+//!   connection through, byte for byte.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -255,5 +257,39 @@ spec:
         client.send(msg.as_bytes()).await.unwrap();
         let n = tokio::time::timeout(Duration::from_secs(5), client.recv(&mut buf)).await.expect("answer").unwrap();
         assert_eq!(&buf[..n], format!("dns:{msg}").as_bytes());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_upgrade_through_an_httproute_passes_the_upgraded_stream_through() {
+    let ws = StreamServer::websocket("ws").await;
+    let port = free_port();
+    let route = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: ws, namespace: infra }
+spec:
+  parentRefs: [ { name: gw } ]
+  rules: [ { backendRefs: [ { group: gateway.legate.dev, kind: Backend, name: ws } ] } ]
+";
+    let legate = Legate::start(&[
+        ("gw.yaml", legate_e2e::fixtures::gateway(port)),
+        ("route.yaml", route.into()),
+        ("ws.yaml", backend("infra", "ws", ws.addr)),
+    ])
+    .await;
+    let upgrade = "GET /chat HTTP/1.1\r\nHost: chat.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                   Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    let open = || async {
+        let mut s = TcpStream::connect(gateway_addr(port)).await.ok()?;
+        s.write_all(upgrade.as_bytes()).await.ok()?;
+        let head = legate_e2e::stream::read_head(&mut s).await?;
+        head.starts_with("HTTP/1.1 101").then_some(s)
+    };
+    legate.eventually(WAIT, "101 through the gateway", || async { open().await.is_some() }).await;
+    let mut s = open().await.expect("upgrade answered 101");
+    // The upgraded connection carries arbitrary bytes both ways, several times.
+    for i in 0..5 {
+        let msg = format!("frame-{i}\u{0}\u{1}");
+        assert_eq!(exchange(&mut s, &msg).await.unwrap(), format!("ws:{msg}"));
     }
 }
