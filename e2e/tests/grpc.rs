@@ -17,6 +17,11 @@ use tonic_health::pb::health_client::HealthClient;
 
 /// A gRPC server on loopback serving the health service, with `service` SERVING.
 async fn health_server(service: &str) -> SocketAddr {
+    health_server_reporting(service).await.0
+}
+
+/// [`health_server`], with the reporter that changes its statuses.
+async fn health_server_reporting(service: &str) -> (SocketAddr, tonic_health::server::HealthReporter) {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_service_status(service, ServingStatus::Serving).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -25,7 +30,7 @@ async fn health_server(service: &str) -> SocketAddr {
         let incoming = tokio_stream_shim(listener);
         Server::builder().add_service(health).serve_with_incoming(incoming).await.unwrap();
     });
-    addr
+    (addr, reporter)
 }
 
 /// The listener's accepted connections as the stream tonic serves.
@@ -135,4 +140,41 @@ spec:
         .await
         .unwrap();
     assert_eq!(r.status, 404);
+}
+
+/// A streaming call outlives Envoy's default route timeout (15 s): GRPCRoute has no timeouts,
+/// so Legate sets none, and an update sent after 16 s still reaches the client on its stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streaming_call_outlives_the_default_route_timeout() {
+    use futures::StreamExt;
+    let port = free_port();
+    let (addr, reporter) = health_server_reporting("svc.stream").await;
+    let route = "apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: { name: stream, namespace: apps }
+spec:
+  parentRefs: [ { name: gw, namespace: infra } ]
+  rules: [ { backendRefs: [ { name: stream, port: 80 } ] } ]
+";
+    let _legate = Legate::start(&[
+        ("gw.yaml", gateway(port)),
+        ("stream.yaml", grpc_service("stream", addr)),
+        ("route.yaml", route.to_owned()),
+    ])
+    .await;
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .unwrap();
+    let mut client = HealthClient::new(channel);
+    let mut stream = client.watch(HealthCheckRequest { service: "svc.stream".into() }).await.unwrap().into_inner();
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    reporter.set_service_status("svc.stream", ServingStatus::NotServing).await;
+    let update = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("an update in time");
+    let update = update.expect("the stream is still open").expect("not cut by a route timeout");
+    assert_eq!(update.status, ServingStatus::NotServing as i32);
 }

@@ -284,6 +284,11 @@ fn route(r: &RouteIr) -> Route {
                     route_action::ClusterNotFoundResponseCode::InternalServerError
                 } as i32,
                 timeout: timeout_ms.map(|ms| duration(std::time::Duration::from_millis(ms))),
+                // gRPC: the client's deadline (grpc-timeout header) bounds the call, uncapped.
+                max_stream_duration: r.match_.grpc.is_some().then(|| route_action::MaxStreamDuration {
+                    grpc_timeout_header_max: Some(duration(std::time::Duration::ZERO)),
+                    ..Default::default()
+                }),
                 ..Default::default()
             };
             if let Some(rw) = &filters.rewrite {
