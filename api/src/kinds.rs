@@ -19,6 +19,7 @@ pub enum Kind {
     Service,
     EndpointSlice,
     Secret,
+    ConfigMap,
 }
 
 /// What Legate does with a kind's status.
@@ -101,6 +102,7 @@ pub const KINDS: &[KindInfo] = &[
         false,
     ),
     row(Kind::Secret, "", "v1", "Secret", "secrets", true, StatusRole::None, false),
+    row(Kind::ConfigMap, "", "v1", "ConfigMap", "configmaps", true, StatusRole::None, false),
 ];
 
 impl Kind {

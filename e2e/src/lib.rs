@@ -1,7 +1,8 @@
 //! End-to-end test support for Legate: test backends and a harness that runs the built
-//! `legate standalone` against real Envoy.
+//! `legate standalone` against real Envoy, and a test PKI with an HTTPS client.
 
 pub mod cluster;
 pub mod echo;
 pub mod fixtures;
 pub mod harness;
+pub mod tls;

@@ -87,6 +87,7 @@ pub fn gateway_ir(
     }
     let mut listeners = vec![];
     let mut certificates: BTreeMap<String, CertificateRef> = BTreeMap::new();
+    let mut client_cas: BTreeMap<String, CaBundle> = BTreeMap::new();
     for (port, members) in &by_port {
         let protocol = gw.listeners[members[0]].protocol.unwrap_or(Protocol::Http);
         let virtual_hosts = virtual_hosts(gw, members, atts, cache);
@@ -102,10 +103,17 @@ pub fn gateway_ir(
                         .or_insert_with(|| CertificateRef { name: name.clone(), cert: c.clone() });
                     names.push(name);
                 }
+                let client_validation = l.client_validation.as_ref().map(|v| {
+                    client_cas
+                        .entry(v.name.clone())
+                        .or_insert_with(|| CaBundle { name: v.name.clone(), pem: v.ca_pem.clone() });
+                    ClientValidationIr { ca: v.name.clone(), insecure_fallback: v.insecure_fallback }
+                });
                 tls.push(TlsChainIr {
                     listener: l.name().to_owned(),
                     server_names: l.hostname.iter().cloned().collect(),
                     certificates: names,
+                    client_validation,
                 });
             }
             // Most specific SNI first; the catch-all chain last.
@@ -144,7 +152,13 @@ pub fn gateway_ir(
         }
     }
     clusters.sort();
-    GatewayIr { gateway: gw.key.clone(), listeners, clusters, certificates: certificates.into_values().collect() }
+    GatewayIr {
+        gateway: gw.key.clone(),
+        listeners,
+        clusters,
+        certificates: certificates.into_values().collect(),
+        client_cas: client_cas.into_values().collect(),
+    }
 }
 
 /// The listener that owns requests for hostname pattern `h` among `members`: the most specific

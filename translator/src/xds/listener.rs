@@ -23,7 +23,7 @@ use envoy_types::util::pack_any;
 use super::cache::VirtualHostCache;
 use super::{ads, names, route::route_configuration};
 use crate::gateway::Protocol;
-use crate::ir::{CertificateRef, ListenerIr};
+use crate::ir::{CertificateRef, ListenerIr, TlsChainIr};
 
 /// The listener for a socket and the route configurations its chains use.
 pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<super::RouteConfig>) {
@@ -52,7 +52,7 @@ pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<
                         ..Default::default()
                     }),
                     filters: vec![hcm(&l.name, &rc)],
-                    transport_socket: Some(downstream_tls(&c.certificates)),
+                    transport_socket: Some(downstream_tls(c)),
                     ..Default::default()
                 });
             }
@@ -86,6 +86,7 @@ fn hcm(listener: &str, route_config: &str) -> Filter {
             route_config_name: route_config.into(),
         })),
         http_filters: vec![
+            super::cors::http_filter(),
             // gRPC-Web from browsers to the same routes as gRPC (a no-op for other requests).
             HttpFilter {
                 name: "envoy.filters.http.grpc_web".into(),
@@ -107,10 +108,11 @@ fn hcm(listener: &str, route_config: &str) -> Filter {
     }
 }
 
-fn downstream_tls(certs: &[String]) -> TransportSocket {
-    let ctx = DownstreamTlsContext {
+fn downstream_tls(chain: &TlsChainIr) -> TransportSocket {
+    let mut ctx = DownstreamTlsContext {
         common_tls_context: Some(CommonTlsContext {
-            tls_certificate_sds_secret_configs: certs
+            tls_certificate_sds_secret_configs: chain
+                .certificates
                 .iter()
                 .map(|c| SdsSecretConfig { name: c.clone(), sds_config: Some(ads()) })
                 .collect(),
@@ -119,6 +121,9 @@ fn downstream_tls(certs: &[String]) -> TransportSocket {
         }),
         ..Default::default()
     };
+    if let Some(v) = &chain.client_validation {
+        super::frontend_tls::apply(&mut ctx, v);
+    }
     TransportSocket {
         name: "envoy.transport_sockets.tls".into(),
         config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(ctx))),

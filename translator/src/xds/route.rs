@@ -286,6 +286,9 @@ fn route(r: &RouteIr) -> Route {
                 timeout: timeout_ms.map(|ms| duration(std::time::Duration::from_millis(ms))),
                 ..Default::default()
             };
+            if let Some(c) = &filters.cors {
+                out.typed_per_filter_config.insert(super::cors::FILTER.into(), super::cors::policy(c));
+            }
             if let Some(rw) = &filters.rewrite {
                 if let Some(h) = &rw.hostname {
                     a.host_rewrite_specifier = Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(h.clone()));
