@@ -110,9 +110,14 @@ pub async fn https_get(
         let tcp = tokio::net::TcpStream::connect(addr).await?;
         let tls = connector.connect(ServerName::try_from(sni.to_owned())?, tcp).await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
-        tokio::spawn(conn);
+        let conn = tokio::spawn(conn);
         let req = hyper::Request::builder().uri(path).header("host", host).body(Empty::<Bytes>::new())?;
-        let resp = sender.send_request(req).await?;
+        let resp = match sender.send_request(req).await {
+            Ok(r) => r,
+            // The connection's own error says why (under TLS 1.3 a refused client certificate
+            // arrives as an alert after the client's handshake completed).
+            Err(e) => return Err(conn.await.ok().and_then(Result::err).map_or_else(|| e.into(), Into::into)),
+        };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp.into_body().collect().await?.to_bytes();

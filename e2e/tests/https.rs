@@ -102,9 +102,13 @@ spec:
         .await;
     let r = get(strict, Some(&client_a)).await.unwrap();
     assert_eq!((r.status, r.backend().as_str()), (200, "v1"));
-    for (client, what) in [(None, "no client certificate"), (Some(&client_b), "a certificate from another CA")] {
-        let e = get(strict, client).await.expect_err(what);
-        eprintln!("strict listener, {what}: {e:#}");
+    let refusals = [
+        (None, "no client certificate", "CertificateRequired"),
+        (Some(&client_b), "a certificate from another CA", "UnknownCA"),
+    ];
+    for (client, what, alert) in refusals {
+        let e = format!("{:#}", get(strict, client).await.expect_err(what));
+        assert!(e.contains("alert") && e.contains(alert), "strict listener, {what}: {e}");
     }
 
     for (client, what) in [(Some(&client_a), "client A"), (Some(&client_b), "client B"), (None, "no certificate")] {
