@@ -164,7 +164,7 @@ mod tests {
             assert_eq!(Kind::named(k.name), Some(k.kind));
         }
         assert_eq!(Kind::of("gateway.networking.k8s.io/v1beta1", "HTTPRoute"), Some(Kind::HttpRoute));
-        assert_eq!(Kind::of("v1", "ConfigMap"), None);
+        assert_eq!(Kind::of("v1", "Pod"), None);
         assert_eq!(Kind::of("example.com/v1", "Gateway"), None);
     }
 }
