@@ -1,10 +1,11 @@
 //! CORS: Envoy's CORS HTTP filter on every HTTP connection manager (a no-op for routes without
 //! a policy) and a route's policy as its per-filter configuration.
 //!
-//! Envoy answers a preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`)
-//! from an allowed origin itself, echoing the origin and, for `*` methods or headers with
-//! credentials allowed, the requested method and headers; a preflight from any other origin
-//! goes to the backend as an ordinary request. Responses to allowed origins get
+//! Envoy answers every preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`)
+//! on a route with a policy itself, 200: from an allowed origin echoing the origin and, for `*`
+//! methods or headers with credentials allowed, the requested method and headers; from any
+//! other origin without `Access-Control-Allow-Origin` (so the browser refuses the actual
+//! request), never reaching the backend. Responses to allowed origins get
 //! `Access-Control-Allow-Origin` (the origin), `-Allow-Credentials` and `-Expose-Headers`.
 
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::{Cors as CorsFilter, CorsPolicy};
@@ -43,6 +44,7 @@ pub fn policy(c: &Cors) -> Any {
         expose_headers: c.expose_headers.join(", "),
         max_age: c.max_age.to_string(),
         allow_credentials: c.allow_credentials.then_some(BoolValue { value: true }),
+        forward_not_matching_preflights: Some(BoolValue { value: false }),
         ..Default::default()
     })
 }
