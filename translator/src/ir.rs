@@ -211,7 +211,7 @@ pub struct Filters {
     pub rewrite: Option<Rewrite>,
     /// The rule's CORS policy (HTTPRoute CORS filter; never on a backendRef).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cors: Option<Cors>,
+    pub cors: Option<Box<Cors>>,
 }
 
 impl Filters {

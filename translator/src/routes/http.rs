@@ -91,7 +91,7 @@ fn build_rule(
             }
             HttpRouteRulesFiltersType::Cors => {
                 let c = f.cors.as_ref().ok_or_else(|| Problem::unsupported("cors is missing").at(&at))?;
-                ir_filters.cors = Some(super::cors::cors(c).map_err(|e| e.at(&at))?);
+                ir_filters.cors = Some(Box::new(super::cors::cors(c).map_err(|e| e.at(&at))?));
             }
         }
     }
