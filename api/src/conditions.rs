@@ -12,6 +12,7 @@ pub mod types {
     pub const SUPPORTED_VERSION: &str = "SupportedVersion";
     pub const PARTIALLY_INVALID: &str = "PartiallyInvalid";
     pub const OVERLAPPING_TLS_CONFIG: &str = "OverlappingTLSConfig";
+    pub const INSECURE_FRONTEND_VALIDATION_MODE: &str = "InsecureFrontendValidationMode";
 }
 
 /// Condition reasons.
@@ -36,6 +37,7 @@ pub mod reasons {
     pub const ADDRESS_NOT_ASSIGNED: &str = "AddressNotAssigned";
     pub const ADDRESS_NOT_USABLE: &str = "AddressNotUsable";
     pub const NO_RESOURCES: &str = "NoResources";
+    pub const CONFIGURATION_CHANGED: &str = "ConfigurationChanged";
 
     // Listener
     pub const PORT_UNAVAILABLE: &str = "PortUnavailable";
@@ -48,6 +50,9 @@ pub mod reasons {
     pub const INVALID_ROUTE_KINDS: &str = "InvalidRouteKinds";
     pub const REF_NOT_PERMITTED: &str = "RefNotPermitted";
     pub const OVERLAPPING_HOSTNAMES: &str = "OverlappingHostnames";
+    pub const INVALID_CA_CERTIFICATE_REF: &str = "InvalidCACertificateRef";
+    pub const INVALID_CA_CERTIFICATE_KIND: &str = "InvalidCACertificateKind";
+    pub const NO_VALID_CA_CERTIFICATE: &str = "NoValidCACertificate";
 
     // Route parent
     pub const NOT_ALLOWED_BY_LISTENERS: &str = "NotAllowedByListeners";

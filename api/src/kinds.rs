@@ -22,6 +22,7 @@ pub enum Kind {
     Service,
     EndpointSlice,
     Secret,
+    ConfigMap,
 }
 
 /// What Legate does with a kind's status.
@@ -108,6 +109,7 @@ pub const KINDS: &[KindInfo] = &[
         false,
     ),
     row(Kind::Secret, "", "v1", "Secret", "secrets", true, StatusRole::None, false),
+    row(Kind::ConfigMap, "", "v1", "ConfigMap", "configmaps", true, StatusRole::None, false),
 ];
 
 impl Kind {
@@ -169,7 +171,7 @@ mod tests {
             assert_eq!(Kind::named(k.name), Some(k.kind));
         }
         assert_eq!(Kind::of("gateway.networking.k8s.io/v1beta1", "HTTPRoute"), Some(Kind::HttpRoute));
-        assert_eq!(Kind::of("v1", "ConfigMap"), None);
+        assert_eq!(Kind::of("v1", "Pod"), None);
         assert_eq!(Kind::of("example.com/v1", "Gateway"), None);
     }
 }

@@ -34,7 +34,7 @@ pub mod gateway {
 /// Kubernetes core types Legate reads.
 pub mod k8s {
     pub use k8s_openapi::ByteString;
-    pub use k8s_openapi::api::core::v1::{Namespace, Secret, Service, ServicePort, ServiceSpec};
+    pub use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServicePort, ServiceSpec};
     pub use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort, EndpointSlice};
     pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 }

@@ -346,6 +346,7 @@ pub fn decode(file: &Path, doc: usize, mut v: Value) -> Result<Decoded, LoadErro
         Kind::Service => Object::Service(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::EndpointSlice => Object::EndpointSlice(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::Secret => Object::Secret(Arc::new(typed(&v).map_err(typed_err)?)),
+        Kind::ConfigMap => Object::ConfigMap(Arc::new(typed(&v).map_err(typed_err)?)),
     };
     Ok(Decoded::Object(RawObject { file: file.to_owned(), document: doc, kind, key, value: Arc::new(v), object }))
 }

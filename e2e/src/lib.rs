@@ -1,5 +1,5 @@
 //! End-to-end test support for Legate: test backends and a harness that runs the built
-//! `legate standalone` against real Envoy.
+//! `legate standalone` against real Envoy, and a test PKI with an HTTPS client.
 
 pub mod cluster;
 pub mod echo;

@@ -100,7 +100,7 @@ spec:
     );
     let legate = Legate::start(&[
         ("class.yaml", class()),
-        ("cert.yaml", gateway_cert.secret("infra", "cert")),
+        ("cert.yaml", legate_e2e::tls::tls_secret("infra", "cert", &gateway_cert)),
         ("gw.yaml", gw),
         ("pass.yaml", backend("infra", "pass", pass_backend.addr)),
         ("plain.yaml", backend("infra", "plain", plain_backend.addr)),

@@ -88,6 +88,7 @@ pub fn gateway_ir(
     }
     let mut listeners = vec![];
     let mut certificates: BTreeMap<String, CertificateRef> = BTreeMap::new();
+    let mut client_cas: BTreeMap<String, CaBundle> = BTreeMap::new();
     for (&(port, udp), members) in &by_port {
         let protocol_of = |i: usize| gw.listeners[i].protocol.unwrap_or(Protocol::Http);
         // One protocol per socket, except HTTPS and TLS sharing one by SNI: HTTPS then.
@@ -97,10 +98,17 @@ pub fn gateway_ir(
         let mut tls = vec![];
         for &i in members.iter().filter(|&&i| protocol_of(i) == Protocol::Https) {
             let l = &gw.listeners[i];
+            let client_validation = l.client_validation.as_ref().map(|v| {
+                client_cas
+                    .entry(v.name.clone())
+                    .or_insert_with(|| CaBundle { name: v.name.clone(), pem: v.ca_pem.clone() });
+                ClientValidationIr { ca: v.name.clone(), insecure_fallback: v.insecure_fallback }
+            });
             tls.push(TlsChainIr {
                 listener: l.name().to_owned(),
                 server_names: l.hostname.iter().cloned().collect(),
                 certificates: certificate_names(l, &mut certificates),
+                client_validation,
             });
         }
         // Most specific SNI first; the catch-all chain last.
@@ -140,7 +148,13 @@ pub fn gateway_ir(
         }
     }
     clusters.sort();
-    GatewayIr { gateway: gw.key.clone(), listeners, clusters, certificates: certificates.into_values().collect() }
+    GatewayIr {
+        gateway: gw.key.clone(),
+        listeners,
+        clusters,
+        certificates: certificates.into_values().collect(),
+        client_cas: client_cas.into_values().collect(),
+    }
 }
 
 /// The names of a listener's certificates, each added to `all` once.

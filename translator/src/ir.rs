@@ -19,6 +19,9 @@ pub struct GatewayIr {
     /// Certificates used by HTTPS listeners, by Secret, once each.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<CertificateRef>,
+    /// CA bundles that validate client certificates, once each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub client_cas: Vec<CaBundle>,
 }
 
 /// One socket: all of a Gateway's listeners on one address and port.
@@ -66,6 +69,29 @@ pub struct TlsChainIr {
     pub server_names: Vec<String>,
     /// Secrets holding the certificates, by [`CertificateRef::name`].
     pub certificates: Vec<String>,
+    /// Client certificates asked for and validated (Gateway `tls.frontend`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_validation: Option<ClientValidationIr>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientValidationIr {
+    /// The trusted CAs, by [`CaBundle::name`].
+    pub ca: String,
+    /// Accept connections without a client certificate or with one that does not verify
+    /// (`AllowInsecureFallback`); otherwise a valid one is required.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_fallback: bool,
+}
+
+/// Trusted CA certificates (PEM) for validating client certificates.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CaBundle {
+    /// Stable name, `<gateway namespace>/<gateway name>/frontend-ca/<port or default>`.
+    pub name: String,
+    #[serde(skip)]
+    pub pem: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -205,6 +231,9 @@ pub struct Filters {
     pub response_headers: HeaderEdits,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rewrite: Option<Rewrite>,
+    /// The rule's CORS policy (HTTPRoute CORS filter; never on a backendRef).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Box<Cors>>,
 }
 
 impl Filters {
@@ -234,6 +263,29 @@ impl HeaderEdits {
         self.add.extend(later.add.iter().cloned());
         self.remove.extend(later.remove.iter().cloned());
     }
+}
+
+/// A CORS policy: preflight requests from an allowed origin are answered by the gateway, and
+/// responses to allowed origins carry the `Access-Control-*` headers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cors {
+    /// The allowed origins as RE2 patterns matching a whole `Origin` value (case-insensitive,
+    /// wildcard hosts expanded, the scheme's default port optional).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow_origins: Vec<String>,
+    /// Methods, or `*` (with credentials, the requested method is echoed instead).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow_methods: Vec<String>,
+    /// Request header names, or `*` (with credentials, the requested headers are echoed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow_headers: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub expose_headers: Vec<String>,
+    /// Seconds a preflight answer may be cached.
+    pub max_age: u32,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_credentials: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

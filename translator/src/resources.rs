@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use legate_api::gateway::{Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant};
 use legate_api::gvk::LABEL_SERVICE_NAME;
-use legate_api::k8s::{EndpointSlice, Namespace, ObjectMeta, Secret, Service};
+use legate_api::k8s::{ConfigMap, EndpointSlice, Namespace, ObjectMeta, Secret, Service};
 use legate_api::kinds::Kind;
 use legate_api::{Backend, ProxyConfig};
 use serde::Serialize;
@@ -33,6 +33,8 @@ pub struct Resources {
     pub services: Objects<Service>,
     pub endpoint_slices: Objects<EndpointSlice>,
     pub secrets: Objects<Secret>,
+    /// ConfigMaps (CA certificates, `ca.crt`).
+    pub config_maps: Objects<ConfigMap>,
     pub backends: Objects<Backend>,
     /// Legate ProxyConfigs, referenced by GatewayClass and Gateway `parametersRef`s.
     pub proxy_configs: Objects<ProxyConfig>,
@@ -69,6 +71,7 @@ pub enum Object {
     Service(Arc<Service>),
     EndpointSlice(Arc<EndpointSlice>),
     Secret(Arc<Secret>),
+    ConfigMap(Arc<ConfigMap>),
 }
 
 impl Object {
@@ -84,6 +87,7 @@ impl Object {
             Object::Service(_) => Kind::Service,
             Object::EndpointSlice(_) => Kind::EndpointSlice,
             Object::Secret(_) => Kind::Secret,
+            Object::ConfigMap(_) => Kind::ConfigMap,
         }
     }
 
@@ -99,6 +103,7 @@ impl Object {
             Object::Service(o) => &o.metadata,
             Object::EndpointSlice(o) => &o.metadata,
             Object::Secret(o) => &o.metadata,
+            Object::ConfigMap(o) => &o.metadata,
         }
     }
 
@@ -118,7 +123,18 @@ macro_rules! object_from {
         }
     )*};
 }
-object_from!(GatewayClass, Gateway, ReferenceGrant, Backend, ProxyConfig, Namespace, Service, EndpointSlice, Secret);
+object_from!(
+    GatewayClass,
+    Gateway,
+    ReferenceGrant,
+    Backend,
+    ProxyConfig,
+    Namespace,
+    Service,
+    EndpointSlice,
+    Secret,
+    ConfigMap
+);
 
 impl From<HttpRoute> for Object {
     fn from(o: HttpRoute) -> Self {
@@ -183,6 +199,9 @@ impl Resources {
             Object::Secret(o) => {
                 self.secrets.insert(key, o);
             }
+            Object::ConfigMap(o) => {
+                self.config_maps.insert(key, o);
+            }
         }
         old
     }
@@ -215,6 +234,7 @@ impl Resources {
                 Object::EndpointSlice(s)
             }
             Kind::Secret => Object::Secret(self.secrets.remove(key)?),
+            Kind::ConfigMap => Object::ConfigMap(self.config_maps.remove(key)?),
         })
     }
 
@@ -255,6 +275,7 @@ impl Resources {
             .chain(self.services.values().map(|o| Object::Service(o.clone())))
             .chain(self.endpoint_slices.values().map(|o| Object::EndpointSlice(o.clone())))
             .chain(self.secrets.values().map(|o| Object::Secret(o.clone())))
+            .chain(self.config_maps.values().map(|o| Object::ConfigMap(o.clone())))
     }
 }
 

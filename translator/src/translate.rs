@@ -284,11 +284,17 @@ fn gateway_status(
         let why = if accepted { &programmed_cond.message } else { &accepted_cond.message };
         unprogram_listeners(&mut listeners, why, g);
     }
-    let status = GatewayStatus {
-        addresses: if programmed { addresses } else { vec![] },
-        conditions: vec![accepted_cond, programmed_cond, resolved_cond],
-        listeners,
-    };
+    let mut conditions = vec![accepted_cond, programmed_cond, resolved_cond];
+    if gw.insecure_frontend {
+        conditions.push(Condition::new(
+            types::INSECURE_FRONTEND_VALIDATION_MODE,
+            true,
+            reasons::CONFIGURATION_CHANGED,
+            "client certificate validation is AllowInsecureFallback: connections without a valid client certificate are accepted",
+            g,
+        ));
+    }
+    let status = GatewayStatus { addresses: if programmed { addresses } else { vec![] }, conditions, listeners };
     (status, accepted && programmed)
 }
 

@@ -105,7 +105,7 @@ pub const RULES: &[Rule] = &[
         group: "",
         resources: &["configmaps", "secrets", "serviceaccounts", "services"],
         verbs: MANAGE,
-        why: "backend Services and certificate Secrets; the Envoy fleet's objects and xDS certificates",
+        why: "backend Services, certificate Secrets, CA ConfigMaps; the Envoy fleet's objects and xDS certificates",
     },
     Rule {
         scope: Scope::Cluster,

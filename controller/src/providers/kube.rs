@@ -167,17 +167,19 @@ impl Store {
         }
     }
 
-    /// The current objects (shared, not copied). Secrets that no Gateway listener references
-    /// are left out.
+    /// The current objects (shared, not copied). Secrets and ConfigMaps that no Gateway
+    /// references are left out.
     pub fn snapshot(&self) -> Snapshot {
         let inner = self.inner.lock().unwrap();
-        let referenced = referenced_secrets(
+        let referenced = referenced_by_gateways(
             inner.objects.iter().filter(|((k, _), _)| *k == Kind::Gateway).map(|((_, key), o)| (key, o.value())),
         );
         let mut snap = Snapshot::default();
         for ((kind, key), o) in &inner.objects {
             match o {
-                _ if *kind == Kind::Secret && !referenced.contains(key) => continue,
+                _ if matches!(kind, Kind::Secret | Kind::ConfigMap) && !referenced.contains(&(*kind, key.clone())) => {
+                    continue;
+                }
                 Stored::Decoded(o) => snap.loaded.push(o.clone()),
                 Stored::Bad(_, e) => snap.errors.push(e.clone()),
             }
@@ -186,17 +188,29 @@ impl Store {
     }
 }
 
-/// The Secrets (namespace/name) referenced by some Gateway listener's `tls.certificateRefs`.
-fn referenced_secrets<'a>(gateways: impl Iterator<Item = (&'a ObjKey, &'a Value)>) -> BTreeSet<ObjKey> {
+/// The Secrets and ConfigMaps (kind, namespace/name) some Gateway refers to: its listeners'
+/// `tls.certificateRefs` and its frontend `caCertificateRefs` (default and per port).
+fn referenced_by_gateways<'a>(gateways: impl Iterator<Item = (&'a ObjKey, &'a Value)>) -> BTreeSet<(Kind, ObjKey)> {
+    let array = |v: Option<&'a Value>| v.and_then(Value::as_array).into_iter().flatten();
     let mut out = BTreeSet::new();
     for (gw, v) in gateways {
-        let listeners = v.pointer("/spec/listeners").and_then(Value::as_array).into_iter().flatten();
-        for r in listeners.filter_map(|l| l.pointer("/tls/certificateRefs")?.as_array()).flatten() {
+        let certs = array(v.pointer("/spec/listeners")).flat_map(|l| array(l.pointer("/tls/certificateRefs")));
+        let frontend = v.pointer("/spec/tls/frontend");
+        let validations = frontend
+            .and_then(|f| f.pointer("/default/validation"))
+            .into_iter()
+            .chain(array(frontend.and_then(|f| f.get("perPort"))).filter_map(|p| p.pointer("/tls/validation")));
+        let cas = validations.flat_map(|v| array(v.get("caCertificateRefs")));
+        for r in certs.chain(cas) {
             let group = r.get("group").and_then(Value::as_str).unwrap_or("");
-            let kind = r.get("kind").and_then(Value::as_str).unwrap_or("Secret");
-            if group.is_empty() && kind == "Secret" {
+            let kind = match r.get("kind").and_then(Value::as_str).unwrap_or("Secret") {
+                "Secret" => Kind::Secret,
+                "ConfigMap" => Kind::ConfigMap,
+                _ => continue,
+            };
+            if group.is_empty() {
                 let ns = r.get("namespace").and_then(Value::as_str).unwrap_or(&gw.namespace);
-                out.insert(ObjKey::new(ns, r.get("name").and_then(Value::as_str).unwrap_or_default()));
+                out.insert((kind, ObjKey::new(ns, r.get("name").and_then(Value::as_str).unwrap_or_default())));
             }
         }
     }
@@ -210,19 +224,30 @@ fn key_of(v: &Value) -> ObjKey {
 
 /// Keys of a Secret's `data` that Legate may read; the rest is not kept in memory.
 const SECRET_KEYS: &[&str] = &["tls.crt", "tls.key", "ca.crt"];
+/// Keys of a ConfigMap's `data` that Legate may read (CA certificates).
+const CONFIG_MAP_KEYS: &[&str] = &["ca.crt"];
 
 /// The object as JSON with `apiVersion` and `kind` set (list items may lack them), without
 /// what Legate never reads and may be large: `managedFields`, the last-applied annotation (a
-/// copy of the object, Secret data included), and Secret data other than certificates and keys.
+/// copy of the object, Secret data included), and Secret and ConfigMap data other than
+/// certificates and keys.
 fn to_value(kind: Kind, mut o: DynamicObject) -> Value {
     o.metadata.managed_fields = None;
     if let Some(a) = o.metadata.annotations.as_mut() {
         a.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
-    if kind == Kind::Secret
+    let kept = match kind {
+        Kind::Secret => SECRET_KEYS,
+        Kind::ConfigMap => {
+            o.data.as_object_mut().map(|m| m.remove("binaryData"));
+            CONFIG_MAP_KEYS
+        }
+        _ => &[],
+    };
+    if !kept.is_empty()
         && let Some(data) = o.data.get_mut("data").and_then(Value::as_object_mut)
     {
-        data.retain(|k, _| SECRET_KEYS.contains(&k.as_str()));
+        data.retain(|k, _| kept.contains(&k.as_str()));
     }
     let mut v = serde_json::to_value(&o).unwrap_or(Value::Null);
     if let Some(m) = v.as_object_mut() {

@@ -10,6 +10,7 @@ use legate_api::gvk::GATEWAY_GROUP;
 use legate_api::kinds::Kind;
 use serde::Serialize;
 
+use super::frontend_tls::{self, ClientValidation};
 use super::tls;
 use crate::conditions::{Condition, Problem};
 use crate::hostname;
@@ -73,6 +74,8 @@ pub struct GatewayState<'a> {
     pub invalid: Option<String>,
     /// A problem with `spec.infrastructure.parametersRef`: not accepted (InvalidParameters).
     pub invalid_parameters: Option<String>,
+    /// Some client certificate validation is `AllowInsecureFallback`.
+    pub insecure_frontend: bool,
 }
 
 /// One listener after validation. `conditions` are complete except `attached_routes`.
@@ -88,6 +91,8 @@ pub struct ListenerState<'a> {
     /// Whether it is programmed: accepted and every reference it needs resolved.
     pub programmed: bool,
     pub certificates: Vec<Certificate>,
+    /// Client certificate validation (HTTPS; Gateway `tls.frontend`).
+    pub client_validation: Option<ClientValidation>,
     pub conditions: Vec<Condition>,
     pub attached_routes: i32,
 }
@@ -117,6 +122,7 @@ struct Verdict {
 /// Validates a Gateway's listeners.
 pub fn validate<'a>(idx: &Index<'a>, gw: &'a Gateway) -> GatewayState<'a> {
     let ns = namespace_of(&gw.metadata);
+    let key = ObjKey::new(ns, gw.metadata.name.clone().unwrap_or_default());
     let generation = gw.metadata.generation.unwrap_or(0);
     let specs = &gw.spec.listeners;
     let mut verdicts: Vec<Verdict> = specs.iter().map(|_| Verdict::default()).collect();
@@ -145,8 +151,14 @@ pub fn validate<'a>(idx: &Index<'a>, gw: &'a Gateway) -> GatewayState<'a> {
         let supported_kinds = route_kinds(l, protocol, v);
         let passthrough = protocol == Some(Protocol::Tls)
             && l.tls.as_ref().is_some_and(|t| matches!(t.mode, Some(GatewayListenersTlsMode::Passthrough)));
+        let mut client_validation = None;
         let certificates = match protocol {
-            Some(p @ (Protocol::Https | Protocol::Tls)) if !passthrough => certificates(idx, ns, p, l, v),
+            Some(p @ (Protocol::Https | Protocol::Tls)) if !passthrough => {
+                if p == Protocol::Https {
+                    client_validation = frontend_validation(idx, gw, &key, l.port, v);
+                }
+                certificates(idx, ns, p, l, v)
+            }
             Some(p @ (Protocol::Http | Protocol::Tcp | Protocol::Udp)) => {
                 if l.tls.is_some() {
                     v.not_accepted.get_or_insert(Problem::new(
@@ -173,6 +185,7 @@ pub fn validate<'a>(idx: &Index<'a>, gw: &'a Gateway) -> GatewayState<'a> {
             accepted: false,
             programmed: false,
             certificates,
+            client_validation,
             conditions: vec![],
             attached_routes: 0,
         });
@@ -200,12 +213,13 @@ pub fn validate<'a>(idx: &Index<'a>, gw: &'a Gateway) -> GatewayState<'a> {
         .map(|m| format!("spec.infrastructure.{m}"));
     GatewayState {
         gw,
-        key: ObjKey::new(ns, gw.metadata.name.clone().unwrap_or_default()),
+        key,
         class: gw.spec.gateway_class_name.clone(),
         generation,
         listeners,
         invalid,
         invalid_parameters,
+        insecure_frontend: frontend_tls::insecure_fallback_configured(gw),
     }
 }
 
@@ -304,6 +318,25 @@ fn certificates(
         }
     }
     certs
+}
+
+/// The client certificate validation of an HTTPS listener on `port`; bad CA references make the
+/// listener's refs unresolved, and none valid rejects it.
+fn frontend_validation(
+    idx: &Index<'_>,
+    gw: &Gateway,
+    key: &ObjKey,
+    port: i32,
+    v: &mut Verdict,
+) -> Option<ClientValidation> {
+    let r = frontend_tls::for_listener(idx, gw, key, port);
+    if let Some(p) = r.unresolved {
+        v.unresolved.get_or_insert(p);
+    }
+    if let Some(p) = r.rejected {
+        v.not_accepted.get_or_insert(p);
+    }
+    r.validation
 }
 
 /// Listeners of one Gateway that cannot be served together: on one port, protocols that cannot

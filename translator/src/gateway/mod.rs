@@ -3,6 +3,7 @@
 
 pub mod attach;
 pub mod class;
+pub mod frontend_tls;
 pub mod listeners;
 pub mod tls;
 

@@ -59,7 +59,7 @@ pub fn parse_secret(key: &ObjKey, s: &Secret) -> Result<Certificate, String> {
 
 /// Checks `text` holds at least one PEM block whose label passes `want`, every block's body
 /// decodes as base64, and decodes to a DER SEQUENCE.
-fn check_pem(text: &str, want: impl Fn(&str) -> bool) -> Result<(), String> {
+pub(crate) fn check_pem(text: &str, want: impl Fn(&str) -> bool) -> Result<(), String> {
     let mut found = false;
     let mut rest = text;
     while let Some(start) = rest.find("-----BEGIN ") {

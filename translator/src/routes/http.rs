@@ -1,6 +1,6 @@
 //! HTTPRoute → the route model: path, header, query and method matches; header modifiers,
-//! redirects, rewrites and timeouts. Everything else is shared with the other kinds (see the
-//! [module documentation](super)).
+//! redirects, rewrites, timeouts and CORS ([`super::cors`]). Everything else is shared with the
+//! other kinds (see the [module documentation](super)).
 
 use std::collections::BTreeSet;
 
@@ -90,7 +90,8 @@ fn build_rule(
                 mirrors.extend(mirror(idx, from, view, m.percent, fraction, out).map_err(|e| e.at(&at))?);
             }
             HttpRouteRulesFiltersType::Cors => {
-                return Err(Problem::unsupported(format!("filter {kind} is not supported by Legate yet")).at(at));
+                let c = f.cors.as_ref().ok_or_else(|| Problem::unsupported("cors is missing").at(&at))?;
+                ir_filters.cors = Some(Box::new(super::cors::cors(c).map_err(|e| e.at(&at))?));
             }
         }
     }
@@ -99,6 +100,10 @@ fn build_rule(
             reasons::INCOMPATIBLE_FILTERS,
             "RequestRedirect and URLRewrite cannot be used together",
         ));
+    }
+    if redirect.is_some() && ir_filters.cors.is_some() {
+        // Envoy applies CORS policies to routes that forward only; preflights would be redirected.
+        return Err(Problem::unsupported("CORS on a rule with RequestRedirect is not supported by Legate"));
     }
     let refs = rule.backend_refs.as_deref().unwrap_or_default();
     if redirect.is_some() && !refs.is_empty() {

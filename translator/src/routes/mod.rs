@@ -65,6 +65,7 @@ macro_rules! backend_ref_view {
 pub mod backends;
 pub mod checks;
 pub(crate) mod conflicts;
+pub mod cors;
 pub mod grpc;
 pub mod http;
 mod model;

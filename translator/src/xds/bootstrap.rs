@@ -9,7 +9,9 @@ use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, http_connection_manager::RouteSpecifier,
 };
-use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    DownstreamTlsContext, common_tls_context::ValidationContextType,
+};
 use envoy_types::pb::google::protobuf::Any;
 use envoy_types::util::pack_any;
 use prost::{Message, Name};
@@ -53,9 +55,15 @@ pub fn static_bootstrap(res: &Resources, opts: &BootstrapOptions) -> Bootstrap {
                 && let Some(mut ctx) = unpack::<DownstreamTlsContext>(any)
             {
                 // Name-only SDS configs refer to static secrets.
-                for s in ctx.common_tls_context.iter_mut().flat_map(|c| c.tls_certificate_sds_secret_configs.iter_mut())
-                {
-                    s.sds_config = None;
+                for c in ctx.common_tls_context.iter_mut() {
+                    for s in c.tls_certificate_sds_secret_configs.iter_mut() {
+                        s.sds_config = None;
+                    }
+                    if let Some(ValidationContextType::CombinedValidationContext(v)) = &mut c.validation_context_type
+                        && let Some(s) = &mut v.validation_context_sds_secret_config
+                    {
+                        s.sds_config = None;
+                    }
                 }
                 ts.config_type = Some(transport_socket::ConfigType::TypedConfig(pack_any(ctx)));
             }

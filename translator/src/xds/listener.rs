@@ -26,7 +26,7 @@ use envoy_types::util::pack_any;
 use super::cache::VirtualHostCache;
 use super::{ads, names, route::route_configuration};
 use crate::gateway::Protocol;
-use crate::ir::{CertificateRef, ListenerIr};
+use crate::ir::{CertificateRef, ClientValidationIr, ListenerIr};
 
 /// The listener for a socket and the route configurations its chains use.
 pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<super::RouteConfig>) {
@@ -55,7 +55,7 @@ pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<
                         ..Default::default()
                     }),
                     filters: vec![hcm(&l.name, &rc)],
-                    transport_socket: Some(downstream_tls(&c.certificates, HTTP_ALPN)),
+                    transport_socket: Some(downstream_tls(&c.certificates, HTTP_ALPN, c.client_validation.as_ref())),
                     ..Default::default()
                 });
             }
@@ -97,6 +97,7 @@ fn hcm(listener: &str, route_config: &str) -> Filter {
             route_config_name: route_config.into(),
         })),
         http_filters: vec![
+            super::cors::http_filter(),
             // gRPC-Web from browsers to the same routes as gRPC (a no-op for other requests).
             HttpFilter {
                 name: "envoy.filters.http.grpc_web".into(),
@@ -121,9 +122,10 @@ fn hcm(listener: &str, route_config: &str) -> Filter {
 /// The protocols an HTTPS listener offers in ALPN.
 const HTTP_ALPN: &[&str] = &["h2", "http/1.1"];
 
-/// A TLS server with the certificates of these SDS secrets, offering `alpn`.
-fn downstream_tls(certs: &[String], alpn: &[&str]) -> TransportSocket {
-    let ctx = DownstreamTlsContext {
+/// A TLS server with the certificates of these SDS secrets, offering `alpn`, validating client
+/// certificates when `client` says so.
+fn downstream_tls(certs: &[String], alpn: &[&str], client: Option<&ClientValidationIr>) -> TransportSocket {
+    let mut ctx = DownstreamTlsContext {
         common_tls_context: Some(CommonTlsContext {
             tls_certificate_sds_secret_configs: certs
                 .iter()
@@ -134,6 +136,9 @@ fn downstream_tls(certs: &[String], alpn: &[&str]) -> TransportSocket {
         }),
         ..Default::default()
     };
+    if let Some(v) = client {
+        super::frontend_tls::apply(&mut ctx, v);
+    }
     TransportSocket {
         name: "envoy.transport_sockets.tls".into(),
         config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(ctx))),

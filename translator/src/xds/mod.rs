@@ -5,6 +5,8 @@
 pub mod bootstrap;
 pub mod cache;
 pub mod cluster;
+pub mod cors;
+pub mod frontend_tls;
 pub mod json;
 pub mod listener;
 pub mod matcher;
@@ -73,6 +75,7 @@ pub fn generate_with(ir: &GatewayIr, g: &mut cache::Generator) -> Resources {
         out.load_assignments.extend(cla);
     }
     out.secrets = ir.certificates.iter().map(listener::secret).collect();
+    out.secrets.extend(ir.client_cas.iter().map(frontend_tls::ca_secret));
     out.listeners.sort_by(|a, b| a.name.cmp(&b.name));
     out.route_configurations.sort_by(|a, b| a.name().cmp(b.name()));
     out.route_configurations.dedup_by(|a, b| a.name() == b.name());

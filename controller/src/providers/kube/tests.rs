@@ -37,6 +37,42 @@ fn only_referenced_secrets_reach_the_translator_and_only_their_certificate_keys_
 }
 
 #[test]
+fn only_config_maps_and_secrets_of_frontend_ca_refs_reach_the_translator_with_only_ca_crt() {
+    let store = Store::new(&[]);
+    let ca =
+        |name: &str, ns: Option<&str>, kind: &str| json!({ "group": "", "kind": kind, "name": name, "namespace": ns });
+    let gw = json!({ "metadata": { "name": "g", "namespace": "a" }, "spec": { "gatewayClassName": "c",
+        "listeners": [ { "name": "http", "port": 80, "protocol": "HTTP" } ],
+        "tls": { "frontend": {
+            "default": { "validation": { "caCertificateRefs": [ ca("default-ca", None, "ConfigMap") ] } },
+            "perPort": [ { "port": 8443, "tls": { "validation": { "caCertificateRefs": [
+                ca("port-ca", Some("b"), "ConfigMap"), ca("secret-ca", None, "Secret"), ca("svc", None, "Service") ] } } } ] } } } });
+    store.apply(&stream("Gateway"), Event::Apply(obj(gw)));
+    let cm = |ns: &str, name: &str| {
+        obj(json!({ "metadata": { "name": name, "namespace": ns },
+            "data": { "ca.crt": "PEM", "other": "x" }, "binaryData": { "blob": "eHh4" } }))
+    };
+    for (ns, name) in [("a", "default-ca"), ("b", "port-ca"), ("a", "unrelated"), ("a", "svc"), ("a", "secret-ca")] {
+        store.apply(&stream("ConfigMap"), Event::Apply(cm(ns, name)));
+    }
+    store.apply(
+        &stream("Secret"),
+        Event::Apply(obj(
+            json!({ "metadata": { "name": "secret-ca", "namespace": "a" }, "data": { "ca.crt": "Y2E=" } }),
+        )),
+    );
+    let snap = store.snapshot();
+    assert!(snap.errors.is_empty(), "{:?}", snap.errors);
+    let res = &snap.loaded.resources;
+    let names: Vec<String> = res.config_maps.keys().map(ToString::to_string).collect();
+    assert_eq!(names, ["a/default-ca", "b/port-ca"]);
+    let c = res.config_maps.values().next().unwrap();
+    assert_eq!(c.data.as_ref().unwrap().keys().collect::<Vec<_>>(), ["ca.crt"]);
+    assert!(c.binary_data.is_none());
+    assert_eq!(res.secrets.keys().map(ToString::to_string).collect::<Vec<_>>(), ["a/secret-ca"]);
+}
+
+#[test]
 fn a_relist_replaces_the_objects_of_its_stream_and_marks_it_synced() {
     let store = Store::new(&[]);
     let id = stream("Namespace");

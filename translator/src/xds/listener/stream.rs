@@ -51,7 +51,7 @@ pub fn chain(listener: &str, s: &StreamIr) -> FilterChain {
             name: "envoy.filters.network.tcp_proxy".into(),
             config_type: Some(filter::ConfigType::TypedConfig(pack_any(proxy))),
         }],
-        transport_socket: (!s.certificates.is_empty()).then(|| downstream_tls(&s.certificates, &[])),
+        transport_socket: (!s.certificates.is_empty()).then(|| downstream_tls(&s.certificates, &[], None)),
         ..Default::default()
     }
 }
