@@ -56,4 +56,13 @@ pub mod reasons {
     pub const INCOMPATIBLE_FILTERS: &str = "IncompatibleFilters";
     pub const INVALID_KIND: &str = "InvalidKind";
     pub const BACKEND_NOT_FOUND: &str = "BackendNotFound";
+
+    // Gateway `spec.tls.backend`
+    pub const INVALID_CLIENT_CERTIFICATE_REF: &str = "InvalidClientCertificateRef";
+
+    // Policies (BackendTLSPolicy)
+    pub const CONFLICTED: &str = "Conflicted";
+    pub const TARGET_NOT_FOUND: &str = "TargetNotFound";
+    pub const NO_VALID_CA_CERTIFICATE: &str = "NoValidCACertificate";
+    pub const INVALID_CA_CERTIFICATE_REF: &str = "InvalidCACertificateRef";
 }

@@ -13,12 +13,14 @@ pub enum Kind {
     HttpRoute,
     GrpcRoute,
     ReferenceGrant,
+    BackendTlsPolicy,
     Backend,
     ProxyConfig,
     Namespace,
     Service,
     EndpointSlice,
     Secret,
+    ConfigMap,
 }
 
 /// What Legate does with a kind's status.
@@ -86,6 +88,16 @@ pub const KINDS: &[KindInfo] = &[
         StatusRole::Printed,
         true,
     ),
+    row(
+        Kind::BackendTlsPolicy,
+        GATEWAY_GROUP,
+        "v1",
+        "BackendTLSPolicy",
+        "backendtlspolicies",
+        true,
+        StatusRole::Written,
+        true,
+    ),
     row(Kind::Backend, LEGATE_GROUP, "v1alpha1", "Backend", "backends", true, StatusRole::Written, true),
     row(Kind::ProxyConfig, LEGATE_GROUP, "v1alpha1", "ProxyConfig", "proxyconfigs", true, StatusRole::None, true),
     row(Kind::Namespace, "", "v1", "Namespace", "namespaces", false, StatusRole::None, false),
@@ -101,6 +113,7 @@ pub const KINDS: &[KindInfo] = &[
         false,
     ),
     row(Kind::Secret, "", "v1", "Secret", "secrets", true, StatusRole::None, false),
+    row(Kind::ConfigMap, "", "v1", "ConfigMap", "configmaps", true, StatusRole::None, false),
 ];
 
 impl Kind {

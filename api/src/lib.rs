@@ -21,6 +21,7 @@ pub use proxy_config::{ProxyConfig, ProxyConfigSpec, ProxyServiceConfig};
 pub mod gateway {
     pub use gateway_api::apis::experimental;
     pub use gateway_api::apis::standard;
+    pub use gateway_api::apis::standard::backendtlspolicies::{BackendTlsPolicy, BackendTlsPolicySpec};
     pub use gateway_api::apis::standard::gatewayclasses::{GatewayClass, GatewayClassSpec};
     pub use gateway_api::apis::standard::gateways::{Gateway, GatewaySpec};
     pub use gateway_api::apis::standard::grpcroutes::{GrpcRoute, GrpcRouteSpec};
@@ -31,7 +32,7 @@ pub mod gateway {
 /// Kubernetes core types Legate reads.
 pub mod k8s {
     pub use k8s_openapi::ByteString;
-    pub use k8s_openapi::api::core::v1::{Namespace, Secret, Service, ServicePort, ServiceSpec};
+    pub use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServicePort, ServiceSpec};
     pub use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort, EndpointSlice};
     pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 }

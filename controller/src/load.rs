@@ -337,12 +337,14 @@ pub fn decode(file: &Path, doc: usize, mut v: Value) -> Result<Decoded, LoadErro
             Object::Route(route.into(), rejected.into())
         }
         Kind::ReferenceGrant => Object::ReferenceGrant(Arc::new(typed(&v).map_err(typed_err)?)),
+        Kind::BackendTlsPolicy => Object::BackendTlsPolicy(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::Backend => Object::Backend(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::ProxyConfig => Object::ProxyConfig(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::Namespace => Object::Namespace(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::Service => Object::Service(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::EndpointSlice => Object::EndpointSlice(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::Secret => Object::Secret(Arc::new(typed(&v).map_err(typed_err)?)),
+        Kind::ConfigMap => Object::ConfigMap(Arc::new(typed(&v).map_err(typed_err)?)),
     };
     Ok(Decoded::Object(RawObject { file: file.to_owned(), document: doc, kind, key, value: Arc::new(v), object }))
 }

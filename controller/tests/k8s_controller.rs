@@ -45,7 +45,12 @@ fn expected_without(path: &Path, kinds: &[load::Kind]) -> Vec<Value> {
     let out = translate(&loaded.resources, &opts);
     status_documents(&loaded, &out, &opts.controller_name, "1970-01-01T00:00:00Z")
         .into_iter()
-        .filter(|d| matches!(d["kind"].as_str(), Some("GatewayClass" | "Gateway" | "HTTPRoute" | "Backend")))
+        .filter(|d| {
+            matches!(
+                d["kind"].as_str(),
+                Some("GatewayClass" | "Gateway" | "HTTPRoute" | "Backend" | "BackendTLSPolicy")
+            )
+        })
         .collect()
 }
 

@@ -5,3 +5,4 @@ pub mod cluster;
 pub mod echo;
 pub mod fixtures;
 pub mod harness;
+pub mod tls_backend;

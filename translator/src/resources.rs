@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use legate_api::gateway::{Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant};
+use legate_api::gateway::{BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant};
 use legate_api::gvk::LABEL_SERVICE_NAME;
-use legate_api::k8s::{EndpointSlice, Namespace, ObjectMeta, Secret, Service};
+use legate_api::k8s::{ConfigMap, EndpointSlice, Namespace, ObjectMeta, Secret, Service};
 use legate_api::kinds::Kind;
 use legate_api::{Backend, ProxyConfig};
 use serde::Serialize;
@@ -29,10 +29,13 @@ pub struct Resources {
     /// Routes of every kind, by kind then `namespace/name`.
     pub routes: BTreeMap<RouteKey, Route>,
     pub reference_grants: Objects<ReferenceGrant>,
+    pub backend_tls_policies: Objects<BackendTlsPolicy>,
     pub namespaces: Objects<Namespace>,
     pub services: Objects<Service>,
     pub endpoint_slices: Objects<EndpointSlice>,
     pub secrets: Objects<Secret>,
+    /// ConfigMaps (CA certificates of BackendTLSPolicies).
+    pub config_maps: Objects<ConfigMap>,
     pub backends: Objects<Backend>,
     /// Legate ProxyConfigs, referenced by GatewayClass and Gateway `parametersRef`s.
     pub proxy_configs: Objects<ProxyConfig>,
@@ -63,12 +66,14 @@ pub enum Object {
     /// A route of any kind and the rules removed from it at decode time.
     Route(Route, Arc<[RejectedRule]>),
     ReferenceGrant(Arc<ReferenceGrant>),
+    BackendTlsPolicy(Arc<BackendTlsPolicy>),
     Backend(Arc<Backend>),
     ProxyConfig(Arc<ProxyConfig>),
     Namespace(Arc<Namespace>),
     Service(Arc<Service>),
     EndpointSlice(Arc<EndpointSlice>),
     Secret(Arc<Secret>),
+    ConfigMap(Arc<ConfigMap>),
 }
 
 impl Object {
@@ -78,12 +83,14 @@ impl Object {
             Object::Gateway(_) => Kind::Gateway,
             Object::Route(r, _) => r.kind(),
             Object::ReferenceGrant(_) => Kind::ReferenceGrant,
+            Object::BackendTlsPolicy(_) => Kind::BackendTlsPolicy,
             Object::Backend(_) => Kind::Backend,
             Object::ProxyConfig(_) => Kind::ProxyConfig,
             Object::Namespace(_) => Kind::Namespace,
             Object::Service(_) => Kind::Service,
             Object::EndpointSlice(_) => Kind::EndpointSlice,
             Object::Secret(_) => Kind::Secret,
+            Object::ConfigMap(_) => Kind::ConfigMap,
         }
     }
 
@@ -93,12 +100,14 @@ impl Object {
             Object::Gateway(o) => &o.metadata,
             Object::Route(r, _) => r.metadata(),
             Object::ReferenceGrant(o) => &o.metadata,
+            Object::BackendTlsPolicy(o) => &o.metadata,
             Object::Backend(o) => &o.metadata,
             Object::ProxyConfig(o) => &o.metadata,
             Object::Namespace(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
             Object::EndpointSlice(o) => &o.metadata,
             Object::Secret(o) => &o.metadata,
+            Object::ConfigMap(o) => &o.metadata,
         }
     }
 
@@ -118,7 +127,19 @@ macro_rules! object_from {
         }
     )*};
 }
-object_from!(GatewayClass, Gateway, ReferenceGrant, Backend, ProxyConfig, Namespace, Service, EndpointSlice, Secret);
+object_from!(
+    GatewayClass,
+    Gateway,
+    ReferenceGrant,
+    BackendTlsPolicy,
+    Backend,
+    ProxyConfig,
+    Namespace,
+    Service,
+    EndpointSlice,
+    Secret,
+    ConfigMap
+);
 
 impl From<HttpRoute> for Object {
     fn from(o: HttpRoute) -> Self {
@@ -162,6 +183,9 @@ impl Resources {
                 self.grants.entry(key.namespace.clone()).or_default().insert(key.clone(), o.clone());
                 self.reference_grants.insert(key, o);
             }
+            Object::BackendTlsPolicy(o) => {
+                self.backend_tls_policies.insert(key, o);
+            }
             Object::Backend(o) => {
                 self.backends.insert(key, o);
             }
@@ -183,6 +207,9 @@ impl Resources {
             Object::Secret(o) => {
                 self.secrets.insert(key, o);
             }
+            Object::ConfigMap(o) => {
+                self.config_maps.insert(key, o);
+            }
         }
         old
     }
@@ -203,6 +230,7 @@ impl Resources {
                 remove_indexed(&mut self.grants, &key.namespace, key);
                 Object::ReferenceGrant(g)
             }
+            Kind::BackendTlsPolicy => Object::BackendTlsPolicy(self.backend_tls_policies.remove(key)?),
             Kind::Backend => Object::Backend(self.backends.remove(key)?),
             Kind::ProxyConfig => Object::ProxyConfig(self.proxy_configs.remove(key)?),
             Kind::Namespace => Object::Namespace(self.namespaces.remove(key)?),
@@ -215,6 +243,7 @@ impl Resources {
                 Object::EndpointSlice(s)
             }
             Kind::Secret => Object::Secret(self.secrets.remove(key)?),
+            Kind::ConfigMap => Object::ConfigMap(self.config_maps.remove(key)?),
         })
     }
 
@@ -249,12 +278,14 @@ impl Resources {
             .chain(self.gateways.values().map(|o| Object::Gateway(o.clone())))
             .chain(self.routes.iter().map(route))
             .chain(self.reference_grants.values().map(|o| Object::ReferenceGrant(o.clone())))
+            .chain(self.backend_tls_policies.values().map(|o| Object::BackendTlsPolicy(o.clone())))
             .chain(self.backends.values().map(|o| Object::Backend(o.clone())))
             .chain(self.proxy_configs.values().map(|o| Object::ProxyConfig(o.clone())))
             .chain(self.namespaces.values().map(|o| Object::Namespace(o.clone())))
             .chain(self.services.values().map(|o| Object::Service(o.clone())))
             .chain(self.endpoint_slices.values().map(|o| Object::EndpointSlice(o.clone())))
             .chain(self.secrets.values().map(|o| Object::Secret(o.clone())))
+            .chain(self.config_maps.values().map(|o| Object::ConfigMap(o.clone())))
     }
 }
 

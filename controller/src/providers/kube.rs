@@ -14,7 +14,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use legate_translator::ObjKey;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::watch;
 use tracing::{Instrument, debug, error, info_span, warn};
 
@@ -167,17 +167,20 @@ impl Store {
         }
     }
 
-    /// The current objects (shared, not copied). Secrets that no Gateway listener references
-    /// are left out.
+    /// The current objects (shared, not copied). Secrets and ConfigMaps that no Gateway or
+    /// BackendTLSPolicy references are left out.
     pub fn snapshot(&self) -> Snapshot {
         let inner = self.inner.lock().unwrap();
-        let referenced = referenced_secrets(
-            inner.objects.iter().filter(|((k, _), _)| *k == Kind::Gateway).map(|((_, key), o)| (key, o.value())),
-        );
+        let of = |kind: Kind| {
+            inner.objects.iter().filter(move |((k, _), _)| *k == kind).map(|((_, key), o)| (key, o.value()))
+        };
+        let referenced = referenced_objects(of(Kind::Gateway), of(Kind::BackendTlsPolicy));
         let mut snap = Snapshot::default();
         for ((kind, key), o) in &inner.objects {
             match o {
-                _ if *kind == Kind::Secret && !referenced.contains(key) => continue,
+                _ if matches!(kind, Kind::Secret | Kind::ConfigMap) && !referenced.contains(&(*kind, key.clone())) => {
+                    continue;
+                }
                 Stored::Decoded(o) => snap.loaded.push(o.clone()),
                 Stored::Bad(_, e) => snap.errors.push(e.clone()),
             }
@@ -186,18 +189,37 @@ impl Store {
     }
 }
 
-/// The Secrets (namespace/name) referenced by some Gateway listener's `tls.certificateRefs`.
-fn referenced_secrets<'a>(gateways: impl Iterator<Item = (&'a ObjKey, &'a Value)>) -> BTreeSet<ObjKey> {
+/// The Secrets and ConfigMaps (kind, namespace/name) referenced by some Gateway (listener
+/// `tls.certificateRefs`, `spec.tls.backend.clientCertificateRef`) or BackendTLSPolicy
+/// (`validation.caCertificateRefs`).
+fn referenced_objects<'a>(
+    gateways: impl Iterator<Item = (&'a ObjKey, &'a Value)>,
+    policies: impl Iterator<Item = (&'a ObjKey, &'a Value)>,
+) -> BTreeSet<(Kind, ObjKey)> {
     let mut out = BTreeSet::new();
+    let mut add = |owner: &ObjKey, r: &Value, default_kind: &str| {
+        let group = r.get("group").and_then(Value::as_str).unwrap_or("");
+        let kind = match r.get("kind").and_then(Value::as_str).unwrap_or(default_kind) {
+            "Secret" if group.is_empty() => Kind::Secret,
+            "ConfigMap" if group.is_empty() => Kind::ConfigMap,
+            _ => return,
+        };
+        let ns = r.get("namespace").and_then(Value::as_str).unwrap_or(&owner.namespace);
+        out.insert((kind, ObjKey::new(ns, r.get("name").and_then(Value::as_str).unwrap_or_default())));
+    };
     for (gw, v) in gateways {
         let listeners = v.pointer("/spec/listeners").and_then(Value::as_array).into_iter().flatten();
         for r in listeners.filter_map(|l| l.pointer("/tls/certificateRefs")?.as_array()).flatten() {
-            let group = r.get("group").and_then(Value::as_str).unwrap_or("");
-            let kind = r.get("kind").and_then(Value::as_str).unwrap_or("Secret");
-            if group.is_empty() && kind == "Secret" {
-                let ns = r.get("namespace").and_then(Value::as_str).unwrap_or(&gw.namespace);
-                out.insert(ObjKey::new(ns, r.get("name").and_then(Value::as_str).unwrap_or_default()));
-            }
+            add(gw, r, "Secret");
+        }
+        if let Some(r) = v.pointer("/spec/tls/backend/clientCertificateRef") {
+            add(gw, r, "Secret");
+        }
+    }
+    for (p, v) in policies {
+        for r in v.pointer("/spec/validation/caCertificateRefs").and_then(Value::as_array).into_iter().flatten() {
+            // A LocalObjectReference: its namespace is the policy's.
+            add(p, &json!({ "group": r.get("group"), "kind": r.get("kind"), "name": r.get("name") }), "");
         }
     }
     out
@@ -210,6 +232,8 @@ fn key_of(v: &Value) -> ObjKey {
 
 /// Keys of a Secret's `data` that Legate may read; the rest is not kept in memory.
 const SECRET_KEYS: &[&str] = &["tls.crt", "tls.key", "ca.crt"];
+/// Keys of a ConfigMap's `data` that Legate may read (BackendTLSPolicy CA certificates).
+const CONFIG_MAP_KEYS: &[&str] = &["ca.crt"];
 
 /// The object as JSON with `apiVersion` and `kind` set (list items may lack them), without
 /// what Legate never reads and may be large: `managedFields`, the last-applied annotation (a
@@ -219,10 +243,18 @@ fn to_value(kind: Kind, mut o: DynamicObject) -> Value {
     if let Some(a) = o.metadata.annotations.as_mut() {
         a.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
-    if kind == Kind::Secret
-        && let Some(data) = o.data.get_mut("data").and_then(Value::as_object_mut)
-    {
-        data.retain(|k, _| SECRET_KEYS.contains(&k.as_str()));
+    let keep = match kind {
+        Kind::Secret => SECRET_KEYS,
+        Kind::ConfigMap => CONFIG_MAP_KEYS,
+        _ => &[],
+    };
+    if !keep.is_empty() {
+        if let Some(data) = o.data.get_mut("data").and_then(Value::as_object_mut) {
+            data.retain(|k, _| keep.contains(&k.as_str()));
+        }
+        if let Some(m) = o.data.as_object_mut() {
+            m.remove("binaryData");
+        }
     }
     let mut v = serde_json::to_value(&o).unwrap_or(Value::Null);
     if let Some(m) = v.as_object_mut() {

@@ -92,6 +92,7 @@ impl FakeApi {
             def(gw, "httproutes", "HTTPRoute", true, true),
             def(gw, "grpcroutes", "GRPCRoute", true, true),
             def(gw, "referencegrants", "ReferenceGrant", true, false),
+            def(gw, "backendtlspolicies", "BackendTLSPolicy", true, true),
             def(lg, "backends", "Backend", true, true),
             def(lg, "proxyconfigs", "ProxyConfig", true, false),
             def("", "namespaces", "Namespace", false, true),

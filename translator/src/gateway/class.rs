@@ -14,8 +14,11 @@ use crate::status::GatewayClassStatus;
 /// conformance suite pass against Legate (`scripts/conformance`; the report is in
 /// `conformance/reports/`).
 pub const SUPPORTED_FEATURES: &[&str] = &[
+    "BackendTLSPolicy",
+    "BackendTLSPolicySANValidation",
     "GRPCRoute",
     "Gateway",
+    "GatewayBackendClientCertificate",
     "GatewayHTTPListenerIsolation",
     "GatewayInfrastructurePropagation",
     "GatewayPort8080",
