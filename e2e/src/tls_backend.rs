@@ -55,6 +55,16 @@ impl Ca {
     }
 }
 
+/// Whether a [`TlsEchoServer`] asks for a client certificate.
+#[derive(Clone, Copy)]
+pub enum ClientAuth<'a> {
+    None,
+    /// Asks for one signed by the CA; serves clients without one too.
+    Optional(&'a Ca),
+    /// Refuses clients without one signed by the CA.
+    Required(&'a Ca),
+}
+
 /// An echo server behind TLS on 127.0.0.1; stops when dropped.
 pub struct TlsEchoServer {
     pub addr: SocketAddr,
@@ -69,21 +79,23 @@ impl Drop for TlsEchoServer {
 }
 
 impl TlsEchoServer {
-    /// Serves with `cert`; with `client_ca`, a client certificate signed by it is required.
-    pub async fn start(name: &str, cert: &Leaf, client_ca: Option<&Ca>) -> std::io::Result<TlsEchoServer> {
+    /// Serves with `cert`, asking for client certificates as `auth` says.
+    pub async fn start(name: &str, cert: &Leaf, auth: ClientAuth<'_>) -> std::io::Result<TlsEchoServer> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let chain = vec![CertificateDer::from_pem_slice(cert.cert_pem.as_bytes()).expect("certificate PEM")];
         let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).expect("key PEM");
         let builder = ServerConfig::builder();
-        let builder = match client_ca {
-            None => builder.with_no_client_auth(),
-            Some(ca) => {
-                let mut roots = RootCertStore::empty();
-                roots.add(CertificateDer::from_pem_slice(ca.pem.as_bytes()).expect("CA PEM")).expect("CA");
-                builder.with_client_cert_verifier(
-                    WebPkiClientVerifier::builder(Arc::new(roots)).build().expect("verifier"),
-                )
+        let roots = |ca: &Ca| {
+            let mut roots = RootCertStore::empty();
+            roots.add(CertificateDer::from_pem_slice(ca.pem.as_bytes()).expect("CA PEM")).expect("CA");
+            WebPkiClientVerifier::builder(Arc::new(roots))
+        };
+        let builder = match auth {
+            ClientAuth::None => builder.with_no_client_auth(),
+            ClientAuth::Optional(ca) => {
+                builder.with_client_cert_verifier(roots(ca).allow_unauthenticated().build().expect("verifier"))
             }
+            ClientAuth::Required(ca) => builder.with_client_cert_verifier(roots(ca).build().expect("verifier")),
         };
         let mut config = builder.with_single_cert(chain, key).expect("server certificate");
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

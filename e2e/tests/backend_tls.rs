@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use legate_e2e::echo::EchoServer;
 use legate_e2e::harness::{Legate, Reply, free_port};
-use legate_e2e::tls_backend::{Ca, Leaf, TlsEchoServer};
+use legate_e2e::tls_backend::{Ca, ClientAuth, Leaf, TlsEchoServer};
 use serde_json::Value;
 
 /// A Service `infra/<name>` whose port 443 (`https`) is served at `addr`.
@@ -122,12 +122,12 @@ async fn backends_get_tls_with_the_policys_sni_and_ca_and_the_gateways_client_ce
     let server = backend_ca.leaf(&["backend.example.com"], &["spiffe://backend.example.com/echo"]);
     let client = client_ca.leaf(&["gateway.client.example"], &[]);
 
-    let good = TlsEchoServer::start("good", &server, None).await.unwrap();
-    let wrong_ca = TlsEchoServer::start("wrong-ca", &server, None).await.unwrap();
-    let wrong_name = TlsEchoServer::start("wrong-name", &server, None).await.unwrap();
-    let uri_san = TlsEchoServer::start("uri-san", &server, None).await.unwrap();
-    let san_mismatch = TlsEchoServer::start("san-mismatch", &server, None).await.unwrap();
-    let mtls = TlsEchoServer::start("mtls", &server, Some(&client_ca)).await.unwrap();
+    let good = TlsEchoServer::start("good", &server, ClientAuth::Optional(&client_ca)).await.unwrap();
+    let wrong_ca = TlsEchoServer::start("wrong-ca", &server, ClientAuth::Optional(&client_ca)).await.unwrap();
+    let wrong_name = TlsEchoServer::start("wrong-name", &server, ClientAuth::Optional(&client_ca)).await.unwrap();
+    let uri_san = TlsEchoServer::start("uri-san", &server, ClientAuth::Optional(&client_ca)).await.unwrap();
+    let san_mismatch = TlsEchoServer::start("san-mismatch", &server, ClientAuth::Optional(&client_ca)).await.unwrap();
+    let mtls = TlsEchoServer::start("mtls", &server, ClientAuth::Required(&client_ca)).await.unwrap();
     // A plaintext server behind a policy whose CA does not resolve: nothing may reach it.
     let bad_ref = EchoServer::start("127.0.0.1:0", "bad-ref").await.unwrap();
 
@@ -198,7 +198,8 @@ async fn backends_get_tls_with_the_policys_sni_and_ca_and_the_gateways_client_ce
     assert_eq!((r.status, header(&r, "x-echo-sni").as_str()), (200, "sni.example.com"));
     // A backend that requires a client certificate gets the Gateway's; the other Gateway has
     // none and is refused.
-    assert_eq!(get(port, "mtls").await.backend(), "mtls");
+    let r = get(port, "mtls").await;
+    assert_eq!((r.backend().as_str(), header(&r, "x-echo-client-san").as_str()), ("mtls", "gateway.client.example"));
     let r = get(port + 1, "mtls").await;
     assert!(r.status >= 500, "without a client certificate: {} {:?}", r.status, r.body);
     assert_eq!(get(port + 1, "good").await.backend(), "good");
