@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use legate_e2e::echo::EchoServer;
+use legate_e2e::fixtures::{gateway, route};
 use legate_e2e::harness::{Legate, Reply, free_port};
 use legate_e2e::tls_backend::{Ca, ClientAuth, Leaf, TlsEchoServer};
 use serde_json::Value;
@@ -60,43 +61,23 @@ fn tls_secret(name: &str, leaf: &Leaf) -> String {
     )
 }
 
-/// Gateways `with-cert` (presenting Secret `client`) on `port` and `without-cert` on
-/// `port + 1`, and a route on both sending `/<service>` to each Service.
+/// The GatewayClass and Gateway `infra/gw` (no client certificate) on `port + 1`, Gateway
+/// `infra/with-cert` (presenting Secret `client`) on `port`, and a route on both sending
+/// `/<service>` to each Service.
 fn gateways(port: u16, services: &[&str]) -> String {
     let rules: String = services
         .iter()
         .map(|s| format!("    - matches: [ {{ path: {{ type: Exact, value: /{s} }} }} ]\n      backendRefs: [ {{ name: {s}, port: 443 }} ]\n"))
         .collect();
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{ name: legate }}
-spec: {{ controllerName: legate.dev/gateway-controller }}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{ name: with-cert, namespace: infra }}
-spec:
-  gatewayClassName: legate
-  listeners: [ {{ name: http, protocol: HTTP, port: {port} }} ]
-  tls: {{ backend: {{ clientCertificateRef: {{ name: client }} }} }}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{ name: without-cert, namespace: infra }}
-spec:
-  gatewayClassName: legate
-  listeners: [ {{ name: http, protocol: HTTP, port: {} }} ]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{ name: backends, namespace: infra }}
-spec:
-  parentRefs: [ {{ name: with-cert }}, {{ name: without-cert }} ]
-  rules:
-{rules}",
-        port + 1
-    )
+    let with_cert = gateway(port)
+        .split("---\n")
+        .nth(1)
+        .expect("the Gateway document")
+        .replace("name: gw,", "name: with-cert,")
+        .replace("  listeners:", "  tls: { backend: { clientCertificateRef: { name: client } } }\n  listeners:");
+    let route = route("infra", "backends", &[], &rules)
+        .replace("[ { name: gw, namespace: infra } ]", "[ { name: gw }, { name: with-cert } ]");
+    [gateway(port + 1), with_cert, route].join("---\n")
 }
 
 fn header(r: &Reply, name: &str) -> String {
@@ -217,7 +198,7 @@ async fn backends_get_tls_with_the_policys_sni_and_ca_and_the_gateways_client_ce
 
     let st = legate.status_of("BackendTLSPolicy", "infra", "good").await;
     assert_eq!(policy_reasons(&st, "with-cert"), ("Accepted".into(), "ResolvedRefs".into()));
-    assert_eq!(policy_reasons(&st, "without-cert"), ("Accepted".into(), "ResolvedRefs".into()));
+    assert_eq!(policy_reasons(&st, "gw"), ("Accepted".into(), "ResolvedRefs".into()));
     let st = legate.status_of("BackendTLSPolicy", "infra", "bad-ref").await;
     assert_eq!(policy_reasons(&st, "with-cert"), ("NoValidCACertificate".into(), "InvalidCACertificateRef".into()));
 
