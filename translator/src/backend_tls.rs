@@ -133,12 +133,13 @@ impl Policies {
         ir.trust_bundles = bundles.into_values().collect();
     }
 
-    /// The status of every policy: one ancestor entry per Gateway it takes effect through.
+    /// The status of every policy that takes effect through a Gateway of Legate's: one
+    /// ancestor entry per such Gateway (a policy through none gets no status from Legate).
     pub fn statuses(&self, controller: &str) -> BTreeMap<ObjKey, PolicyStatus> {
-        let none = BTreeSet::new();
         self.resolved
             .iter()
-            .map(|(key, r)| {
+            .filter_map(|(key, r)| Some((key, r, self.ancestors.get(key)?)))
+            .map(|(key, r, gateways)| {
                 let g = r.generation;
                 let accepted = if let Some(winner) = r.lost_to.iter().next() {
                     Condition::new(
@@ -165,10 +166,7 @@ impl Policies {
                         Condition::new(types::RESOLVED_REFS, false, first.reason, msg, g)
                     }
                 };
-                let ancestors = self
-                    .ancestors
-                    .get(key)
-                    .unwrap_or(&none)
+                let ancestors = gateways
                     .iter()
                     .map(|gw| PolicyAncestorStatus {
                         ancestor_ref: ParentRef {

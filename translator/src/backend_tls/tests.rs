@@ -231,12 +231,12 @@ fn well_known_system_cas_and_subject_alt_names() {
 }
 
 #[test]
-fn a_policy_on_a_service_no_route_uses_has_no_ancestors_and_other_services_stay_plaintext() {
+fn a_policy_on_a_service_no_route_uses_gets_no_status_and_other_services_stay_plaintext() {
     let mut res = world();
     let other = json!({ "group": "", "kind": "Service", "name": "unused" });
     res.apply(policy("p", "2026-01-01T00:00:00Z", other, with_ca("s.example.com", cm_ref("ca"))));
     let out = translate(&res, &Options::default());
-    assert!(out.statuses.backend_tls_policies[&ObjKey::new("apps", "p")].ancestors.is_empty());
+    assert!(!out.statuses.backend_tls_policies.contains_key(&ObjKey::new("apps", "p")), "no status of Legate's");
     assert!(cluster(&out, "g", "service/apps/s/443").tls.is_none());
 }
 
