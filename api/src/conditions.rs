@@ -61,4 +61,12 @@ pub mod reasons {
     pub const INCOMPATIBLE_FILTERS: &str = "IncompatibleFilters";
     pub const INVALID_KIND: &str = "InvalidKind";
     pub const BACKEND_NOT_FOUND: &str = "BackendNotFound";
+
+    // Gateway `spec.tls.backend`
+    pub const INVALID_CLIENT_CERTIFICATE_REF: &str = "InvalidClientCertificateRef";
+
+    // Policies (BackendTLSPolicy)
+    pub const CONFLICTED: &str = "Conflicted";
+    pub const TARGET_NOT_FOUND: &str = "TargetNotFound";
+    // NO_VALID_CA_CERTIFICATE and INVALID_CA_CERTIFICATE_REF: above (listeners share them).
 }

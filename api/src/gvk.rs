@@ -18,6 +18,7 @@ pub const KIND_REFERENCE_GRANT: &str = "ReferenceGrant";
 pub const KIND_SERVICE: &str = "Service";
 pub const KIND_SECRET: &str = "Secret";
 pub const KIND_CONFIG_MAP: &str = "ConfigMap";
+pub const KIND_BACKEND_TLS_POLICY: &str = "BackendTLSPolicy";
 pub const KIND_BACKEND: &str = "Backend";
 pub const KIND_PROXY_CONFIG: &str = "ProxyConfig";
 

@@ -23,6 +23,7 @@ pub mod gateway {
     pub use gateway_api::apis::experimental::tcproutes::{TcpRoute, TcpRouteSpec};
     pub use gateway_api::apis::experimental::udproutes::{UdpRoute, UdpRouteSpec};
     pub use gateway_api::apis::standard;
+    pub use gateway_api::apis::standard::backendtlspolicies::{BackendTlsPolicy, BackendTlsPolicySpec};
     pub use gateway_api::apis::standard::gatewayclasses::{GatewayClass, GatewayClassSpec};
     pub use gateway_api::apis::standard::gateways::{Gateway, GatewaySpec};
     pub use gateway_api::apis::standard::grpcroutes::{GrpcRoute, GrpcRouteSpec};

@@ -340,6 +340,7 @@ pub fn decode(file: &Path, doc: usize, mut v: Value) -> Result<Decoded, LoadErro
         Kind::TcpRoute => Object::Route(typed::<TcpRoute>(&v).map_err(typed_err)?.into(), Arc::from(vec![])),
         Kind::UdpRoute => Object::Route(typed::<UdpRoute>(&v).map_err(typed_err)?.into(), Arc::from(vec![])),
         Kind::ReferenceGrant => Object::ReferenceGrant(Arc::new(typed(&v).map_err(typed_err)?)),
+        Kind::BackendTlsPolicy => Object::BackendTlsPolicy(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::Backend => Object::Backend(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::ProxyConfig => Object::ProxyConfig(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::Namespace => Object::Namespace(Arc::new(typed(&v).map_err(typed_err)?)),

@@ -141,13 +141,7 @@ async fn kube_fleet_applies_once_and_reports_status() {
         gateways: vec![AcceptedGateway {
             key: key.clone(),
             gateway: gw.into(),
-            ir: GatewayIr {
-                gateway: key.clone(),
-                listeners: vec![],
-                clusters: vec![],
-                certificates: vec![],
-                client_cas: vec![],
-            },
+            ir: GatewayIr { gateway: key.clone(), ..Default::default() },
         }],
         gateway_classes: vec![],
         proxy_configs: vec![],
@@ -189,13 +183,7 @@ async fn kube_fleet_reapplies_what_was_deleted() {
         gateways: vec![AcceptedGateway {
             key: key.clone(),
             gateway: gateway().into(),
-            ir: GatewayIr {
-                gateway: key.clone(),
-                listeners: vec![],
-                clusters: vec![],
-                certificates: vec![],
-                client_cas: vec![],
-            },
+            ir: GatewayIr { gateway: key.clone(), ..Default::default() },
         }],
         gateway_classes: vec![],
         proxy_configs: vec![],
@@ -219,13 +207,7 @@ async fn the_leader_deletes_the_fleet_of_a_gateway_no_longer_accepted() {
     let accepted = AcceptedGateway {
         key: key.clone(),
         gateway: gateway().into(),
-        ir: GatewayIr {
-            gateway: key.clone(),
-            listeners: vec![],
-            clusters: vec![],
-            certificates: vec![],
-            client_cas: vec![],
-        },
+        ir: GatewayIr { gateway: key.clone(), ..Default::default() },
     };
     fleet.ensure(with(vec![accepted])).await;
     assert!(PATHS.iter().all(|p| fake.objects.lock().unwrap().contains_key(*p)));

@@ -45,7 +45,12 @@ fn expected_without(path: &Path, kinds: &[load::Kind]) -> Vec<Value> {
     let out = translate(&loaded.resources, &opts);
     status_documents(&loaded, &out, &opts.controller_name, "1970-01-01T00:00:00Z")
         .into_iter()
-        .filter(|d| matches!(d["kind"].as_str(), Some("GatewayClass" | "Gateway" | "HTTPRoute" | "Backend")))
+        .filter(|d| {
+            matches!(
+                d["kind"].as_str(),
+                Some("GatewayClass" | "Gateway" | "HTTPRoute" | "Backend" | "BackendTLSPolicy")
+            )
+        })
         .collect()
 }
 
@@ -154,13 +159,17 @@ async fn watched_namespaces_limit_the_watches() {
 fn quickstart_route_with_other_parent() -> (FakeApi, Value) {
     let fake = FakeApi::new();
     load_into(&fake, &golden("quickstart-weighted-backends.yaml"));
-    let other = json!({
-        "parentRef": { "group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "elsewhere", "namespace": "default" },
+    (fake, other_controllers_entry("parentRef", "default"))
+}
+
+/// A route parent (policy ancestor) entry of another controller, for Gateway `<ns>/elsewhere`.
+fn other_controllers_entry(reference: &str, ns: &str) -> Value {
+    json!({
+        reference: { "group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "elsewhere", "namespace": ns },
         "controllerName": "example.com/other-controller",
         "conditions": [{ "type": "Accepted", "status": "True", "reason": "Accepted", "message": "theirs",
             "observedGeneration": 1, "lastTransitionTime": "2025-01-01T00:00:00Z" }]
-    });
-    (fake, other)
+    })
 }
 
 fn route_name(fake: &FakeApi) -> (String, String) {
@@ -187,6 +196,28 @@ async fn another_controllers_route_parent_is_kept() {
         ps.len() == 2 && ps.contains(&other)
     })
     .await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_ancestors_of_other_controllers_are_kept_and_ours_go_when_no_route_uses_the_service() {
+    let fake = FakeApi::new();
+    load_into(&fake, &golden("backendtlspolicy.yaml"));
+    let other = other_controllers_entry("ancestorRef", "infra");
+    fake.update(GW, "BackendTLSPolicy", "infra", "secure", |p| p["status"] = json!({ "ancestors": [other.clone()] }));
+    let ancestors = || {
+        fake.get(GW, "BackendTLSPolicy", "infra", "secure")
+            .and_then(|p| p.pointer("/status/ancestors").and_then(Value::as_array).cloned())
+            .unwrap_or_default()
+    };
+    let c = start(&fake, "a").await;
+    eventually(10, "our three Gateways next to theirs", || {
+        let a = ancestors();
+        a.len() == 4 && a.contains(&other)
+    })
+    .await;
+    assert!(fake.delete(GW, "HTTPRoute", "infra", "backends"));
+    eventually(10, "only theirs once no route uses the Service", || ancestors() == [other.clone()]).await;
     c.stop().await;
 }
 

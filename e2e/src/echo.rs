@@ -82,7 +82,10 @@ pub async fn serve_counting(listener: TcpListener, name: String, hits: Arc<Atomi
     }
 }
 
-async fn answer(req: Request<hyper::body::Incoming>, name: String) -> Result<Response<Full<Bytes>>, Infallible> {
+pub(crate) async fn answer(
+    req: Request<hyper::body::Incoming>,
+    name: String,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let query = req.uri().query().unwrap_or_default().to_owned();
     let param = |k: &str| query.split('&').find_map(|kv| kv.strip_prefix(k)?.strip_prefix('=').map(str::to_owned));
     if let Some(ms) = param("delay_ms").and_then(|v| v.parse().ok()) {

@@ -7,3 +7,4 @@ pub mod fixtures;
 pub mod harness;
 pub mod stream;
 pub mod tls;
+pub mod tls_backend;

@@ -44,6 +44,8 @@ type ClusterMemo = (Arc<ClusterIr>, Vec<Arc<EndpointSlice>>, Arc<ClusterIr>);
 pub struct Cache {
     virtual_hosts: Epoched<(ObjKey, String), VirtualHostMemo>,
     clusters: Epoched<String, ClusterMemo>,
+    /// Clusters given TLS by BackendTLSPolicies.
+    pub tls: crate::backend_tls::Cache,
 }
 
 impl Cache {
@@ -51,6 +53,7 @@ impl Cache {
     pub fn sweep(&mut self) {
         self.virtual_hosts.sweep();
         self.clusters.sweep();
+        self.tls.sweep();
     }
 
     /// A cluster with its endpoints: a Service's read from its EndpointSlices, reused while
@@ -154,6 +157,7 @@ pub fn gateway_ir(
         clusters,
         certificates: certificates.into_values().collect(),
         client_cas: client_cas.into_values().collect(),
+        trust_bundles: vec![],
     }
 }
 

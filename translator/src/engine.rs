@@ -15,6 +15,7 @@ use legate_api::gateway::Gateway;
 use legate_api::k8s::Namespace;
 use tracing::debug_span;
 
+use crate::backend_tls::Policies;
 use crate::conditions::Condition;
 use crate::gateway::{GatewayState, class, listeners};
 use crate::resources::{Dep, ObjKey, Reads, RejectedRule, Resources};
@@ -210,15 +211,18 @@ impl Engine {
             }
         }
 
-        // Gateway status and IR.
+        // Gateway status and IR; BackendTLSPolicies take effect through the Gateways' clusters.
+        let mut policies = Policies::resolve(res);
         let mut outputs = vec![];
         for (key, gw) in gateways {
             let mut atts = attachments.remove(&key).unwrap_or_default();
             conflicts::resolve(&gw, &mut atts, &mut statuses);
-            let (status, out) = finish_gateway(&key, gw, &atts, res, &self.opts, (&mut self.assemble, &mut self.xds));
+            let caches = (&mut self.assemble, &mut self.xds);
+            let (status, out) = finish_gateway(&key, gw, &atts, res, &self.opts, &mut policies, caches);
             statuses.gateways.insert(key, status);
             outputs.extend(out);
         }
+        statuses.backend_tls_policies = policies.statuses(&self.opts.controller_name);
         self.assemble.sweep();
         self.xds.sweep();
         Output { gateways: outputs, statuses }

@@ -11,17 +11,22 @@ use serde::Serialize;
 use crate::gateway::Protocol;
 use crate::resources::ObjKey;
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct GatewayIr {
     pub gateway: ObjKey,
     pub listeners: Vec<ListenerIr>,
     pub clusters: Vec<Arc<ClusterIr>>,
-    /// Certificates used by HTTPS listeners, by Secret, once each.
+    /// Certificates used by HTTPS listeners and the client certificate presented to TLS
+    /// backends (`spec.tls.backend`), by Secret, once each.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<CertificateRef>,
     /// CA bundles that validate client certificates, once each.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub client_cas: Vec<CaBundle>,
+    /// CA certificates that TLS backends' certificates are verified with (BackendTLSPolicy),
+    /// once each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trust_bundles: Vec<Arc<TrustBundle>>,
 }
 
 /// One socket: all of a Gateway's listeners on one address and port.
@@ -326,9 +331,59 @@ pub struct ClusterIr {
     pub name: String,
     pub protocol: UpstreamProtocol,
     pub endpoints: Endpoints,
+    /// TLS to the backend (a BackendTLSPolicy targets the Service port); none: plaintext.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Arc<UpstreamTls>>,
     /// Where the endpoints come from.
     #[serde(skip)]
     pub source: EndpointSource,
+}
+
+/// How a Gateway originates TLS to a backend (BackendTLSPolicy and the Gateway's
+/// `spec.tls.backend`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamTls {
+    /// The BackendTLSPolicy, `namespace/name`.
+    pub policy: String,
+    /// SNI sent to the backend (`validation.hostname`).
+    pub sni: String,
+    pub trust: Trust,
+    /// The names the backend certificate must carry one of: `validation.subjectAltNames`, else
+    /// the hostname.
+    pub subject_alt_names: Vec<SubjectAltName>,
+    /// The client certificate presented, by [`CertificateRef::name`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<String>,
+}
+
+/// What the backend's certificate is verified against.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Trust {
+    /// The CA certificates of a [`TrustBundle`], by name.
+    Bundle(String),
+    /// The system's trust store (`wellKnownCACertificates: System`).
+    System,
+    /// Nothing usable (the policy's CA references are all invalid): no connection is made,
+    /// requests are answered 503.
+    Refused,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SubjectAltName {
+    Hostname(String),
+    Uri(String),
+}
+
+/// CA certificates (PEM) from a BackendTLSPolicy's `caCertificateRefs`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct TrustBundle {
+    /// Stable name, `ca/<namespace>/<policy>`.
+    pub name: String,
+    #[serde(skip)]
+    pub pem: String,
 }
 
 /// Where a cluster's endpoints come from.

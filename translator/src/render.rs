@@ -1,10 +1,11 @@
 //! Renders computed statuses in the shape written to the API server: conditions get
 //! `lastTransitionTime` (kept from the previous status when the condition's status did not
-//! change, else `now`), and route `parents` entries of other controllers are kept.
+//! change, else `now`), and the route `parents` and policy `ancestors` entries of other
+//! controllers are kept.
 
 use serde_json::{Map, Value};
 
-use crate::status::{BackendStatus, GatewayClassStatus, GatewayStatus, RouteStatus};
+use crate::status::{BackendStatus, GatewayClassStatus, GatewayStatus, PolicyStatus, RouteStatus};
 
 /// Something with a status Legate writes.
 pub enum Owned<'a> {
@@ -12,6 +13,7 @@ pub enum Owned<'a> {
     Gateway(&'a GatewayStatus),
     Route(&'a RouteStatus),
     Backend(&'a BackendStatus),
+    Policy(&'a PolicyStatus),
 }
 
 /// The status to write, given the object's current status (`previous`) and the time to stamp
@@ -42,29 +44,28 @@ pub fn render(owned: Owned<'_>, previous: Option<&Value>, controller: &str, now:
             }
             v
         }
-        Owned::Route(s) => {
-            let mut ours = to_value(s)["parents"].as_array().cloned().unwrap_or_default();
-            for p in &mut ours {
-                let old =
-                    find(&prev["parents"], |o| o["parentRef"] == p["parentRef"] && o["controllerName"] == controller);
-                stamp(&mut p["conditions"], &old["conditions"], now);
-            }
-            let mut parents: Vec<Value> = prev["parents"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|o| o["controllerName"] != controller)
-                .cloned()
-                .collect();
-            parents.extend(ours);
-            serde_json::json!({ "parents": parents })
-        }
+        Owned::Route(s) => entries(to_value(s), &prev, ("parents", "parentRef"), controller, now),
+        Owned::Policy(s) => entries(to_value(s), &prev, ("ancestors", "ancestorRef"), controller, now),
         Owned::Backend(s) => {
             let mut v = to_value(s);
             stamp(&mut v["conditions"], &prev["conditions"], now);
             v
         }
     }
+}
+
+/// A status made of per-parent entries (route `parents`, policy `ancestors`): ours stamped
+/// against our previous entry for the same reference, other controllers' entries kept first.
+fn entries(ours: Value, prev: &Value, (list, reference): (&str, &str), controller: &str, now: &str) -> Value {
+    let mut ours = ours[list].as_array().cloned().unwrap_or_default();
+    for p in &mut ours {
+        let old = find(&prev[list], |o| o[reference] == p[reference] && o["controllerName"] == controller);
+        stamp(&mut p["conditions"], &old["conditions"], now);
+    }
+    let mut all: Vec<Value> =
+        prev[list].as_array().into_iter().flatten().filter(|o| o["controllerName"] != controller).cloned().collect();
+    all.extend(ours);
+    serde_json::json!({ list: all })
 }
 
 fn to_value<T: serde::Serialize>(t: &T) -> Value {

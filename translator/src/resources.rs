@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use legate_api::gateway::{Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant};
+use legate_api::gateway::{BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant};
 use legate_api::gvk::LABEL_SERVICE_NAME;
 use legate_api::k8s::{ConfigMap, EndpointSlice, Namespace, ObjectMeta, Secret, Service};
 use legate_api::kinds::Kind;
@@ -29,6 +29,7 @@ pub struct Resources {
     /// Routes of every kind, by kind then `namespace/name`.
     pub routes: BTreeMap<RouteKey, Route>,
     pub reference_grants: Objects<ReferenceGrant>,
+    pub backend_tls_policies: Objects<BackendTlsPolicy>,
     pub namespaces: Objects<Namespace>,
     pub services: Objects<Service>,
     pub endpoint_slices: Objects<EndpointSlice>,
@@ -65,6 +66,7 @@ pub enum Object {
     /// A route of any kind and the rules removed from it at decode time.
     Route(Route, Arc<[RejectedRule]>),
     ReferenceGrant(Arc<ReferenceGrant>),
+    BackendTlsPolicy(Arc<BackendTlsPolicy>),
     Backend(Arc<Backend>),
     ProxyConfig(Arc<ProxyConfig>),
     Namespace(Arc<Namespace>),
@@ -81,6 +83,7 @@ impl Object {
             Object::Gateway(_) => Kind::Gateway,
             Object::Route(r, _) => r.kind(),
             Object::ReferenceGrant(_) => Kind::ReferenceGrant,
+            Object::BackendTlsPolicy(_) => Kind::BackendTlsPolicy,
             Object::Backend(_) => Kind::Backend,
             Object::ProxyConfig(_) => Kind::ProxyConfig,
             Object::Namespace(_) => Kind::Namespace,
@@ -97,6 +100,7 @@ impl Object {
             Object::Gateway(o) => &o.metadata,
             Object::Route(r, _) => r.metadata(),
             Object::ReferenceGrant(o) => &o.metadata,
+            Object::BackendTlsPolicy(o) => &o.metadata,
             Object::Backend(o) => &o.metadata,
             Object::ProxyConfig(o) => &o.metadata,
             Object::Namespace(o) => &o.metadata,
@@ -127,6 +131,7 @@ object_from!(
     GatewayClass,
     Gateway,
     ReferenceGrant,
+    BackendTlsPolicy,
     Backend,
     ProxyConfig,
     Namespace,
@@ -178,6 +183,9 @@ impl Resources {
                 self.grants.entry(key.namespace.clone()).or_default().insert(key.clone(), o.clone());
                 self.reference_grants.insert(key, o);
             }
+            Object::BackendTlsPolicy(o) => {
+                self.backend_tls_policies.insert(key, o);
+            }
             Object::Backend(o) => {
                 self.backends.insert(key, o);
             }
@@ -222,6 +230,7 @@ impl Resources {
                 remove_indexed(&mut self.grants, &key.namespace, key);
                 Object::ReferenceGrant(g)
             }
+            Kind::BackendTlsPolicy => Object::BackendTlsPolicy(self.backend_tls_policies.remove(key)?),
             Kind::Backend => Object::Backend(self.backends.remove(key)?),
             Kind::ProxyConfig => Object::ProxyConfig(self.proxy_configs.remove(key)?),
             Kind::Namespace => Object::Namespace(self.namespaces.remove(key)?),
@@ -269,6 +278,7 @@ impl Resources {
             .chain(self.gateways.values().map(|o| Object::Gateway(o.clone())))
             .chain(self.routes.iter().map(route))
             .chain(self.reference_grants.values().map(|o| Object::ReferenceGrant(o.clone())))
+            .chain(self.backend_tls_policies.values().map(|o| Object::BackendTlsPolicy(o.clone())))
             .chain(self.backends.values().map(|o| Object::Backend(o.clone())))
             .chain(self.proxy_configs.values().map(|o| Object::ProxyConfig(o.clone())))
             .chain(self.namespaces.values().map(|o| Object::Namespace(o.clone())))

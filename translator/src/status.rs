@@ -18,6 +18,7 @@ pub struct Statuses {
     /// Routes of every kind.
     pub routes: BTreeMap<RouteKey, Arc<RouteStatus>>,
     pub backends: BTreeMap<ObjKey, BackendStatus>,
+    pub backend_tls_policies: BTreeMap<ObjKey, PolicyStatus>,
 }
 
 impl Statuses {
@@ -92,5 +93,19 @@ pub struct ParentRef {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct BackendStatus {
+    pub conditions: Vec<Condition>,
+}
+
+/// A policy's status: one entry per ancestor (the Gateways it takes effect through).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PolicyStatus {
+    pub ancestors: Vec<PolicyAncestorStatus>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyAncestorStatus {
+    pub ancestor_ref: ParentRef,
+    pub controller_name: String,
     pub conditions: Vec<Condition>,
 }

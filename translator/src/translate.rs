@@ -10,6 +10,7 @@ use tracing::debug_span;
 use crate::conditions::{Condition, Problem, is_true};
 use std::sync::Arc;
 
+use crate::backend_tls::{self, Policies};
 use crate::engine::Engine;
 use crate::gateway::GatewayState;
 use crate::gateway::attach::{self, Attached, RouteView};
@@ -139,6 +140,7 @@ pub(crate) fn finish_gateway(
     atts: &[Attachment<'_>],
     res: &Resources,
     opts: &Options,
+    policies: &mut Policies,
     caches: (&mut assemble::Cache, &mut xds::cache::Generator),
 ) -> (GatewayStatus, Option<GatewayOutput>) {
     for a in atts {
@@ -146,11 +148,15 @@ pub(crate) fn finish_gateway(
     }
     let _span = debug_span!("gateway", gateway = %key).entered();
     let (addresses, address_problem) = addresses(&gw, opts);
-    let (status, accepted) = gateway_status(&gw, addresses.clone(), address_problem);
+    let client = backend_tls::client_certificate(res, gw.gw);
+    let client_problem = client.as_ref().and_then(|c| c.as_ref().err());
+    let (status, accepted) = gateway_status(&gw, addresses.clone(), address_problem, client_problem);
     if !accepted {
         return (status, None);
     }
-    let ir = assemble::gateway_ir(&gw, &addresses, atts, res, caches.0);
+    let mut ir = assemble::gateway_ir(&gw, &addresses, atts, res, caches.0);
+    let client = client.and_then(Result::ok);
+    policies.apply(key, client.as_ref(), &mut ir, &mut caches.0.tls);
     let xds = xds::generate_with(&ir, caches.1);
     (status, Some(GatewayOutput { gateway: key.clone(), ir, xds }))
 }
@@ -217,6 +223,7 @@ fn gateway_status(
     gw: &GatewayState<'_>,
     addresses: Vec<Address>,
     address_problem: Option<(&'static str, String, bool)>,
+    client_certificate: Option<&Problem>,
 ) -> (GatewayStatus, bool) {
     let g = gw.generation;
     let valid: Vec<&str> = gw.listeners.iter().filter(|l| l.accepted).map(|l| l.name()).collect();
@@ -258,7 +265,9 @@ fn gateway_status(
     };
     let unresolved: Vec<&str> =
         gw.listeners.iter().filter(|l| !is_true(&l.conditions, types::RESOLVED_REFS)).map(|l| l.name()).collect();
-    let resolved_cond = if unresolved.is_empty() {
+    let resolved_cond = if let Some(p) = client_certificate {
+        p.condition(types::RESOLVED_REFS, false, g)
+    } else if unresolved.is_empty() {
         Condition::new(types::RESOLVED_REFS, true, reasons::RESOLVED_REFS, "all references resolved", g)
     } else {
         Condition::new(

@@ -14,7 +14,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use legate_translator::ObjKey;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::watch;
 use tracing::{Instrument, debug, error, info_span, warn};
 
@@ -167,13 +167,14 @@ impl Store {
         }
     }
 
-    /// The current objects (shared, not copied). Secrets and ConfigMaps that no Gateway
-    /// references are left out.
+    /// The current objects (shared, not copied). Secrets and ConfigMaps that no Gateway or
+    /// BackendTLSPolicy references are left out.
     pub fn snapshot(&self) -> Snapshot {
         let inner = self.inner.lock().unwrap();
-        let referenced = referenced_by_gateways(
-            inner.objects.iter().filter(|((k, _), _)| *k == Kind::Gateway).map(|((_, key), o)| (key, o.value())),
-        );
+        let of = |kind: Kind| {
+            inner.objects.iter().filter(move |((k, _), _)| *k == kind).map(|((_, key), o)| (key, o.value()))
+        };
+        let referenced = referenced_objects(of(Kind::Gateway), of(Kind::BackendTlsPolicy));
         let mut snap = Snapshot::default();
         for ((kind, key), o) in &inner.objects {
             match o {
@@ -188,30 +189,48 @@ impl Store {
     }
 }
 
-/// The Secrets and ConfigMaps (kind, namespace/name) some Gateway refers to: its listeners'
-/// `tls.certificateRefs` and its frontend `caCertificateRefs` (default and per port).
-fn referenced_by_gateways<'a>(gateways: impl Iterator<Item = (&'a ObjKey, &'a Value)>) -> BTreeSet<(Kind, ObjKey)> {
-    let array = |v: Option<&'a Value>| v.and_then(Value::as_array).into_iter().flatten();
+/// The Secrets and ConfigMaps (kind, namespace/name) referenced by some Gateway (listener
+/// `tls.certificateRefs`, `spec.tls.backend.clientCertificateRef`) or BackendTLSPolicy
+/// (`validation.caCertificateRefs`), and a Gateway's frontend `caCertificateRefs` (default and per
+/// port).
+fn referenced_objects<'a>(
+    gateways: impl Iterator<Item = (&'a ObjKey, &'a Value)>,
+    policies: impl Iterator<Item = (&'a ObjKey, &'a Value)>,
+) -> BTreeSet<(Kind, ObjKey)> {
     let mut out = BTreeSet::new();
+    let mut add = |owner: &ObjKey, r: &Value, default_kind: &str| {
+        let group = r.get("group").and_then(Value::as_str).unwrap_or("");
+        let kind = match r.get("kind").and_then(Value::as_str).unwrap_or(default_kind) {
+            "Secret" if group.is_empty() => Kind::Secret,
+            "ConfigMap" if group.is_empty() => Kind::ConfigMap,
+            _ => return,
+        };
+        let ns = r.get("namespace").and_then(Value::as_str).unwrap_or(&owner.namespace);
+        out.insert((kind, ObjKey::new(ns, r.get("name").and_then(Value::as_str).unwrap_or_default())));
+    };
     for (gw, v) in gateways {
-        let certs = array(v.pointer("/spec/listeners")).flat_map(|l| array(l.pointer("/tls/certificateRefs")));
+        let listeners = v.pointer("/spec/listeners").and_then(Value::as_array).into_iter().flatten();
+        for r in listeners.filter_map(|l| l.pointer("/tls/certificateRefs")?.as_array()).flatten() {
+            add(gw, r, "Secret");
+        }
+        if let Some(r) = v.pointer("/spec/tls/backend/clientCertificateRef") {
+            add(gw, r, "Secret");
+        }
+        let array = |v: Option<&Value>| v.and_then(Value::as_array).cloned().unwrap_or_default();
         let frontend = v.pointer("/spec/tls/frontend");
-        let validations = frontend
-            .and_then(|f| f.pointer("/default/validation"))
-            .into_iter()
-            .chain(array(frontend.and_then(|f| f.get("perPort"))).filter_map(|p| p.pointer("/tls/validation")));
-        let cas = validations.flat_map(|v| array(v.get("caCertificateRefs")));
-        for r in certs.chain(cas) {
-            let group = r.get("group").and_then(Value::as_str).unwrap_or("");
-            let kind = match r.get("kind").and_then(Value::as_str).unwrap_or("Secret") {
-                "Secret" => Kind::Secret,
-                "ConfigMap" => Kind::ConfigMap,
-                _ => continue,
-            };
-            if group.is_empty() {
-                let ns = r.get("namespace").and_then(Value::as_str).unwrap_or(&gw.namespace);
-                out.insert((kind, ObjKey::new(ns, r.get("name").and_then(Value::as_str).unwrap_or_default())));
-            }
+        let mut validations: Vec<Value> =
+            frontend.and_then(|f| f.pointer("/default/validation")).cloned().into_iter().collect();
+        validations.extend(
+            array(frontend.and_then(|f| f.get("perPort"))).iter().filter_map(|p| p.pointer("/tls/validation").cloned()),
+        );
+        for r in validations.iter().flat_map(|v| array(v.get("caCertificateRefs"))) {
+            add(gw, &r, "Secret");
+        }
+    }
+    for (p, v) in policies {
+        for r in v.pointer("/spec/validation/caCertificateRefs").and_then(Value::as_array).into_iter().flatten() {
+            // A LocalObjectReference: its namespace is the policy's.
+            add(p, &json!({ "group": r.get("group"), "kind": r.get("kind"), "name": r.get("name") }), "");
         }
     }
     out
@@ -236,18 +255,18 @@ fn to_value(kind: Kind, mut o: DynamicObject) -> Value {
     if let Some(a) = o.metadata.annotations.as_mut() {
         a.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
-    let kept = match kind {
+    let keep = match kind {
         Kind::Secret => SECRET_KEYS,
-        Kind::ConfigMap => {
-            o.data.as_object_mut().map(|m| m.remove("binaryData"));
-            CONFIG_MAP_KEYS
-        }
+        Kind::ConfigMap => CONFIG_MAP_KEYS,
         _ => &[],
     };
-    if !kept.is_empty()
-        && let Some(data) = o.data.get_mut("data").and_then(Value::as_object_mut)
-    {
-        data.retain(|k, _| kept.contains(&k.as_str()));
+    if !keep.is_empty() {
+        if let Some(data) = o.data.get_mut("data").and_then(Value::as_object_mut) {
+            data.retain(|k, _| keep.contains(&k.as_str()));
+        }
+        if let Some(m) = o.data.as_object_mut() {
+            m.remove("binaryData");
+        }
     }
     let mut v = serde_json::to_value(&o).unwrap_or(Value::Null);
     if let Some(m) = v.as_object_mut() {

@@ -1,5 +1,5 @@
-//! The status writer: patches the `/status` subresource of GatewayClasses, Gateways, HTTPRoutes
-//! and Backends with what the translator computed, only when it differs from the object's
+//! The status writer: patches the `/status` subresource of GatewayClasses, Gateways, routes,
+//! BackendTLSPolicies and Backends with what the translator computed, only when it differs from the object's
 //! current status (ignoring `lastTransitionTime`).
 //!
 //! Writes are JSON merge patches of the whole `status` carrying `metadata.resourceVersion` as a
@@ -22,7 +22,7 @@ use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::{Api, Client};
 use legate_translator::ObjKey;
 use legate_translator::render::{self, Owned};
-use legate_translator::status::{RouteStatus, Statuses};
+use legate_translator::status::{PolicyStatus, RouteStatus, Statuses};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 use tracing::{debug, info, warn};
@@ -276,20 +276,25 @@ impl StatusWriter {
     }
 }
 
-/// The status to write for an object, rendered on top of its current one. A route Legate no
-/// longer computes a status for still gets one: its own stale parents entries removed.
+/// The status to write for an object, rendered on top of its current one. A route (policy)
+/// Legate no longer computes a status for still gets one: its own stale parents (ancestors)
+/// entries removed.
 fn desired(kind: Kind, key: &ObjKey, st: &Statuses, prev: &Value, controller: &str, now: &str) -> Option<Value> {
     static EMPTY_ROUTE: RouteStatus = RouteStatus { parents: vec![] };
+    static EMPTY_POLICY: PolicyStatus = PolicyStatus { ancestors: vec![] };
     let owned = match owned_status(kind, key, st) {
         Some(o) => o,
-        None if kind.is_route() && has_parents_of(prev, controller) => Owned::Route(&EMPTY_ROUTE),
+        None if kind.is_route() && has_entries_of(prev, "parents", controller) => Owned::Route(&EMPTY_ROUTE),
+        None if kind == Kind::BackendTlsPolicy && has_entries_of(prev, "ancestors", controller) => {
+            Owned::Policy(&EMPTY_POLICY)
+        }
         None => return None,
     };
     Some(render::render(owned, Some(prev), controller, now))
 }
 
-fn has_parents_of(status: &Value, controller: &str) -> bool {
-    status["parents"].as_array().is_some_and(|ps| ps.iter().any(|p| p["controllerName"] == controller))
+fn has_entries_of(status: &Value, list: &str, controller: &str) -> bool {
+    status[list].as_array().is_some_and(|ps| ps.iter().any(|p| p["controllerName"] == controller))
 }
 
 /// A merge patch sets what it names: fields of the current status that the new one lacks are

@@ -95,6 +95,7 @@ impl FakeApi {
             def(gw, "tcproutes", "TCPRoute", true, true),
             def(gw, "udproutes", "UDPRoute", true, true),
             def(gw, "referencegrants", "ReferenceGrant", true, false),
+            def(gw, "backendtlspolicies", "BackendTLSPolicy", true, true),
             def(lg, "backends", "Backend", true, true),
             def(lg, "proxyconfigs", "ProxyConfig", true, false),
             def("", "namespaces", "Namespace", false, true),

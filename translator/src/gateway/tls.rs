@@ -46,7 +46,7 @@ pub fn parse_secret(key: &ObjKey, s: &Secret) -> Result<Certificate, String> {
             .or_else(|| s.string_data.as_ref().and_then(|d| d.get(k).map(|v| v.as_bytes().to_vec())))
     };
     if let Some(t) = s.type_.as_deref().filter(|t| *t != "kubernetes.io/tls") {
-        return Err(format!("Secret {key} has type {t}; a listener certificate needs type kubernetes.io/tls"));
+        return Err(format!("Secret {key} has type {t}; a certificate Secret needs type kubernetes.io/tls"));
     }
     let crt = get("tls.crt").ok_or_else(|| format!("Secret {key} has no tls.crt"))?;
     let pkey = get("tls.key").ok_or_else(|| format!("Secret {key} has no tls.key"))?;

@@ -107,11 +107,17 @@ fn service_cluster(key: ObjKey, svc: &Service, port: Option<i32>) -> Result<Clus
         .iter()
         .find(|p| p.port == port)
         .ok_or_else(|| err(reasons::BACKEND_NOT_FOUND, format!("backendRef: Service {key} has no port {port}")))?;
-    let protocol = upstream_protocol(sp.app_protocol.as_deref(), || format!("Service {key} port {port}"))?;
+    // HTTP/1.1 over TLS: TLS is what a BackendTLSPolicy targeting the port sets up (without
+    // one, Envoy speaks plaintext and the TLS backend fails the request).
+    let protocol = match sp.app_protocol.as_deref() {
+        Some("https" | "HTTPS" | "kubernetes.io/wss") => UpstreamProtocol::Http1,
+        other => upstream_protocol(other, || format!("Service {key} port {port}"))?,
+    };
     Ok(ClusterIr {
         name: format!("service/{}/{}/{port}", key.namespace, key.name),
         protocol,
         endpoints: Endpoints::Static(vec![]),
+        tls: None,
         source: EndpointSource::Service { port_name: sp.name.clone().unwrap_or_default(), service: key },
     })
 }
@@ -199,6 +205,7 @@ fn backend_cluster(key: &ObjKey, b: &Backend, port: Option<i32>) -> Result<Clust
         name,
         protocol,
         endpoints: if all_ip { Endpoints::Static(endpoints) } else { Endpoints::Dns(endpoints) },
+        tls: None,
         source: EndpointSource::Given,
     })
 }

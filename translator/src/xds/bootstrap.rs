@@ -9,9 +9,8 @@ use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, http_connection_manager::RouteSpecifier,
 };
-use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    DownstreamTlsContext, common_tls_context::ValidationContextType,
-};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::common_tls_context::ValidationContextType;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{DownstreamTlsContext, UpstreamTlsContext};
 use envoy_types::pb::google::protobuf::Any;
 use envoy_types::util::pack_any;
 use prost::{Message, Name};
@@ -71,6 +70,19 @@ pub fn static_bootstrap(res: &Resources, opts: &BootstrapOptions) -> Bootstrap {
     }
     let mut clusters: Vec<_> = res.clusters.iter().map(|c| Cluster::clone(c)).collect();
     for c in &mut clusters {
+        if let Some(ts) = &mut c.transport_socket
+            && let Some(transport_socket::ConfigType::TypedConfig(any)) = &ts.config_type
+            && let Some(mut ctx) = unpack::<UpstreamTlsContext>(any)
+        {
+            // Name-only SDS configs refer to static secrets.
+            if let Some(common) = &mut ctx.common_tls_context {
+                common.tls_certificate_sds_secret_configs.iter_mut().for_each(|s| s.sds_config = None);
+                if let Some(ValidationContextType::CombinedValidationContext(v)) = &mut common.validation_context_type {
+                    v.validation_context_sds_secret_config.iter_mut().for_each(|s| s.sds_config = None);
+                }
+            }
+            ts.config_type = Some(transport_socket::ConfigType::TypedConfig(pack_any(ctx)));
+        }
         if c.eds_cluster_config.take().is_some() {
             c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(cluster::DiscoveryType::Static as i32));
             c.load_assignment =

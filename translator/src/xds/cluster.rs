@@ -11,8 +11,8 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_optio
 };
 use envoy_types::util::pack_any;
 
-use super::{ads, duration, listener::socket};
-use crate::ir::{ClusterIr, Endpoints, SocketAddr, UpstreamProtocol};
+use super::{ads, duration, listener::socket, upstream_tls};
+use crate::ir::{ClusterIr, Endpoints, SocketAddr, Trust, UpstreamProtocol};
 
 /// A cluster, and its load assignment when delivered over EDS.
 pub fn cluster(c: &ClusterIr) -> (Cluster, Option<ClusterLoadAssignment>) {
@@ -31,6 +31,9 @@ pub fn cluster(c: &ClusterIr) -> (Cluster, Option<ClusterLoadAssignment>) {
         out.typed_extension_protocol_options
             .insert("envoy.extensions.upstreams.http.v3.HttpProtocolOptions".into(), pack_any(opts));
     }
+    // A refused policy (no usable CA) leaves the cluster without endpoints and without TLS.
+    out.transport_socket =
+        c.tls.as_deref().filter(|t| t.trust != Trust::Refused).map(|t| upstream_tls::transport_socket(t, c.protocol));
     match &c.endpoints {
         Endpoints::Static(eps) => {
             out.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(cluster::DiscoveryType::Eds as i32));

@@ -70,7 +70,7 @@ fn direct(status: u32, body: &str) -> Action {
     })
 }
 
-fn exact(v: &str) -> StringMatcher {
+pub(super) fn exact(v: &str) -> StringMatcher {
     StringMatcher { match_pattern: Some(MatchPattern::Exact(v.into())), ..Default::default() }
 }
 

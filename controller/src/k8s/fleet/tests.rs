@@ -273,13 +273,7 @@ spec:
     let accepted = |gw: &Gateway| AcceptedGateway {
         key: ObjKey::of(&gw.metadata),
         gateway: Arc::new(gw.clone()),
-        ir: GatewayIr {
-            gateway: ObjKey::of(&gw.metadata),
-            listeners: vec![],
-            clusters: vec![],
-            certificates: vec![],
-            client_cas: vec![],
-        },
+        ir: GatewayIr { gateway: ObjKey::of(&gw.metadata), ..Default::default() },
     };
     let request = FleetRequest {
         leader: true,

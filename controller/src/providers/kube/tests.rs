@@ -73,6 +73,39 @@ fn only_config_maps_and_secrets_of_frontend_ca_refs_reach_the_translator_with_on
 }
 
 #[test]
+fn backend_tls_references_keep_their_config_maps_and_secrets_and_only_ca_crt_of_a_config_map() {
+    let store = Store::new(&[]);
+    let gw = json!({ "metadata": { "name": "g", "namespace": "a" }, "spec": { "gatewayClassName": "c",
+        "listeners": [ { "name": "http", "port": 80, "protocol": "HTTP" } ],
+        "tls": { "backend": { "clientCertificateRef": { "name": "client", "namespace": "b" } } } } });
+    store.apply(&stream("Gateway"), Event::Apply(obj(gw)));
+    let policy = json!({ "metadata": { "name": "p", "namespace": "a" }, "spec": {
+        "targetRefs": [ { "group": "", "kind": "Service", "name": "svc" } ],
+        "validation": { "hostname": "svc.example.com", "caCertificateRefs": [
+            { "group": "", "kind": "ConfigMap", "name": "ca" }, { "group": "", "kind": "Secret", "name": "ca-secret" },
+            { "group": "example.com", "kind": "ConfigMap", "name": "foreign" } ] } } });
+    store.apply(&stream("BackendTLSPolicy"), Event::Apply(obj(policy)));
+    for (ns, name) in [("a", "ca"), ("b", "ca"), ("a", "foreign"), ("a", "kube-root-ca.crt")] {
+        let cm = json!({ "metadata": { "name": name, "namespace": ns },
+            "data": { "ca.crt": "pem", "other": "x" }, "binaryData": { "blob": "eHh4" } });
+        store.apply(&stream("ConfigMap"), Event::Apply(obj(cm)));
+    }
+    for (ns, name) in [("b", "client"), ("a", "client"), ("a", "ca-secret")] {
+        let s = json!({ "metadata": { "name": name, "namespace": ns }, "data": { "ca.crt": "cGVt" } });
+        store.apply(&stream("Secret"), Event::Apply(obj(s)));
+    }
+    let snap = store.snapshot();
+    assert!(snap.errors.is_empty(), "{:?}", snap.errors);
+    let res = &snap.loaded.resources;
+    let names = |keys: Vec<&ObjKey>| keys.into_iter().map(ToString::to_string).collect::<Vec<_>>();
+    assert_eq!(names(res.config_maps.keys().collect()), ["a/ca"]);
+    assert_eq!(names(res.secrets.keys().collect()), ["a/ca-secret", "b/client"]);
+    let cm = res.config_maps.values().next().unwrap();
+    assert_eq!(cm.data.as_ref().unwrap().keys().collect::<Vec<_>>(), ["ca.crt"]);
+    assert!(cm.binary_data.is_none());
+}
+
+#[test]
 fn a_relist_replaces_the_objects_of_its_stream_and_marks_it_synced() {
     let store = Store::new(&[]);
     let id = stream("Namespace");
