@@ -2,15 +2,18 @@
 
 use std::net::SocketAddr;
 
+/// The GatewayClass `legate`, Legate's controller name.
+pub const GATEWAY_CLASS: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: { name: legate }
+spec: { controllerName: legate.dev/gateway-controller }
+";
+
 /// A GatewayClass `legate` and a Gateway `infra/gw` with one HTTP listener on `port` that
 /// allows routes from every namespace.
 pub fn gateway(port: u16) -> String {
     format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{ name: legate }}
-spec: {{ controllerName: legate.dev/gateway-controller }}
----
+        "{GATEWAY_CLASS}---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {{ name: gw, namespace: infra }}

@@ -16,6 +16,11 @@ use serde_json::Value;
 
 use crate::echo::Echo;
 
+/// `127.0.0.1:port`.
+pub fn loopback(port: u16) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], port))
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
 
 use crate::tls::Leaf;
@@ -54,29 +54,21 @@ impl StreamServer {
     }
 
     async fn tcp_or_tls(name: &str, leaf: Option<&Leaf>) -> StreamServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let hits = Arc::new(AtomicU64::new(0));
         let acceptor = leaf.map(Leaf::acceptor);
-        let (n, h) = (name.to_owned(), hits.clone());
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else { continue };
-                h.fetch_add(1, Ordering::Relaxed);
-                let (n, acceptor) = (n.clone(), acceptor.clone());
-                tokio::spawn(async move {
-                    match acceptor {
-                        None => echo(tcp, &n).await,
-                        Some(a) => {
-                            if let Ok(tls) = a.accept(tcp).await {
-                                echo(tls, &n).await
-                            }
+        StreamServer::serve_tcp(name, move |tcp, name| {
+            let acceptor = acceptor.clone();
+            async move {
+                match acceptor {
+                    None => echo(tcp, &name).await,
+                    Some(a) => {
+                        if let Ok(tls) = a.accept(tcp).await {
+                            echo(tls, &name).await
                         }
                     }
-                });
+                }
             }
-        });
-        StreamServer { addr, name: name.to_owned(), hits, task }
+        })
+        .await
     }
 
     /// A WebSocket-style upgrade backend on 127.0.0.1: answers an HTTP/1.1 request carrying
@@ -84,27 +76,35 @@ impl StreamServer {
     /// (prefixed with its name); any other request gets 400. It frames nothing: the gateway must
     /// pass the upgraded connection through byte for byte.
     pub async fn websocket(name: &str) -> StreamServer {
+        StreamServer::serve_tcp(name, |mut tcp, name| async move {
+            let Some(head) = read_head(&mut tcp).await else { return };
+            if !head.to_ascii_lowercase().contains("\r\nupgrade: websocket\r\n") {
+                let _ = tcp.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n").await;
+                return;
+            }
+            let reply = "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\n";
+            if tcp.write_all(reply.as_bytes()).await.is_ok() {
+                echo(tcp, &name).await
+            }
+        })
+        .await
+    }
+
+    /// A TCP server on 127.0.0.1 handing each connection (counted) to `handle` with its name.
+    async fn serve_tcp<F, Fut>(name: &str, handle: F) -> StreamServer
+    where
+        F: Fn(TcpStream, String) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let hits = Arc::new(AtomicU64::new(0));
         let (n, h) = (name.to_owned(), hits.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut tcp, _)) = listener.accept().await else { continue };
+                let Ok((tcp, _)) = listener.accept().await else { continue };
                 h.fetch_add(1, Ordering::Relaxed);
-                let n = n.clone();
-                tokio::spawn(async move {
-                    let Some(head) = read_head(&mut tcp).await else { return };
-                    let lower = head.to_ascii_lowercase();
-                    if !lower.contains("\r\nupgrade: websocket\r\n") {
-                        let _ = tcp.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n").await;
-                        return;
-                    }
-                    let reply = "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\n";
-                    if tcp.write_all(reply.as_bytes()).await.is_ok() {
-                        echo(tcp, &n).await
-                    }
-                });
+                tokio::spawn(handle(tcp, n.clone()));
             }
         });
         StreamServer { addr, name: name.to_owned(), hits, task }

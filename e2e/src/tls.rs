@@ -9,7 +9,7 @@ use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -46,8 +46,20 @@ impl Ca {
 
     /// A certificate for the DNS names `sans` (a client certificate: any names will do).
     pub fn leaf(&self, sans: &[&str]) -> Leaf {
+        self.leaf_with_uris(sans, &[])
+    }
+
+    /// A certificate with DNS names `dns` and URIs `uris` as subject alternative names, named
+    /// (CN) after the first of them.
+    pub fn leaf_with_uris(&self, dns: &[&str], uris: &[&str]) -> Leaf {
         let key = KeyPair::generate().unwrap();
-        let p = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, dns.first().or(uris.first()).copied().unwrap_or("leaf"));
+        p.subject_alt_names = dns
+            .iter()
+            .map(|d| SanType::DnsName((*d).try_into().expect("DNS name")))
+            .chain(uris.iter().map(|u| SanType::URI((*u).try_into().expect("URI"))))
+            .collect();
         Leaf { cert: p.signed_by(&key, &self.issuer).unwrap().pem(), key: key.serialize_pem() }
     }
 }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
@@ -16,44 +15,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObj
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 
-/// A test certificate authority.
-pub struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    /// The CA certificate, PEM.
-    pub pem: String,
-}
-
-/// A certificate and its private key, PEM.
-#[derive(Clone, Debug)]
-pub struct Leaf {
-    pub cert_pem: String,
-    pub key_pem: String,
-}
-
-impl Ca {
-    pub fn new(name: &str) -> Ca {
-        let key = KeyPair::generate().expect("key");
-        let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let pem = p.self_signed(&key).expect("self-signed").pem();
-        Ca { issuer: Issuer::new(p, key), pem }
-    }
-
-    /// A leaf certificate with DNS names `dns` and URIs `uris` as subject alternative names.
-    pub fn leaf(&self, dns: &[&str], uris: &[&str]) -> Leaf {
-        let key = KeyPair::generate().expect("key");
-        let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
-        p.distinguished_name.push(DnType::CommonName, dns.first().or(uris.first()).copied().unwrap_or("leaf"));
-        p.subject_alt_names = dns
-            .iter()
-            .map(|d| SanType::DnsName((*d).try_into().expect("DNS name")))
-            .chain(uris.iter().map(|u| SanType::URI((*u).try_into().expect("URI"))))
-            .collect();
-        Leaf { cert_pem: p.signed_by(&key, &self.issuer).expect("signed").pem(), key_pem: key.serialize_pem() }
-    }
-}
+pub use crate::tls::{Ca, Leaf};
 
 /// Whether a [`TlsEchoServer`] asks for a client certificate.
 #[derive(Clone, Copy)]
@@ -82,8 +44,8 @@ impl TlsEchoServer {
     /// Serves with `cert`, asking for client certificates as `auth` says.
     pub async fn start(name: &str, cert: &Leaf, auth: ClientAuth<'_>) -> std::io::Result<TlsEchoServer> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let chain = vec![CertificateDer::from_pem_slice(cert.cert_pem.as_bytes()).expect("certificate PEM")];
-        let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).expect("key PEM");
+        let chain = vec![CertificateDer::from_pem_slice(cert.cert.as_bytes()).expect("certificate PEM")];
+        let key = PrivateKeyDer::from_pem_slice(cert.key.as_bytes()).expect("key PEM");
         let builder = ServerConfig::builder();
         let roots = |ca: &Ca| {
             let mut roots = RootCertStore::empty();

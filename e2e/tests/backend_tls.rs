@@ -56,8 +56,8 @@ fn tls_secret(name: &str, leaf: &Leaf) -> String {
     format!(
         "apiVersion: v1\nkind: Secret\nmetadata: {{ name: {name}, namespace: infra }}\ntype: kubernetes.io/tls\n\
          stringData:\n  tls.crt: {}\n  tls.key: {}\n",
-        serde_json::to_string(&leaf.cert_pem).unwrap(),
-        serde_json::to_string(&leaf.key_pem).unwrap()
+        serde_json::to_string(&leaf.cert).unwrap(),
+        serde_json::to_string(&leaf.key).unwrap()
     )
 }
 
@@ -100,8 +100,8 @@ async fn backends_get_tls_with_the_policys_sni_and_ca_and_the_gateways_client_ce
     let backend_ca = Ca::new("backend CA");
     let other_ca = Ca::new("some other CA");
     let client_ca = Ca::new("client CA");
-    let server = backend_ca.leaf(&["backend.example.com"], &["spiffe://backend.example.com/echo"]);
-    let client = client_ca.leaf(&["gateway.client.example"], &[]);
+    let server = backend_ca.leaf_with_uris(&["backend.example.com"], &["spiffe://backend.example.com/echo"]);
+    let client = client_ca.leaf_with_uris(&["gateway.client.example"], &[]);
 
     let good = TlsEchoServer::start("good", &server, ClientAuth::Optional(&client_ca)).await.unwrap();
     let wrong_ca = TlsEchoServer::start("wrong-ca", &server, ClientAuth::Optional(&client_ca)).await.unwrap();

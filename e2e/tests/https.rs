@@ -7,23 +7,12 @@
 //! * Misdirected requests: on a port with several HTTPS listeners, a request whose Host belongs
 //!   to another listener than the one its SNI selected is answered 421.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use legate_e2e::echo::EchoServer;
-use legate_e2e::fixtures::backend;
-use legate_e2e::harness::{Legate, free_port};
+use legate_e2e::fixtures::{GATEWAY_CLASS as CLASS, backend};
+use legate_e2e::harness::{Legate, free_port, loopback as addr};
 use legate_e2e::tls::{Ca, Leaf, ca_config_map, https_get, tls_secret};
-
-const CLASS: &str = "apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: { name: legate }
-spec: { controllerName: legate.dev/gateway-controller }
-";
-
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
 
 /// A route of `infra` attached to Gateway `gw` (all its listeners, or `section`) sending
 /// everything to Backend `to`.

@@ -10,11 +10,10 @@
 //! - WebSocket: an HTTPRoute passes an `Upgrade: websocket` request and then the upgraded
 //!   connection through, byte for byte.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use legate_e2e::fixtures::backend;
-use legate_e2e::harness::{Legate, free_port};
+use legate_e2e::fixtures::{GATEWAY_CLASS, backend};
+use legate_e2e::harness::{Legate, free_port, loopback as gateway_addr};
 use legate_e2e::stream::{StreamServer, exchange};
 use legate_e2e::tls::Ca;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,16 +22,7 @@ use tokio::net::{TcpStream, UdpSocket};
 const WAIT: Duration = Duration::from_secs(30);
 
 fn class() -> String {
-    "apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: { name: legate }
-spec: { controllerName: legate.dev/gateway-controller }
-"
-    .into()
-}
-
-fn gateway_addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
+    GATEWAY_CLASS.into()
 }
 
 /// A TLS exchange through the gateway: Ok(answer), or why it failed.

@@ -20,8 +20,8 @@ use regex::Regex;
 use serde_json::Value;
 
 use crate::Violation;
-use crate::schema::{Additional, Rule, Schema};
-use crate::structural::{child, index};
+use crate::schema::{Rule, Schema};
+use crate::structural::children;
 
 static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
     let mut env = Env::stdlib();
@@ -70,28 +70,8 @@ pub(crate) fn check(s: &Schema, v: &Value, path: &str, out: &mut Vec<Violation>)
             }
         }
     }
-    match v {
-        Value::Object(m) => {
-            let map_values = match &s.additional_properties {
-                Some(Additional::Schema(a)) => Some(&**a),
-                _ => None,
-            };
-            for (k, v) in m {
-                if let Some(p) = s.properties.get(k) {
-                    check(p, v, &child(path, k), out);
-                } else if let Some(p) = map_values {
-                    check(p, v, &index(path, k), out);
-                }
-            }
-        }
-        Value::Array(a) => {
-            if let Some(items) = &s.items {
-                for (i, item) in a.iter().enumerate() {
-                    check(items, item, &index(path, i), out);
-                }
-            }
-        }
-        _ => {}
+    for (s, v, p) in children(s, v, path) {
+        check(s, v, &p, out);
     }
 }
 

@@ -19,6 +19,30 @@ pub(crate) fn index(path: &str, i: impl std::fmt::Display) -> String {
     format!("{path}[{i}]")
 }
 
+/// The values under `v` that have a schema of their own — object properties, map values, list
+/// items — with their schemas and paths: what every check walks into.
+pub(crate) fn children<'a>(s: &'a Schema, v: &'a Value, path: &str) -> Vec<(&'a Schema, &'a Value, String)> {
+    match v {
+        Value::Object(m) => {
+            let map_values = match &s.additional_properties {
+                Some(Additional::Schema(a)) => Some(&**a),
+                _ => None,
+            };
+            m.iter()
+                .filter_map(|(k, v)| match s.properties.get(k) {
+                    Some(p) => Some((p, v, child(path, k))),
+                    None => map_values.map(|p| (p, v, index(path, k))),
+                })
+                .collect()
+        }
+        Value::Array(a) => match s.items.as_deref() {
+            Some(items) => a.iter().enumerate().map(|(i, item)| (items, item, index(path, i))).collect(),
+            None => vec![],
+        },
+        _ => vec![],
+    }
+}
+
 /// Rejects unknown fields, drops non-nullable `null`s and applies defaults, top-down like the
 /// API server (a default value is itself defaulted).
 pub(crate) fn normalize(s: &Schema, v: &mut Value, path: &str, out: &mut Vec<Violation>) {
@@ -91,6 +115,9 @@ pub(crate) fn check(s: &Schema, v: &Value, path: &str, out: &mut Vec<Violation>)
         Value::Array(a) => check_array(s, a, path, out),
         Value::Object(m) => check_object(s, m, path, out),
         _ => {}
+    }
+    for (s, v, p) in children(s, v, path) {
+        check(s, v, &p, out);
     }
     for sub in &s.all_of {
         check(sub, v, path, out);
@@ -291,11 +318,6 @@ fn check_array(s: &Schema, a: &[Value], path: &str, out: &mut Vec<Violation>) {
         }
         _ => {}
     }
-    if let Some(items) = &s.items {
-        for (i, item) in a.iter().enumerate() {
-            check(items, item, &index(path, i), out);
-        }
-    }
 }
 
 fn check_object(s: &Schema, m: &Map<String, Value>, path: &str, out: &mut Vec<Violation>) {
@@ -320,17 +342,6 @@ fn check_object(s: &Schema, m: &Map<String, Value>, path: &str, out: &mut Vec<Vi
             field: path.to_owned(),
             message: format!("must have at least {min} entries (it has {n})"),
         });
-    }
-    let map_values = match &s.additional_properties {
-        Some(Additional::Schema(a)) => Some(&**a),
-        _ => None,
-    };
-    for (k, v) in m {
-        if let Some(p) = s.properties.get(k) {
-            check(p, v, &child(path, k), out);
-        } else if let Some(p) = map_values {
-            check(p, v, &index(path, k), out);
-        }
     }
 }
 

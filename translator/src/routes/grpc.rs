@@ -93,30 +93,7 @@ fn build_rule(
 
 /// The filters of one backendRef: header modifiers, each at most once.
 fn backend_filters(b: &GrpcRouteRulesBackendRefs) -> Result<Filters, Problem> {
-    let mut out = Filters::default();
-    let mut seen = BTreeSet::new();
-    for (k, f) in b.filters.iter().flatten().enumerate() {
-        let kind = api_name(&f.r#type);
-        let at = format!("filters[{k}]");
-        if !seen.insert(kind.clone()) {
-            return Err(Problem::unsupported(format!("filter {kind} appears more than once")).at(at));
-        }
-        match f.r#type {
-            GrpcRouteRulesBackendRefsFiltersType::RequestHeaderModifier => {
-                out.request_headers = header_modifier!(f.request_header_modifier, "requestHeaderModifier", &at);
-            }
-            GrpcRouteRulesBackendRefsFiltersType::ResponseHeaderModifier => {
-                out.response_headers = header_modifier!(f.response_header_modifier, "responseHeaderModifier", &at);
-            }
-            _ => {
-                return Err(Problem::unsupported(format!(
-                    "filter {kind} on a backendRef is not supported by Legate yet; header modifiers are"
-                ))
-                .at(at));
-            }
-        }
-    }
-    Ok(out)
+    backend_filters!(b, GrpcRouteRulesBackendRefsFiltersType)
 }
 
 static SERVICE: LazyLock<Regex> =

@@ -132,30 +132,7 @@ fn build_rule(
 
 /// The filters of one backendRef: header modifiers, each at most once.
 fn backend_filters(b: &HttpRouteRulesBackendRefs) -> Result<Filters, Problem> {
-    let mut out = Filters::default();
-    let mut seen = BTreeSet::new();
-    for (k, f) in b.filters.iter().flatten().enumerate() {
-        let kind = api_name(&f.r#type);
-        let at = format!("filters[{k}]");
-        if !seen.insert(kind.clone()) {
-            return Err(Problem::unsupported(format!("filter {kind} appears more than once")).at(at));
-        }
-        match f.r#type {
-            HttpRouteRulesBackendRefsFiltersType::RequestHeaderModifier => {
-                out.request_headers = header_modifier!(f.request_header_modifier, "requestHeaderModifier", &at);
-            }
-            HttpRouteRulesBackendRefsFiltersType::ResponseHeaderModifier => {
-                out.response_headers = header_modifier!(f.response_header_modifier, "responseHeaderModifier", &at);
-            }
-            _ => {
-                return Err(Problem::unsupported(format!(
-                    "filter {kind} on a backendRef is not supported by Legate yet; header modifiers are"
-                ))
-                .at(at));
-            }
-        }
-    }
-    Ok(out)
+    backend_filters!(b, HttpRouteRulesBackendRefsFiltersType)
 }
 
 fn redirect_spec(r: &HttpRouteRulesFiltersRequestRedirect, matches: &[MatchIr]) -> Result<RedirectSpec, Problem> {

@@ -33,6 +33,39 @@ macro_rules! header_modifier {
     }};
 }
 
+/// The filters of one backendRef of any route kind (generated types of one shape): header
+/// modifiers, each at most once; `$ty` is the kind's backendRef filter type enum.
+macro_rules! backend_filters {
+    ($b:expr, $ty:ident) => {{
+        let mut out = crate::ir::Filters::default();
+        let mut seen = std::collections::BTreeSet::new();
+        for (k, f) in $b.filters.iter().flatten().enumerate() {
+            let kind = crate::routes::checks::api_name(&f.r#type);
+            let at = format!("filters[{k}]");
+            if !seen.insert(kind.clone()) {
+                return Err(
+                    crate::conditions::Problem::unsupported(format!("filter {kind} appears more than once")).at(at)
+                );
+            }
+            match f.r#type {
+                $ty::RequestHeaderModifier => {
+                    out.request_headers = header_modifier!(f.request_header_modifier, "requestHeaderModifier", &at);
+                }
+                $ty::ResponseHeaderModifier => {
+                    out.response_headers = header_modifier!(f.response_header_modifier, "responseHeaderModifier", &at);
+                }
+                _ => {
+                    return Err(crate::conditions::Problem::unsupported(format!(
+                        "filter {kind} on a backendRef is not supported by Legate yet; header modifiers are"
+                    ))
+                    .at(at));
+                }
+            }
+        }
+        Ok(out)
+    }};
+}
+
 /// Copies a parentRef of any route kind (generated types of one shape) into status form.
 macro_rules! parent_ref {
     ($p:expr, $ns:expr) => {{
