@@ -56,7 +56,11 @@ async fn fleet_envoy_gets_its_gateway_over_mtls() {
     let text = resources(port);
     let mut loaded = legate::load::Loaded::default();
     legate::load::add_file(&mut loaded, &dir.path().join("in.yaml"), &text).unwrap();
-    let opts = Options { controller_name: "legate.dev/gateway-controller".into(), listen_address: "127.0.0.1".into() };
+    let opts = Options {
+        controller_name: "legate.dev/gateway-controller".into(),
+        listen_address: "127.0.0.1".into(),
+        ..Default::default()
+    };
     let out = translate(&loaded.resources, &opts);
     let cache = SnapshotCache::new();
     let versions = publish_snapshots(&cache, &out);

@@ -353,6 +353,41 @@ async fn one_replica_writes_and_another_takes_over_when_the_leaders_process_is_k
     until_status(&http, &addr, "/after", 200, Duration::from_secs(30)).await;
 }
 
+/// Static addresses: the local cluster's load balancer hands out 10.245.0.0/24 (e2e/cluster's
+/// `LBPool`), binding an address to a ready pod of the Service; anything else is not usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local cluster: scripts/cluster-tests"]
+async fn a_static_address_is_asked_of_the_load_balancer_and_serves() {
+    let kube = Kube::from_env();
+    let ns = kube.namespace("static-address");
+    kube.apply(&echo_backend(&ns.name, "v1", 1));
+    kube.apply(&route(&ns.name, "all", "/", &ns.name, "v1"));
+    let with =
+        |addresses: &str| gateway(&ns.name).replace("  listeners:", &format!("  addresses: {addresses}\n  listeners:"));
+    let (usable, unusable) = ("10.245.0.77", "198.51.100.7");
+    kube.apply(&with(&format!("[ {{ type: IPAddress, value: {usable} }}, {{ type: IPAddress, value: {unusable} }} ]")));
+    let programmed = eventually(Duration::from_secs(180), "Programmed=False AddressNotUsable", || {
+        let gw = kube.get("gateway", &ns.name, "gw").ok_or("no Gateway")?;
+        match Kube::condition(&gw, "Programmed") {
+            Some(c) if c["reason"] == "AddressNotUsable" => Ok(c),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    assert_eq!(programmed["status"], "False");
+    let message = programmed["message"].as_str().unwrap_or_default();
+    assert!(message.contains(unusable), "the message names the unusable address: {message}");
+    let gw = kube.get("gateway", &ns.name, "gw").unwrap();
+    assert_eq!(Kube::condition(&gw, "Accepted").unwrap()["status"], "True", "an unusable address leaves it Accepted");
+
+    kube.apply(&with(&format!("[ {{ type: IPAddress, value: {usable} }} ]")));
+    let addr = kube.programmed_gateway(&ns.name, "gw");
+    assert_eq!(addr, usable, "status.addresses holds the static address");
+    let http = Http::default();
+    until_status(&http, &format!("{usable}:80"), "/", 200, Duration::from_secs(60)).await;
+    let reply = http.get(&format!("http://{usable}:80/hello"), "example.com").await.unwrap();
+    assert_eq!(reply.backend(), "v1", "the static address reaches the Gateway's Envoy and the route");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local cluster: scripts/cluster-tests"]
 async fn deleting_a_gateway_deletes_its_fleet() {

@@ -24,4 +24,4 @@ mod translate;
 
 pub use engine::Engine;
 pub use resources::{ObjKey, Resources};
-pub use translate::{GatewayOutput, Options, Output, translate};
+pub use translate::{AddressMode, GatewayOutput, Options, Output, translate};

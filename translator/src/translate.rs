@@ -25,13 +25,32 @@ use crate::{assemble, xds};
 pub struct Options {
     /// The GatewayClass `controllerName` Legate answers to.
     pub controller_name: String,
-    /// Where listeners bind when a Gateway has no `spec.addresses`.
+    /// Where listeners bind when a Gateway has no `spec.addresses` (always, with
+    /// [`AddressMode::LoadBalancer`]).
     pub listen_address: String,
+    /// What a Gateway's `spec.addresses` are.
+    pub addresses: AddressMode,
+}
+
+/// What a Gateway's `spec.addresses` (type `IPAddress`) mean.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AddressMode {
+    /// The addresses Envoy binds (standalone: the host's own addresses).
+    #[default]
+    Bind,
+    /// Addresses asked of the load balancer in front of the fleet (Kubernetes): Envoy binds
+    /// `listen_address`, and the fleet manager requests the addresses and reports whether the
+    /// load balancer could use them.
+    LoadBalancer,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { controller_name: DEFAULT_CONTROLLER_NAME.into(), listen_address: "0.0.0.0".into() }
+        Options {
+            controller_name: DEFAULT_CONTROLLER_NAME.into(),
+            listen_address: "0.0.0.0".into(),
+            addresses: AddressMode::Bind,
+        }
     }
 }
 
@@ -154,7 +173,11 @@ pub(crate) fn finish_gateway(
     if !accepted {
         return (status, None);
     }
-    let mut ir = assemble::gateway_ir(&gw, &addresses, atts, res, caches.0);
+    let bind = match opts.addresses {
+        AddressMode::Bind => addresses,
+        AddressMode::LoadBalancer => vec![Address { type_: "IPAddress".into(), value: opts.listen_address.clone() }],
+    };
+    let mut ir = assemble::gateway_ir(&gw, &bind, atts, res, caches.0);
     let client = client.and_then(Result::ok);
     policies.apply(key, client.as_ref(), &mut ir, &mut caches.0.tls);
     let xds = xds::generate_with(&ir, caches.1);

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::ValueEnum;
 use legate_api::gvk::DEFAULT_CONTROLLER_NAME;
 use legate_translator::xds::{bootstrap, json::to_json};
-use legate_translator::{Options, translate};
+use legate_translator::{AddressMode, Options, translate};
 use serde_json::Value;
 
 use crate::load;
@@ -56,7 +56,11 @@ pub fn run(args: &Args) -> Result<()> {
     for s in &loaded.skipped {
         eprintln!("legate: {s}");
     }
-    let opts = Options { controller_name: args.controller_name.clone(), listen_address: args.listen_address.clone() };
+    let opts = Options {
+        controller_name: args.controller_name.clone(),
+        listen_address: args.listen_address.clone(),
+        addresses: AddressMode::Bind,
+    };
     let out = translate(&loaded.resources, &opts);
     match args.show {
         Show::Status => {

@@ -13,7 +13,8 @@
 //! * a Deployment of Envoy (see the `pod` module for the pod: non-root, read-only root file
 //!   system, node id = pod name, graceful termination);
 //! * a Service (type from the ProxyConfig, default `LoadBalancer`) with one port per distinct
-//!   listener port, named `<protocol>-<port>`.
+//!   listener port, named `<protocol>-<port>`, asking the load balancer for the Gateway's
+//!   static `spec.addresses` ([`ADDRESSES_ANNOTATION`], `spec.loadBalancerIP`).
 //!
 //! Every object carries the labels `gateway.networking.k8s.io/gateway-name`,
 //! `app.kubernetes.io/name: envoy` and `app.kubernetes.io/managed-by: legate`, plus the Gateway's
@@ -46,6 +47,12 @@ use crate::output::Format;
 
 pub use manager::{KubeFleet, proxy_config_for};
 pub use pod::{ADMIN_PORT, BOOTSTRAP_DIR, BOOTSTRAP_FILE, READY_PORT, XDS_CERT_DIR};
+
+/// Annotation of the fleet's Service listing the static addresses the Gateway asks for
+/// (comma-separated; a single one is also `spec.loadBalancerIP`, which most load balancers
+/// honour). Map it to your load balancer's own annotation through the ProxyConfig's Service
+/// annotations if it reads neither.
+pub const ADDRESSES_ANNOTATION: &str = "gateway.legate.dev/addresses";
 
 /// Label naming the Gateway (checked by the conformance suite).
 pub const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
@@ -268,7 +275,7 @@ pub fn desired(
     };
     let ports = service_ports(gw);
     let deployment = pod::deployment(&meta, &name, proxy, &ports, &config_hash);
-    let service = service(&meta, &name, proxy, ports);
+    let service = service(&meta, &name, proxy, ports, &requested_addresses(gw));
     FleetObjects { service_account, client_secret, config_map, service, deployment }
 }
 
@@ -292,11 +299,20 @@ fn service_ports(gw: &Gateway) -> Vec<ServicePort> {
         .collect()
 }
 
-fn service(meta: &Meta<'_>, name: &str, proxy: &ProxyConfigSpec, ports: Vec<ServicePort>) -> Service {
+fn service(
+    meta: &Meta<'_>,
+    name: &str,
+    proxy: &ProxyConfigSpec,
+    ports: Vec<ServicePort>,
+    requested: &[String],
+) -> Service {
     let svc = proxy.service.as_ref();
     let mut metadata = meta.of(name.to_owned());
     if let Some(extra) = svc.and_then(|s| s.annotations.as_ref()).filter(|a| !a.is_empty()) {
         metadata.annotations.get_or_insert_with(BTreeMap::new).extend(extra.clone());
+    }
+    if !requested.is_empty() {
+        metadata.annotations.get_or_insert_with(BTreeMap::new).insert(ADDRESSES_ANNOTATION.into(), requested.join(","));
     }
     Service {
         metadata,
@@ -304,10 +320,40 @@ fn service(meta: &Meta<'_>, name: &str, proxy: &ProxyConfigSpec, ports: Vec<Serv
             type_: Some(svc.and_then(|s| s.type_.clone()).unwrap_or_else(|| "LoadBalancer".into())),
             selector: Some(selector_labels(meta.gateway)),
             ports: Some(ports),
+            load_balancer_ip: match requested {
+                [one] => Some(one.clone()),
+                _ => None,
+            },
             ..Default::default()
         }),
         ..Default::default()
     }
+}
+
+/// The static addresses a Gateway asks for: its `spec.addresses` of type `IPAddress` (the
+/// default type) that have a value, in order. (Other types are refused by the translator, and
+/// an entry without a value asks for any address.)
+pub fn requested_addresses(gw: &Gateway) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    for a in gw.spec.addresses.iter().flatten() {
+        let ip = a.r#type.as_deref().is_none_or(|t| t == "IPAddress");
+        if let (true, Some(v)) = (ip, a.value.as_deref().filter(|v| !v.is_empty()))
+            && !out.iter().any(|o| o == v)
+        {
+            out.push(v.to_owned());
+        }
+    }
+    out
+}
+
+/// The requested addresses the load balancer has not assigned (IPs compared parsed).
+pub fn unassigned<'a>(requested: &'a [String], assigned: &[Address]) -> Vec<&'a str> {
+    let parse = |v: &str| v.parse::<std::net::IpAddr>().ok();
+    requested
+        .iter()
+        .filter(|r| !assigned.iter().any(|a| a.value == **r || (parse(r).is_some() && parse(r) == parse(&a.value))))
+        .map(String::as_str)
+        .collect()
 }
 
 /// The Gateway's `status.addresses` from its Service: the load balancer's ingress IPs

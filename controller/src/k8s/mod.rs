@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use kube::Client;
 use legate_api::gvk::DEFAULT_CONTROLLER_NAME;
-use legate_translator::{Engine, Options};
+use legate_translator::{AddressMode, Engine, Options};
 use legate_xds::SnapshotCache;
 use tokio::sync::watch as chan;
 use tokio::task::JoinHandle;
@@ -310,6 +310,7 @@ pub async fn start(args: Args, client: Client, plugins: Plugins) -> Result<Contr
         engine: Engine::new(Options {
             controller_name: args.controller_name.clone(),
             listen_address: args.listen_address.clone(),
+            addresses: AddressMode::LoadBalancer,
         }),
         debounce: Duration::from_millis(args.debounce_ms),
         fleet_resync: Duration::from_millis(args.fleet_resync_ms.max(1)),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use legate_api::gvk::DEFAULT_CONTROLLER_NAME;
 use legate_translator::xds::json::to_json;
-use legate_translator::{Engine, ObjKey, Options};
+use legate_translator::{AddressMode, Engine, ObjKey, Options};
 use legate_xds::bootstrap::{BootstrapConfig, bootstrap};
 use legate_xds::{Protocol, SnapshotCache};
 use tokio::sync::{mpsc, watch};
@@ -121,6 +121,7 @@ pub async fn run(args: Args) -> Result<()> {
     let mut engine = Engine::new(Options {
         controller_name: args.controller_name.clone(),
         listen_address: args.listen_address.clone(),
+        addresses: AddressMode::Bind,
     });
     let protocol = match args.xds_protocol {
         XdsProtocol::Delta => Protocol::Delta,

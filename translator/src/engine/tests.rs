@@ -5,6 +5,7 @@ use legate_api::k8s::{EndpointSlice, Service};
 use serde_json::json;
 
 use super::*;
+use crate::AddressMode;
 use crate::resources::Object;
 
 fn from<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
@@ -113,4 +114,27 @@ fn unchanged_virtual_hosts_are_the_same_shared_ir() {
     let names: Vec<&str> = a.iter().map(|v| v.domain.as_str()).collect();
     assert_eq!(names, ["h0.test", "h1.test", "h2.test", "*"]);
     assert_eq!(shared, [false, true, true, true]);
+}
+
+/// `spec.addresses`: bound by Envoy in [`AddressMode::Bind`] (standalone), asked of the load
+/// balancer in [`AddressMode::LoadBalancer`] (Envoy binds `listen_address`); published in
+/// status either way.
+#[test]
+fn static_addresses_are_bound_or_left_to_the_load_balancer() {
+    let mut res = world(1);
+    let g: Gateway = from(json!({
+        "metadata": { "name": "gw", "namespace": "infra" },
+        "spec": { "gatewayClassName": "c", "addresses": [{ "type": "IPAddress", "value": "10.245.0.9" }],
+                  "listeners": [{ "name": "http", "protocol": "HTTP", "port": 80,
+                  "allowedRoutes": { "namespaces": { "from": "All" } } }] }
+    }));
+    res.apply(g.into());
+    let gw = ObjKey::new("infra", "gw");
+    for (mode, bound) in [(AddressMode::Bind, "10.245.0.9"), (AddressMode::LoadBalancer, "0.0.0.0")] {
+        let out = Engine::new(Options { addresses: mode, ..Options::default() }).translate(&res);
+        let listeners: Vec<&str> = out.gateways[0].ir.listeners.iter().map(|l| l.address.as_str()).collect();
+        assert_eq!(listeners, [bound], "{mode:?}");
+        let addrs: Vec<&str> = out.statuses.gateways[&gw].addresses.iter().map(|a| a.value.as_str()).collect();
+        assert_eq!(addrs, ["10.245.0.9"], "{mode:?}");
+    }
 }

@@ -17,10 +17,14 @@ use legate_api::ProxyConfigSpec;
 use legate_api::conditions::reasons;
 use legate_api::gvk::LEGATE_GROUP;
 use legate_translator::ObjKey;
+use legate_translator::status::Address;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use super::{FleetObjects, FleetOptions, addresses, bootstrap_yaml, desired, fleet_name, merge_proxy_config, ready};
+use super::{
+    FleetObjects, FleetOptions, addresses, bootstrap_yaml, desired, fleet_name, merge_proxy_config, ready,
+    requested_addresses, unassigned,
+};
 use crate::k8s::fleet_hook::{AcceptedGateway, FleetManager, FleetRequest, FleetStatus};
 use crate::k8s::pki::{Ca, ClientCert, client_secret_name};
 
@@ -150,7 +154,29 @@ impl Inner {
             // Deleted behind our back (or not yet applied): apply again next time.
             self.applied.lock().unwrap_or_else(|e| e.into_inner()).remove(&g.key);
         }
-        let addrs = svc.as_ref().map(addresses).unwrap_or_default();
+        let assigned = svc.as_ref().map(addresses).unwrap_or_default();
+        // Static addresses are published as asked (their clients know them already), and
+        // `Programmed` says whether the load balancer serves them yet.
+        let requested = requested_addresses(&g.gateway);
+        let missing = unassigned(&requested, &assigned);
+        let addrs = if requested.is_empty() {
+            assigned
+        } else {
+            requested.iter().map(|v| Address { type_: "IPAddress".into(), value: v.clone() }).collect()
+        };
+        if !missing.is_empty() {
+            return FleetStatus {
+                ready: false,
+                reason: reasons::ADDRESS_NOT_USABLE.into(),
+                message: format!(
+                    "the load balancer has not assigned spec.addresses {} to Service {}/{name}: it cannot use them, \
+                     or not yet (see the Service's events and the load balancer's logs)",
+                    missing.join(", "),
+                    g.key.namespace
+                ),
+                addresses: addrs,
+            };
+        }
         if !deploy.as_ref().is_some_and(ready) {
             return FleetStatus {
                 addresses: addrs,

@@ -198,6 +198,43 @@ fn addresses_from_the_service() {
 }
 
 #[test]
+fn static_addresses_asked_of_the_load_balancer() {
+    let with = |addrs: &str| {
+        gateway(&format!(
+            r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{ name: demo, namespace: default }}
+spec:
+  gatewayClassName: legate
+  addresses: {addrs}
+  listeners: [ {{ name: http, port: 8080, protocol: HTTP }} ]
+"#
+        ))
+    };
+    let svc =
+        |gw: &Gateway| desired(gw, &ProxyConfigSpec::default(), "B", &fake_cert(), &FleetOptions::default()).service;
+    // One address: the annotation and spec.loadBalancerIP.
+    let one = svc(&with("[ { type: IPAddress, value: 10.245.0.7 }, { type: IPAddress } ]"));
+    assert_eq!(one.metadata.annotations.as_ref().unwrap()[ADDRESSES_ANNOTATION], "10.245.0.7");
+    assert_eq!(one.spec.as_ref().unwrap().load_balancer_ip.as_deref(), Some("10.245.0.7"));
+    // Several: the annotation only (spec.loadBalancerIP holds one).
+    let two = svc(&with("[ { value: 10.245.0.7 }, { type: IPAddress, value: 10.245.0.8 }, { value: 10.245.0.7 } ]"));
+    assert_eq!(two.metadata.annotations.as_ref().unwrap()[ADDRESSES_ANNOTATION], "10.245.0.7,10.245.0.8");
+    assert_eq!(two.spec.as_ref().unwrap().load_balancer_ip, None);
+    // None with a value: nothing asked.
+    let none = svc(&with("[ { type: IPAddress } ]"));
+    assert!(none.metadata.annotations.is_none_or(|a| !a.contains_key(ADDRESSES_ANNOTATION)));
+    assert_eq!(none.spec.as_ref().unwrap().load_balancer_ip, None);
+    // What the load balancer has not assigned (IPs compared parsed).
+    let ip = |v: &str| Address { type_: "IPAddress".into(), value: v.into() };
+    let asked = vec!["10.245.0.7".to_owned(), "2001:db8::1".to_owned()];
+    assert_eq!(unassigned(&asked, &[ip("2001:db8:0::1")]), vec!["10.245.0.7"]);
+    assert!(unassigned(&asked, &[ip("10.245.0.7"), ip("2001:db8::1")]).is_empty());
+    assert_eq!(unassigned(&asked, &[]).len(), 2);
+}
+
+#[test]
 fn readiness() {
     let mut d = Deployment::default();
     assert!(!ready(&d));

@@ -5,6 +5,8 @@
 //	legate-node run [flags]   the node (see `legate-node run -h`)
 //	legate-node pod-exec      internal: enters a pod's namespaces and executes a container's program
 //	legate-node pause         sleeps until SIGTERM or SIGINT (a stand-in for images that must not run)
+//	legate-node dns-whoami    answers DNS queries on UDP :53 with the querier's address, never
+//	                          forwarding (the stand-in for CoreDNS)
 //	legate-node cleanup --state-dir DIR
 //	                          kills, deletes and unmounts what a node left (podrunner.Cleanup)
 package main
@@ -25,6 +27,8 @@ func main() {
 		shim.Main()
 	case "pause":
 		pause()
+	case "dns-whoami":
+		os.Exit(dnsWhoami())
 	case "run":
 		os.Exit(run(os.Args[2:]))
 	case "cleanup":
@@ -35,6 +39,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: legate-node run [flags] | pause | cleanup --state-dir DIR | pod-exec (internal)")
+	fmt.Fprintln(os.Stderr, "usage: legate-node run [flags] | pause | dns-whoami | cleanup --state-dir DIR | pod-exec (internal)")
 	os.Exit(2)
 }

@@ -31,10 +31,10 @@ import (
 )
 
 type runFlags struct {
-	kubeconfig, nodeName, bridge, bridgeIP, podCIDR, stateDir, images string
-	listen, tlsCert, tlsKey, apiHost                                  string
-	apiPort                                                           int
-	verbose                                                           bool
+	kubeconfig, nodeName, bridge, bridgeIP, podCIDR, lbPool, stateDir, images string
+	listen, tlsCert, tlsKey, apiHost                                          string
+	apiPort                                                                   int
+	verbose                                                                   bool
 }
 
 func run(args []string) int {
@@ -45,6 +45,7 @@ func run(args []string) int {
 	fs.StringVar(&f.bridge, "bridge", "lgt0", "host bridge the pods' veths join (must exist, with --bridge-ip on it)")
 	fs.StringVar(&f.bridgeIP, "bridge-ip", "10.244.0.1", "the host's address on the bridge: the Node's InternalIP and the pods' hostIP")
 	fs.StringVar(&f.podCIDR, "pod-cidr", "10.244.0.0/16", "the pods' subnet (the bridge's)")
+	fs.StringVar(&f.lbPool, "lb-pool", "10.245.0.0/24", "the static addresses LoadBalancer Services may ask for (bound to a ready pod of the Service)")
 	fs.StringVar(&f.stateDir, "state-dir", "", "directory for pod directories, logs, volumes, IP leases (required)")
 	fs.StringVar(&f.images, "images", "", "image table (JSON, package images), read at each container start (required)")
 	fs.StringVar(&f.listen, "listen", "10.244.0.1:10250", "kubelet API address (TLS)")
@@ -90,6 +91,13 @@ func runNode(f runFlags) error {
 	}
 	if !cidr.Contains(hostIP) {
 		return fmt.Errorf("--bridge-ip %s is not in --pod-cidr %s", hostIP, cidr)
+	}
+	_, pool, err := net.ParseCIDR(f.lbPool)
+	if err != nil {
+		return fmt.Errorf("--lb-pool: %w", err)
+	}
+	if pool.Contains(cidr.IP) || cidr.Contains(pool.IP) {
+		return fmt.Errorf("--lb-pool %s overlaps --pod-cidr %s", pool, cidr)
 	}
 	_, portStr, err := net.SplitHostPort(f.listen)
 	if err != nil {
@@ -144,7 +152,8 @@ func runNode(f runFlags) error {
 	}
 	// Services and EndpointSlices: the LB controller and the hosts files.
 	factory := informers.NewSharedInformerFactory(client, 10*time.Minute)
-	lbc := lb.New(client, factory, logger.With("component", "lb"))
+	lbc := lb.New(client, factory, logger.With("component", "lb"),
+		lb.Options{Pool: pool, VIPs: lb.NetnsVIPs{Bridge: f.bridge, Netns: prov.Netns}})
 	watcher := hostsdns.NewWatcher(factory, prov.SetServices)
 	factory.Start(ctx.Done())
 	go lbc.Run(ctx)

@@ -64,7 +64,7 @@ func TestUpRunsPodsAndDownLeavesNothing(t *testing.T) {
 	must(t, create(ctx, client.CoreV1().ConfigMaps(ns), &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "conf"}, Data: map[string]string{"a.txt": "hello"}}))
 	labels := map[string]string{"app": "pause"}
-	// CoreDNS's image is mapped to `legate-node pause` in every cluster.
+	// CoreDNS's image is mapped to `legate-node dns-whoami` in every cluster.
 	must(t, create(ctx, client.AppsV1().Deployments(ns), &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "pause"},
 		Spec: appsv1.DeploymentSpec{

