@@ -5,7 +5,9 @@
 //! {"backend":"v1","method":"GET","path":"/a","query":"x=1","host":"example.com",
 //!  "headers":{"user-agent":"..."},"version":"HTTP/1.1"}
 //! ```
-//! `?status=503` answers with that status; `?delay_ms=200` waits first.
+//! `?status=503` answers with that status; `?delay_ms=200` waits first; `?fail_first=2&key=k`
+//! answers 503 to the first 2 requests carrying key `k` (across every echo server of the
+//! process), then as usual: a flaky backend for retry tests.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -18,8 +20,8 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -91,7 +93,16 @@ pub(crate) async fn answer(
     if let Some(ms) = param("delay_ms").and_then(|v| v.parse().ok()) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    let status = param("status").and_then(|v| v.parse().ok()).unwrap_or(200u16);
+    let mut status = param("status").and_then(|v| v.parse().ok()).unwrap_or(200u16);
+    if let Some(n) = param("fail_first").and_then(|v| v.parse::<u64>().ok()) {
+        static SEEN: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
+        let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+        let count = seen.entry(param("key").unwrap_or_default()).or_default();
+        *count += 1;
+        if *count <= n {
+            status = 503;
+        }
+    }
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in req.headers() {
         let v = String::from_utf8_lossy(v.as_bytes()).into_owned();

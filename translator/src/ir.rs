@@ -239,6 +239,28 @@ pub struct Filters {
     /// The rule's CORS policy (HTTPRoute CORS filter; never on a backendRef).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cors: Option<Box<Cors>>,
+    /// The rule's retries (HTTPRoute `rules[].retry`; never on a backendRef).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Box<Retry>>,
+}
+
+/// Retries of a rule's requests. Connection failures, resets and refused streams are retried
+/// as well as the listed status codes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Retry {
+    /// Response status codes retried.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub codes: Vec<u32>,
+    /// Retries after the first attempt.
+    pub attempts: u32,
+    /// The least wait before a retry (Envoy backs off exponentially from it, with jitter, up to
+    /// ten times it); `None`: Envoy's 25 ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backoff_ms: Option<u64>,
+    /// The timeout of each attempt (`timeouts.backendRequest`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_try_timeout_ms: Option<u64>,
 }
 
 impl Filters {

@@ -1,7 +1,7 @@
 //! The HTTPRoute CORS filter → [`Cors`]: origins become patterns, methods and headers lists,
 //! `maxAge` seconds (5 when unset, as the CRD defaults it).
 
-use legate_api::gateway::standard::httproutes::HttpRouteRulesFiltersCors;
+use legate_api::gateway::experimental::httproutes::HttpRouteRulesFiltersCors;
 
 use super::checks::check_header_name;
 use crate::conditions::Problem;

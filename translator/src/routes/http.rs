@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use legate_api::conditions::reasons;
-use legate_api::gateway::standard::httproutes::*;
+use legate_api::gateway::experimental::httproutes::*;
 use legate_api::gvk::KIND_HTTP_ROUTE;
 
 use super::backends::Referrer;
@@ -14,7 +14,7 @@ use super::model::{
     Duration, RedirectSpec, RouteRules, Rule, RuleAction, build_rules, destinations, mirror, unknown_extension,
 };
 use crate::conditions::Problem;
-use crate::ir::{Filters, MatchIr, PathMatch, PathRewrite, Rewrite, ValueMatch};
+use crate::ir::{Filters, MatchIr, PathMatch, PathRewrite, Retry, Rewrite, ValueMatch};
 use crate::resources::{Reads, RejectedRule, namespace_of};
 
 /// Builds the rules of one HTTPRoute.
@@ -93,6 +93,12 @@ fn build_rule(
                 let c = f.cors.as_ref().ok_or_else(|| Problem::unsupported("cors is missing").at(&at))?;
                 ir_filters.cors = Some(Box::new(super::cors::cors(c).map_err(|e| e.at(&at))?));
             }
+            HttpRouteRulesFiltersType::ExternalAuth => {
+                return Err(Problem::unsupported(
+                    "the ExternalAuth filter is not supported by Legate; attach an AuthPolicy with `external` instead",
+                )
+                .at(at));
+            }
         }
     }
     if redirect.is_some() && ir_filters.rewrite.is_some() {
@@ -114,7 +120,14 @@ fn build_rule(
         .enumerate()
         .map(|(i, b)| backend_filters(b).map_err(|e| e.at(format_args!("backendRefs[{i}]"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let timeout = rule.timeouts.as_ref().map(timeout).transpose().map_err(Problem::unsupported)?.flatten();
+    let mut timeout = rule.timeouts.as_ref().map(timeout).transpose().map_err(Problem::unsupported)?.flatten();
+    if let Some(r) = &rule.retry {
+        ir_filters.retry = retry(r, rule.timeouts.as_ref()).map_err(|e| e.at("retry"))?;
+        if ir_filters.retry.is_some() {
+            // Retries: `request` bounds them all, `backendRequest` each attempt.
+            timeout = rule.timeouts.as_ref().and_then(|t| t.request.as_deref()).map(duration_or_off).transpose()?;
+        }
+    }
 
     let action = if let Some(r) = redirect {
         RuleAction::Redirect(r)
@@ -249,6 +262,41 @@ fn path_modifier<T: std::fmt::Debug>(
 fn timeout(t: &HttpRouteRulesTimeouts) -> Result<Option<Duration>, String> {
     let pick = t.request.as_deref().or(t.backend_request.as_deref());
     pick.map(|s| parse_duration(s).map(|d| if d.is_zero() { None } else { Some(d) })).transpose()
+}
+
+/// A timeout, `0s` meaning none.
+fn duration_or_off(s: &str) -> Result<Duration, Problem> {
+    parse_duration(s).map(|d| (!d.is_zero()).then_some(d)).map_err(Problem::unsupported)
+}
+
+/// The rule's retries; `None` when `attempts` is 0. Unset attempts: one retry.
+fn retry(r: &HttpRouteRulesRetry, timeouts: Option<&HttpRouteRulesTimeouts>) -> Result<Option<Box<Retry>>, Problem> {
+    let attempts = match r.attempts {
+        None => 1,
+        Some(0) => return Ok(None),
+        Some(n) => u32::try_from(n)
+            .map_err(|_| Problem::unsupported(format!("attempts {n} is not a number of retries (0 or more)")))?,
+    };
+    let codes = r
+        .codes
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, &c)| match u32::try_from(c) {
+            Ok(c @ 400..=599) => Ok(c),
+            _ => Err(Problem::unsupported(format!("codes[{i}]: {c} is not an HTTP error status (400-599)"))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let ms = |d: std::time::Duration| d.as_millis() as u64;
+    let backoff =
+        r.backoff.as_deref().map(parse_duration).transpose().map_err(|e| Problem::unsupported(e).at("backoff"))?;
+    let per_try = timeouts.and_then(|t| t.backend_request.as_deref()).map(duration_or_off).transpose()?.flatten();
+    Ok(Some(Box::new(Retry {
+        codes,
+        attempts,
+        backoff_ms: backoff.filter(|d| !d.is_zero()).map(ms),
+        per_try_timeout_ms: per_try.map(ms),
+    })))
 }
 
 #[cfg(test)]

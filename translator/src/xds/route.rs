@@ -5,9 +5,9 @@ use envoy_types::pb::envoy::config::core::v3::{
     HeaderValue, HeaderValueOption, RuntimeFractionalPercent, header_value_option::HeaderAppendAction,
 };
 use envoy_types::pb::envoy::config::route::v3::{
-    DirectResponseAction, HeaderMatcher, QueryParameterMatcher, RedirectAction, Route, RouteAction, RouteConfiguration,
-    RouteMatch, VirtualHost, WeightedCluster, header_matcher::HeaderMatchSpecifier,
-    query_parameter_matcher::QueryParameterMatchSpecifier, redirect_action, route::Action, route_action,
+    DirectResponseAction, HeaderMatcher, QueryParameterMatcher, RedirectAction, RetryPolicy, Route, RouteAction,
+    RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster, header_matcher::HeaderMatchSpecifier,
+    query_parameter_matcher::QueryParameterMatchSpecifier, redirect_action, retry_policy, route::Action, route_action,
     route_match::PathSpecifier, weighted_cluster::ClusterWeight,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{
@@ -284,6 +284,7 @@ fn route(r: &RouteIr) -> Route {
                     route_action::ClusterNotFoundResponseCode::InternalServerError
                 } as i32,
                 timeout: timeout_ms.map(|ms| duration(std::time::Duration::from_millis(ms))),
+                retry_policy: filters.retry.as_deref().map(retry_policy),
                 // gRPC: the client's deadline (grpc-timeout header) bounds the call, uncapped.
                 max_stream_duration: r.match_.grpc.is_some().then(|| route_action::MaxStreamDuration {
                     grpc_timeout_header_max: Some(duration(std::time::Duration::ZERO)),
@@ -318,6 +319,26 @@ fn route(r: &RouteIr) -> Route {
         }
     });
     out
+}
+
+/// A rule's retries: connection failures, resets and refused streams, and the listed codes.
+fn retry_policy(r: &Retry) -> RetryPolicy {
+    let ms = |v: u64| duration(std::time::Duration::from_millis(v));
+    let mut on = vec!["connect-failure", "refused-stream", "reset"];
+    if !r.codes.is_empty() {
+        on.push("retriable-status-codes");
+    }
+    RetryPolicy {
+        retry_on: on.join(","),
+        retriable_status_codes: r.codes.clone(),
+        num_retries: Some(UInt32Value { value: r.attempts }),
+        per_try_timeout: r.per_try_timeout_ms.map(ms),
+        retry_back_off: r.backoff_ms.map(|b| retry_policy::RetryBackOff {
+            base_interval: Some(ms(b)),
+            max_interval: Some(ms(b.saturating_mul(10))),
+        }),
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]
