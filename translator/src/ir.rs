@@ -242,6 +242,24 @@ pub struct Filters {
     /// The rule's retries (HTTPRoute `rules[].retry`; never on a backendRef).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry: Option<Box<Retry>>,
+    /// The rule's session persistence (HTTPRoute `rules[].sessionPersistence`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<Box<Session>>,
+}
+
+/// Session persistence: requests carrying the session's cookie or header go to the endpoint that
+/// served the session's first request (while it is healthy), whatever the weights.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Session {
+    /// A cookie set by the gateway; `ttl_s` makes it permanent (else a session cookie).
+    Cookie {
+        name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ttl_s: Option<u64>,
+    },
+    /// A header the backend sets on its responses and clients send back.
+    Header { name: String },
 }
 
 /// Retries of a rule's requests. Connection failures, resets and refused streams are retried

@@ -104,6 +104,7 @@ fn hcm(listener: &str, route_config: &str) -> Filter {
                 config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(GrpcWeb::default()))),
                 ..Default::default()
             },
+            super::session::http_filter(),
             HttpFilter {
                 name: "envoy.filters.http.router".into(),
                 config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Router::default()))),

@@ -295,6 +295,9 @@ fn route(r: &RouteIr) -> Route {
             if let Some(c) = &filters.cors {
                 out.typed_per_filter_config.insert(super::cors::FILTER.into(), super::cors::policy(c));
             }
+            if let Some(s) = &filters.session {
+                out.typed_per_filter_config.insert(super::session::FILTER.into(), super::session::per_route(s));
+            }
             if let Some(rw) = &filters.rewrite {
                 if let Some(h) = &rw.hostname {
                     a.host_rewrite_specifier = Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(h.clone()));
