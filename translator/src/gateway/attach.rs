@@ -56,10 +56,10 @@ pub fn attach(
         .collect();
     if candidates.is_empty() {
         let selected = match (&parent.section_name, parent.port) {
-            (Some(s), Some(p)) => format!("a listener named {s:?} on port {p}"),
-            (Some(s), None) => format!("a listener named {s:?}"),
-            (None, Some(p)) => format!("a listener on port {p}"),
-            (None, None) => "any listener".to_owned(),
+            (Some(s), Some(p)) => format!("listener named {s:?} on port {p}"),
+            (Some(s), None) => format!("listener named {s:?}"),
+            (None, Some(p)) => format!("listener on port {p}"),
+            (None, None) => "listener".to_owned(),
         };
         return reject(reasons::NO_MATCHING_PARENT, format!("{what} has no {selected}"));
     }
