@@ -39,6 +39,11 @@ pub mod reasons {
     pub const NO_RESOURCES: &str = "NoResources";
     pub const CONFIGURATION_CHANGED: &str = "ConfigurationChanged";
 
+    // ListenerSet (also LISTENERS_NOT_VALID)
+    pub const NOT_ALLOWED: &str = "NotAllowed";
+    pub const PARENT_NOT_ACCEPTED: &str = "ParentNotAccepted";
+    pub const PARENT_NOT_PROGRAMMED: &str = "ParentNotProgrammed";
+
     // Listener
     pub const PORT_UNAVAILABLE: &str = "PortUnavailable";
     pub const UNSUPPORTED_PROTOCOL: &str = "UnsupportedProtocol";

@@ -9,6 +9,7 @@ pub const CORE_GROUP: &str = "";
 
 pub const KIND_GATEWAY_CLASS: &str = "GatewayClass";
 pub const KIND_GATEWAY: &str = "Gateway";
+pub const KIND_LISTENER_SET: &str = "ListenerSet";
 pub const KIND_HTTP_ROUTE: &str = "HTTPRoute";
 pub const KIND_GRPC_ROUTE: &str = "GRPCRoute";
 pub const KIND_TLS_ROUTE: &str = "TLSRoute";

@@ -10,6 +10,7 @@ use crate::gvk::{GATEWAY_GROUP, LEGATE_GROUP};
 pub enum Kind {
     GatewayClass,
     Gateway,
+    ListenerSet,
     HttpRoute,
     GrpcRoute,
     TlsRoute,
@@ -79,6 +80,7 @@ const fn row(
 pub const KINDS: &[KindInfo] = &[
     row(Kind::GatewayClass, GATEWAY_GROUP, "v1", "GatewayClass", "gatewayclasses", false, StatusRole::Written, false),
     row(Kind::Gateway, GATEWAY_GROUP, "v1", "Gateway", "gateways", true, StatusRole::Written, false),
+    row(Kind::ListenerSet, GATEWAY_GROUP, "v1", "ListenerSet", "listenersets", true, StatusRole::Written, true),
     row(Kind::HttpRoute, GATEWAY_GROUP, "v1", "HTTPRoute", "httproutes", true, StatusRole::Written, false),
     row(Kind::GrpcRoute, GATEWAY_GROUP, "v1", "GRPCRoute", "grpcroutes", true, StatusRole::Written, true),
     row(Kind::TlsRoute, GATEWAY_GROUP, "v1", "TLSRoute", "tlsroutes", true, StatusRole::Written, true),

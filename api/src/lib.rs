@@ -28,6 +28,7 @@ pub mod gateway {
     pub use gateway_api::apis::standard::gatewayclasses::{GatewayClass, GatewayClassSpec};
     pub use gateway_api::apis::standard::gateways::{Gateway, GatewaySpec};
     pub use gateway_api::apis::standard::grpcroutes::{GrpcRoute, GrpcRouteSpec};
+    pub use gateway_api::apis::standard::listenersets::{ListenerSet, ListenerSetSpec};
     pub use gateway_api::apis::standard::referencegrants::{ReferenceGrant, ReferenceGrantSpec};
     pub use gateway_api::apis::standard::tlsroutes::{TlsRoute, TlsRouteSpec};
 }

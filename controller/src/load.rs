@@ -328,6 +328,7 @@ pub fn decode(file: &Path, doc: usize, mut v: Value) -> Result<Decoded, LoadErro
     let object = match kind {
         Kind::GatewayClass => Object::GatewayClass(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::Gateway => Object::Gateway(Arc::new(typed(&v).map_err(typed_err)?)),
+        Kind::ListenerSet => Object::ListenerSet(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::HttpRoute => {
             let (route, rejected) = route_dropping_rules::<HttpRoute>(&v).map_err(typed_err)?;
             Object::Route(route.into(), rejected.into())

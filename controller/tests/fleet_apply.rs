@@ -109,6 +109,7 @@ async fn apply_is_server_side_apply_in_order_and_delete_tolerates_absence() {
     let opts = FleetOptions::default();
     let objs = desired(
         &gateway(),
+        &[],
         &ProxyConfigSpec::default(),
         &bootstrap_yaml(&key, &opts),
         &ca.client_cert(&key, None).unwrap(),

@@ -86,7 +86,8 @@ async fn fleet_envoy_gets_its_gateway_over_mtls() {
     // The fleet objects, as the controller would apply them.
     let fleet_opts = FleetOptions { xds_host: "127.0.0.1".into(), xds_port, protocol: Protocol::Delta };
     let gw: Gateway = serde_norway::from_str(text.split("---").nth(1).unwrap()).unwrap();
-    let objs = desired(&gw, &merge_proxy_config(None, None), &bootstrap_yaml(&key, &fleet_opts), &client, &fleet_opts);
+    let objs =
+        desired(&gw, &[], &merge_proxy_config(None, None), &bootstrap_yaml(&key, &fleet_opts), &client, &fleet_opts);
     let certs: BTreeMap<String, Vec<u8>> =
         objs.client_secret.data.clone().unwrap().into_iter().map(|(k, v)| (k, v.0)).collect();
     let bootstrap = objs.config_map.data.as_ref().unwrap()[legate::k8s::fleet::BOOTSTRAP_FILE].clone();

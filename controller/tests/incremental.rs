@@ -151,17 +151,29 @@ fn incremental_equals_full_on_a_generated_world() {
     let dir = tempfile::tempdir().unwrap();
     let mut yaml = String::from(
         "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: { name: legate }\nspec: { controllerName: legate.dev/gateway-controller }\n---\n\
-         apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: { name: gw, namespace: infra }\nspec:\n  gatewayClassName: legate\n  listeners:\n    - { name: http, protocol: HTTP, port: 80, allowedRoutes: { namespaces: { from: All } } }\n    - { name: apps, protocol: HTTP, port: 80, hostname: '*.apps.test', allowedRoutes: { namespaces: { from: Selector, selector: { matchLabels: { team: a } } } } }\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: { name: gw, namespace: infra }\nspec:\n  gatewayClassName: legate\n  allowedListeners: { namespaces: { from: Selector, selector: { matchLabels: { team: a } } } }\n  listeners:\n    - { name: http, protocol: HTTP, port: 80, allowedRoutes: { namespaces: { from: All } } }\n    - { name: apps, protocol: HTTP, port: 80, hostname: '*.apps.test', allowedRoutes: { namespaces: { from: Selector, selector: { matchLabels: { team: a } } } } }\n---\n\
          apiVersion: v1\nkind: Namespace\nmetadata: { name: ns-0, labels: { team: a } }\n---\n\
          apiVersion: v1\nkind: Namespace\nmetadata: { name: ns-1 }\n---\n\
          apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: { name: from-ns-0, namespace: ns-1 }\nspec:\n  from: [ { group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: ns-0 } ]\n  to: [ { group: '', kind: Service } ]\n",
     );
+    // ListenerSets: ls-0 is admitted (its namespace has team=a), ls-1 is not; each has a
+    // listener of its own and one on the Gateway's port and hostname (which loses).
+    for ns in 0..2 {
+        yaml += &format!(
+            "---\napiVersion: gateway.networking.k8s.io/v1\nkind: ListenerSet\nmetadata: {{ name: ls-{ns}, namespace: ns-{ns} }}\nspec:\n  parentRef: {{ name: gw, namespace: infra }}\n  listeners:\n    - {{ name: own, protocol: HTTP, port: 80, hostname: 'ls{ns}.test', allowedRoutes: {{ namespaces: {{ from: All }} }} }}\n    - {{ name: dup, protocol: HTTP, port: 80 }}\n"
+        );
+    }
     for i in 0..12 {
         let ns = i % 2;
+        let parents = if i % 3 == 0 {
+            format!("[ {{ name: gw, namespace: infra }}, {{ kind: ListenerSet, name: ls-{ns} }} ]")
+        } else {
+            "[ { name: gw, namespace: infra } ]".to_owned()
+        };
         yaml += &format!(
             "---\napiVersion: v1\nkind: Service\nmetadata: {{ name: svc-{i}, namespace: ns-{ns} }}\nspec: {{ ports: [ {{ name: http, port: 80 }} ] }}\n\
              ---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{ name: svc-{i}-x, namespace: ns-{ns}, labels: {{ kubernetes.io/service-name: svc-{i} }} }}\naddressType: IPv4\nports: [ {{ name: http, port: 8080 }} ]\nendpoints: [ {{ addresses: [ 10.0.0.{i} ] }}, {{ addresses: [ 10.0.1.{i} ], conditions: {{ ready: false }} }} ]\n\
-             ---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{ name: r-{i}, namespace: ns-{ns}, creationTimestamp: '2025-01-01T00:00:{i:02}Z' }}\nspec:\n  parentRefs: [ {{ name: gw, namespace: infra }} ]\n  hostnames: [ 'h{h}.apps.test', '*.apps.test', 'x{h}.test' ]\n  rules:\n    - matches: [ {{ path: {{ type: PathPrefix, value: /p{i} }} }}, {{ path: {{ type: Exact, value: /e }}, headers: [ {{ name: x, value: '{i}' }} ] }} ]\n      backendRefs: [ {{ name: svc-{i}, port: 80, weight: 2 }}, {{ name: svc-{j}, namespace: ns-{nj}, port: 80 }} ]\n    - matches: [ {{ path: {{ type: PathPrefix, value: /shared }} }} ]\n      filters: [ {{ type: RequestRedirect, requestRedirect: {{ scheme: https }} }} ]\n",
+             ---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{ name: r-{i}, namespace: ns-{ns}, creationTimestamp: '2025-01-01T00:00:{i:02}Z' }}\nspec:\n  parentRefs: {parents}\n  hostnames: [ 'h{h}.apps.test', '*.apps.test', 'x{h}.test', 'ls{ns}.test' ]\n  rules:\n    - matches: [ {{ path: {{ type: PathPrefix, value: /p{i} }} }}, {{ path: {{ type: Exact, value: /e }}, headers: [ {{ name: x, value: '{i}' }} ] }} ]\n      backendRefs: [ {{ name: svc-{i}, port: 80, weight: 2 }}, {{ name: svc-{j}, namespace: ns-{nj}, port: 80 }} ]\n    - matches: [ {{ path: {{ type: PathPrefix, value: /shared }} }} ]\n      filters: [ {{ type: RequestRedirect, requestRedirect: {{ scheme: https }} }} ]\n",
             h = i % 3,
             j = (i + 5) % 12,
             nj = (i + 5) % 12 % 2,

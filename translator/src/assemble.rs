@@ -108,7 +108,7 @@ pub fn gateway_ir(
                 ClientValidationIr { ca: v.name.clone(), insecure_fallback: v.insecure_fallback }
             });
             tls.push(TlsChainIr {
-                listener: l.name().to_owned(),
+                listener: l.id.clone(),
                 server_names: l.hostname.iter().cloned().collect(),
                 certificates: certificate_names(l, &mut certificates),
                 client_validation,
@@ -213,7 +213,7 @@ fn streams(
         }
         let stream = |name: String, server_names: Vec<String>, certificates: Vec<String>| StreamIr {
             name,
-            listener: l.name().to_owned(),
+            listener: l.id.clone(),
             server_names,
             certificates,
             backends: backends.clone(),
@@ -226,7 +226,7 @@ fn streams(
                     out.push(stream(format!("{}/{h}", a.key.route_name()), names, certs.clone()));
                 }
             }
-        } else if !out.iter().any(|s| s.listener == l.name()) {
+        } else if !out.iter().any(|s| s.listener == l.id) {
             out.push(stream(a.key.route_name(), vec![], vec![]));
         }
     }
@@ -304,8 +304,8 @@ fn virtual_host(
     contributions: &[(&Attachment<'_>, &str)],
     cache: &mut Cache,
 ) -> Arc<VirtualHostIr> {
-    let name = format!("{}/{}", l.name(), domain);
-    let listener = (l.name().to_owned(), l.port());
+    let name = format!("{}/{}", l.id, domain);
+    let listener = (l.id.clone(), l.port());
     let memo = cache.virtual_hosts.get_or(
         (gw.key.clone(), name.clone()),
         |m| {
@@ -324,7 +324,7 @@ fn virtual_host(
                 .collect(),
             ir: Arc::new(VirtualHostIr {
                 name: name.clone(),
-                listener: l.name().to_owned(),
+                listener: l.id.clone(),
                 routes: routes_for(l, contributions),
                 domain: domain.to_owned(),
             }),

@@ -18,25 +18,39 @@ use tracing::debug_span;
 use crate::backend_tls::Policies;
 use crate::conditions::Condition;
 use crate::gateway::{GatewayState, class, listeners};
-use crate::resources::{Dep, ObjKey, Reads, RejectedRule, Resources};
+use crate::resources::{Dep, ObjKey, Reads, RejectedRule, Resources, SetEntry};
 use crate::routes::{Route, RouteKey, RouteRules, backends, conflicts};
 use crate::status::{BackendStatus, Statuses};
-use crate::translate::{Attachment, Options, Output, RouteOutcome, attach_route, finish_gateway, gateway_parents};
+use crate::translate::{
+    Attachment, Options, Output, RouteOutcome, Target, attach_route, finish_gateway, route_parents,
+};
 use crate::{assemble, xds};
 
-/// What route attachment reads of a Gateway: the Gateway itself and which of its listeners
-/// are accepted (which depends on Secrets, grants and the class). Shared while unchanged, so a
-/// route's attachment is reused while the Gateways it names keep their signature.
+/// What route attachment reads of a Gateway: the Gateway itself, the ListenerSets naming it
+/// (and which it admits), and which of its merged listeners are accepted (which depends on
+/// Secrets, grants and the class). Shared while unchanged, so a route's attachment is reused
+/// while the Gateways it names, directly or through a ListenerSet, keep their signature: a
+/// ListenerSet change changes its Gateway's.
 #[derive(Debug)]
 struct GatewaySig {
     gateway: Arc<Gateway>,
+    sets: Vec<(Arc<SetEntry>, bool)>,
     accepted: Vec<bool>,
+}
+
+impl GatewaySig {
+    fn same(&self, gw: &Arc<Gateway>, sets: &[(Arc<SetEntry>, bool)], accepted: &[bool]) -> bool {
+        Arc::ptr_eq(&self.gateway, gw)
+            && self.accepted == accepted
+            && self.sets.len() == sets.len()
+            && self.sets.iter().zip(sets).all(|((a, x), (b, y))| Arc::ptr_eq(a, b) && x == y)
+    }
 }
 
 struct RouteMemo {
     route: Route,
-    /// The Gateways its parentRefs name (a function of the route alone).
-    parents: Vec<ObjKey>,
+    /// The Gateways and ListenerSets its parentRefs name (a function of the route alone).
+    parents: Vec<Target>,
     rejected: Option<Arc<[RejectedRule]>>,
     deps: Vec<Dep>,
     rules: Arc<RouteRules>,
@@ -118,9 +132,10 @@ impl Engine {
                 st.invalid = Some(format!("GatewayClass {} is not accepted; see its status", st.class));
             }
             let accepted: Vec<bool> = st.listeners.iter().map(|l| l.accepted).collect();
+            let sets: Vec<(Arc<SetEntry>, bool)> = (st.sets.iter()).map(|s| (s.entry.clone(), s.allowed)).collect();
             let sig = match self.sigs.remove(key) {
-                Some(s) if Arc::ptr_eq(&s.gateway, gw) && s.accepted == accepted => s,
-                _ => Arc::new(GatewaySig { gateway: gw.clone(), accepted }),
+                Some(s) if s.same(gw, &sets, &accepted) => s,
+                _ => Arc::new(GatewaySig { gateway: gw.clone(), sets, accepted }),
             };
             sigs.insert(key.clone(), sig);
             gateways.insert(st.key.clone(), st);
@@ -156,7 +171,7 @@ impl Engine {
                     let rules = route.build(&reads, rejected.map(|r| &r[..]).unwrap_or_default());
                     let memo = RouteMemo {
                         route: route.clone(),
-                        parents: gateway_parents(route, key).into_iter().map(|(_, g)| g).collect(),
+                        parents: route_parents(route, key).into_iter().map(|(_, t)| t).collect(),
                         rejected: rejected.cloned(),
                         deps: reads.into_deps(),
                         rules: Arc::new(rules),
@@ -169,7 +184,7 @@ impl Engine {
             };
             memo.seen = epoch;
             let parents: Vec<Option<Arc<GatewaySig>>> =
-                memo.parents.iter().map(|g| self.sigs.get(g).cloned()).collect();
+                memo.parents.iter().map(|t| t.gateway(res).and_then(|g| self.sigs.get(&g).cloned())).collect();
             let namespace = match namespaces.get(key.key.namespace.as_str()) {
                 Some(n) => n.clone(),
                 None => {
@@ -218,7 +233,8 @@ impl Engine {
             let mut atts = attachments.remove(&key).unwrap_or_default();
             conflicts::resolve(&gw, &mut atts, &mut statuses);
             let caches = (&mut self.assemble, &mut self.xds);
-            let (status, out) = finish_gateway(&key, gw, &atts, res, &self.opts, &mut policies, caches);
+            let (status, sets, out) = finish_gateway(&key, gw, &atts, res, &self.opts, &mut policies, caches);
+            statuses.listener_sets.extend(sets);
             statuses.gateways.insert(key, status);
             outputs.extend(out);
         }

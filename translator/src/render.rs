@@ -5,12 +5,13 @@
 
 use serde_json::{Map, Value};
 
-use crate::status::{BackendStatus, GatewayClassStatus, GatewayStatus, PolicyStatus, RouteStatus};
+use crate::status::{BackendStatus, GatewayClassStatus, GatewayStatus, ListenerSetStatus, PolicyStatus, RouteStatus};
 
 /// Something with a status Legate writes.
 pub enum Owned<'a> {
     GatewayClass(&'a GatewayClassStatus),
     Gateway(&'a GatewayStatus),
+    ListenerSet(&'a ListenerSetStatus),
     Route(&'a RouteStatus),
     Backend(&'a BackendStatus),
     Policy(&'a PolicyStatus),
@@ -33,17 +34,13 @@ pub fn render(owned: Owned<'_>, previous: Option<&Value>, controller: &str, now:
             v
         }
         Owned::Gateway(s) => {
-            let mut v = to_value(s);
-            stamp(&mut v["conditions"], &prev["conditions"], now);
-            for l in v["listeners"].as_array_mut().unwrap() {
-                let old = find(&prev["listeners"], |p| p["name"] == l["name"]);
-                stamp(&mut l["conditions"], &old["conditions"], now);
-            }
+            let mut v = with_listeners(to_value(s), &prev, now);
             if s.addresses.is_empty() {
                 v.as_object_mut().unwrap().remove("addresses");
             }
             v
         }
+        Owned::ListenerSet(s) => with_listeners(to_value(s), &prev, now),
         Owned::Route(s) => entries(to_value(s), &prev, ("parents", "parentRef"), controller, now),
         Owned::Policy(s) => entries(to_value(s), &prev, ("ancestors", "ancestorRef"), controller, now),
         Owned::Backend(s) => {
@@ -52,6 +49,16 @@ pub fn render(owned: Owned<'_>, previous: Option<&Value>, controller: &str, now:
             v
         }
     }
+}
+
+/// A Gateway's or ListenerSet's status: its conditions and each listener's stamped.
+fn with_listeners(mut v: Value, prev: &Value, now: &str) -> Value {
+    stamp(&mut v["conditions"], &prev["conditions"], now);
+    for l in v["listeners"].as_array_mut().into_iter().flatten() {
+        let old = find(&prev["listeners"], |p| p["name"] == l["name"]);
+        stamp(&mut l["conditions"], &old["conditions"], now);
+    }
+    v
 }
 
 /// A status made of per-parent entries (route `parents`, policy `ancestors`): ours stamped

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use legate_api::gateway::{BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant};
-use legate_api::gvk::LABEL_SERVICE_NAME;
+use legate_api::gateway::standard::gateways::GatewayListeners;
+use legate_api::gateway::{BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, ListenerSet, ReferenceGrant};
+use legate_api::gvk::{GATEWAY_GROUP, KIND_GATEWAY, LABEL_SERVICE_NAME};
 use legate_api::k8s::{ConfigMap, EndpointSlice, Namespace, ObjectMeta, Secret, Service};
 use legate_api::kinds::Kind;
 use legate_api::{Backend, ProxyConfig};
@@ -26,6 +27,7 @@ pub type Objects<T> = BTreeMap<ObjKey, Arc<T>>;
 pub struct Resources {
     pub gateway_classes: Objects<GatewayClass>,
     pub gateways: Objects<Gateway>,
+    pub listener_sets: Objects<ListenerSet>,
     /// Routes of every kind, by kind then `namespace/name`.
     pub routes: BTreeMap<RouteKey, Route>,
     pub reference_grants: Objects<ReferenceGrant>,
@@ -47,6 +49,37 @@ pub struct Resources {
     pub slices: BTreeMap<ObjKey, Objects<EndpointSlice>>,
     /// Index: ReferenceGrants by namespace.
     pub grants: BTreeMap<String, Objects<ReferenceGrant>>,
+    /// Index: ListenerSets by the Gateway their `parentRef` names.
+    pub sets_by_gateway: BTreeMap<ObjKey, Objects<SetEntry>>,
+}
+
+/// A ListenerSet with its listeners in the Gateway's listener type (the two have one shape), so
+/// that one validation serves both.
+#[derive(Debug)]
+pub struct SetEntry {
+    pub set: Arc<ListenerSet>,
+    pub listeners: Vec<GatewayListeners>,
+}
+
+impl SetEntry {
+    fn new(set: Arc<ListenerSet>) -> Self {
+        let listeners = serde_json::to_value(&set.spec.listeners).and_then(serde_json::from_value);
+        let listeners = listeners.unwrap_or_else(|e| {
+            tracing::warn!(listener_set = %ObjKey::of(&set.metadata), "listeners not readable as Gateway listeners: {e}");
+            vec![]
+        });
+        SetEntry { set, listeners }
+    }
+}
+
+/// The Gateway a ListenerSet's `parentRef` names (its namespace defaults to the ListenerSet's),
+/// if it names a Gateway.
+pub fn set_parent(set: &ListenerSet) -> Option<ObjKey> {
+    let p = &set.spec.parent_ref;
+    let group = p.group.as_deref().unwrap_or(GATEWAY_GROUP);
+    let kind = p.kind.as_deref().unwrap_or(KIND_GATEWAY);
+    (group == GATEWAY_GROUP && kind == KIND_GATEWAY)
+        .then(|| ObjKey::new(p.namespace.as_deref().unwrap_or(namespace_of(&set.metadata)), &p.name))
 }
 
 /// A rule removed from a route at decode time.
@@ -63,6 +96,7 @@ pub struct RejectedRule {
 pub enum Object {
     GatewayClass(Arc<GatewayClass>),
     Gateway(Arc<Gateway>),
+    ListenerSet(Arc<ListenerSet>),
     /// A route of any kind and the rules removed from it at decode time.
     Route(Route, Arc<[RejectedRule]>),
     ReferenceGrant(Arc<ReferenceGrant>),
@@ -81,6 +115,7 @@ impl Object {
         match self {
             Object::GatewayClass(_) => Kind::GatewayClass,
             Object::Gateway(_) => Kind::Gateway,
+            Object::ListenerSet(_) => Kind::ListenerSet,
             Object::Route(r, _) => r.kind(),
             Object::ReferenceGrant(_) => Kind::ReferenceGrant,
             Object::BackendTlsPolicy(_) => Kind::BackendTlsPolicy,
@@ -98,6 +133,7 @@ impl Object {
         match self {
             Object::GatewayClass(o) => &o.metadata,
             Object::Gateway(o) => &o.metadata,
+            Object::ListenerSet(o) => &o.metadata,
             Object::Route(r, _) => r.metadata(),
             Object::ReferenceGrant(o) => &o.metadata,
             Object::BackendTlsPolicy(o) => &o.metadata,
@@ -130,6 +166,7 @@ macro_rules! object_from {
 object_from!(
     GatewayClass,
     Gateway,
+    ListenerSet,
     ReferenceGrant,
     BackendTlsPolicy,
     Backend,
@@ -171,6 +208,12 @@ impl Resources {
             }
             Object::Gateway(o) => {
                 self.gateways.insert(key, o);
+            }
+            Object::ListenerSet(o) => {
+                if let Some(gw) = set_parent(&o) {
+                    self.sets_by_gateway.entry(gw).or_default().insert(key.clone(), Arc::new(SetEntry::new(o.clone())));
+                }
+                self.listener_sets.insert(key, o);
             }
             Object::Route(r, rejected) => {
                 let key = RouteKey::new(r.kind(), key);
@@ -219,6 +262,13 @@ impl Resources {
         Some(match kind {
             Kind::GatewayClass => Object::GatewayClass(self.gateway_classes.remove(key)?),
             Kind::Gateway => Object::Gateway(self.gateways.remove(key)?),
+            Kind::ListenerSet => {
+                let s = self.listener_sets.remove(key)?;
+                if let Some(gw) = set_parent(&s) {
+                    remove_indexed(&mut self.sets_by_gateway, &gw, key);
+                }
+                Object::ListenerSet(s)
+            }
             Kind::HttpRoute | Kind::GrpcRoute | Kind::TlsRoute | Kind::TcpRoute | Kind::UdpRoute => {
                 let key = RouteKey::new(kind, key.clone());
                 let route = self.routes.remove(&key)?;
@@ -276,6 +326,7 @@ impl Resources {
         };
         (self.gateway_classes.values().map(|o| Object::GatewayClass(o.clone())))
             .chain(self.gateways.values().map(|o| Object::Gateway(o.clone())))
+            .chain(self.listener_sets.values().map(|o| Object::ListenerSet(o.clone())))
             .chain(self.routes.iter().map(route))
             .chain(self.reference_grants.values().map(|o| Object::ReferenceGrant(o.clone())))
             .chain(self.backend_tls_policies.values().map(|o| Object::BackendTlsPolicy(o.clone())))

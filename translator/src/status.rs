@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use legate_api::conditions::{reasons, types};
 use serde::Serialize;
 
 use crate::conditions::Condition;
@@ -15,6 +16,7 @@ use crate::routes::RouteKey;
 pub struct Statuses {
     pub gateway_classes: BTreeMap<String, GatewayClassStatus>,
     pub gateways: BTreeMap<ObjKey, GatewayStatus>,
+    pub listener_sets: BTreeMap<ObjKey, ListenerSetStatus>,
     /// Routes of every kind.
     pub routes: BTreeMap<RouteKey, Arc<RouteStatus>>,
     pub backends: BTreeMap<ObjKey, BackendStatus>,
@@ -26,6 +28,23 @@ impl Statuses {
     pub fn route(&self, kind: legate_api::kinds::Kind, key: &ObjKey) -> Option<&Arc<RouteStatus>> {
         self.routes.get(&RouteKey::new(kind, key.clone()))
     }
+
+    /// Turns `Programmed` False on the ListenerSets attached to the Gateway `gateway` whose own
+    /// `Programmed` condition was turned False after translation (its fleet is not ready, its
+    /// Envoys rejected the configuration): they are served by the same proxies.
+    pub fn parent_not_programmed(&mut self, gateway: &ObjKey) {
+        for s in self.listener_sets.values_mut().filter(|s| s.gateway == *gateway) {
+            for c in s.conditions.iter_mut().filter(|c| c.type_ == types::PROGRAMMED && c.is_true()) {
+                *c = Condition::new(
+                    types::PROGRAMMED,
+                    false,
+                    reasons::PARENT_NOT_PROGRAMMED,
+                    format!("Gateway {gateway} is not programmed"),
+                    c.observed_generation,
+                );
+            }
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -36,10 +55,25 @@ pub struct GatewayClassStatus {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct GatewayStatus {
     pub addresses: Vec<Address>,
     pub conditions: Vec<Condition>,
     pub listeners: Vec<ListenerStatus>,
+    /// The number of ListenerSets attached (accepted); written when the Gateway allows some
+    /// (`spec.allowedListeners`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attached_listener_sets: Option<i32>,
+}
+
+/// A ListenerSet's status: its own conditions and one entry per listener, as a Gateway's.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ListenerSetStatus {
+    pub conditions: Vec<Condition>,
+    pub listeners: Vec<ListenerStatus>,
+    /// The Gateway its `parentRef` names.
+    #[serde(skip)]
+    pub gateway: ObjKey,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use legate_api::conditions::{reasons, types};
-use legate_api::gvk::{DEFAULT_CONTROLLER_NAME, GATEWAY_GROUP, KIND_GATEWAY};
+use legate_api::gvk::{DEFAULT_CONTROLLER_NAME, GATEWAY_GROUP, KIND_GATEWAY, KIND_LISTENER_SET};
 use legate_api::k8s::Time;
 use tracing::debug_span;
 
@@ -12,12 +12,14 @@ use std::sync::Arc;
 
 use crate::backend_tls::{self, Policies};
 use crate::engine::Engine;
-use crate::gateway::GatewayState;
 use crate::gateway::attach::{self, Attached, RouteView};
+use crate::gateway::{GatewayState, ListenerState, listener_sets};
 use crate::ir::GatewayIr;
-use crate::resources::{Index, ObjKey, Resources};
+use crate::resources::{Index, ObjKey, Resources, set_parent};
 use crate::routes::{Route, RouteKey, RouteRules};
-use crate::status::{Address, GatewayStatus, ListenerStatus, ParentRef, RouteParentStatus, RouteStatus, Statuses};
+use crate::status::{
+    Address, GatewayStatus, ListenerSetStatus, ListenerStatus, ParentRef, RouteParentStatus, RouteStatus, Statuses,
+};
 use crate::{assemble, xds};
 
 /// Translation settings.
@@ -109,9 +111,17 @@ pub(crate) fn attach_route(
         RouteView { group: info.group, kind: info.name, namespace: &key.key.namespace, hostnames: route.hostnames() };
     let mut out = RouteOutcome::default();
     let mut parents = vec![];
-    for (parent, gw_key) in gateway_parents(route, key) {
+    for (parent, target) in route_parents(route, key) {
+        let Some(gw_key) = target.gateway(idx) else { continue };
         let Some(gw) = gateways.get(&gw_key) else { continue };
-        let result = attach::attach(&idx, gw, &view, &parent);
+        let set = match &target {
+            Target::Gateway(_) => None,
+            Target::ListenerSet(k) => match gw.sets.iter().position(|s| s.key == *k) {
+                Some(i) => Some(i),
+                None => continue,
+            },
+        };
+        let result = attach::attach(&idx, gw, set, &view, &parent);
         let conditions = route_conditions(&result, rules, generation);
         if let (Ok(list), true) = (&result, is_true(&conditions, types::ACCEPTED)) {
             for Attached { listener, hostnames } in list {
@@ -137,22 +147,44 @@ pub(crate) fn attach_route(
     out
 }
 
-/// The distinct Gateway parentRefs of a route, with the Gateway's key.
-pub(crate) fn gateway_parents(route: &Route, key: &RouteKey) -> Vec<(ParentRef, ObjKey)> {
+/// What a route's parentRef names: a Gateway, or a ListenerSet (attached to a Gateway).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Target {
+    Gateway(ObjKey),
+    ListenerSet(ObjKey),
+}
+
+impl Target {
+    /// The Gateway it stands for now: a ListenerSet's is the one its `parentRef` names.
+    pub(crate) fn gateway(&self, res: &Resources) -> Option<ObjKey> {
+        match self {
+            Target::Gateway(k) => Some(k.clone()),
+            Target::ListenerSet(k) => res.listener_sets.get(k).and_then(|s| set_parent(s)),
+        }
+    }
+}
+
+/// The distinct Gateway and ListenerSet parentRefs of a route (a function of the route alone).
+pub(crate) fn route_parents(route: &Route, key: &RouteKey) -> Vec<(ParentRef, Target)> {
     let mut seen = BTreeSet::new();
     let mut out = vec![];
     for parent in route.parent_refs(&key.key.namespace) {
-        if parent.group != GATEWAY_GROUP || parent.kind != KIND_GATEWAY || !seen.insert(parent.clone()) {
+        if parent.group != GATEWAY_GROUP || !seen.insert(parent.clone()) {
             continue;
         }
-        let gw_key = ObjKey::new(&parent.namespace, &parent.name);
-        out.push((parent, gw_key));
+        let k = ObjKey::new(&parent.namespace, &parent.name);
+        let target = match parent.kind.as_str() {
+            KIND_GATEWAY => Target::Gateway(k),
+            KIND_LISTENER_SET => Target::ListenerSet(k),
+            _ => continue,
+        };
+        out.push((parent, target));
     }
     out
 }
 
-/// The status of a Gateway with its attached routes counted, and, when accepted and
-/// programmed, its IR and xDS resources.
+/// The status of a Gateway (and its ListenerSets) with its attached routes counted, and, when
+/// accepted and programmed, its IR and xDS resources.
 pub(crate) fn finish_gateway(
     key: &ObjKey,
     mut gw: GatewayState<'_>,
@@ -161,7 +193,7 @@ pub(crate) fn finish_gateway(
     opts: &Options,
     policies: &mut Policies,
     caches: (&mut assemble::Cache, &mut xds::cache::Generator),
-) -> (GatewayStatus, Option<GatewayOutput>) {
+) -> (GatewayStatus, Vec<(ObjKey, ListenerSetStatus)>, Option<GatewayOutput>) {
     for a in atts {
         gw.listeners[a.listener].attached_routes += 1;
     }
@@ -169,9 +201,12 @@ pub(crate) fn finish_gateway(
     let (addresses, address_problem) = addresses(&gw, opts);
     let client = backend_tls::client_certificate(res, gw.gw);
     let client_problem = client.as_ref().and_then(|c| c.as_ref().err());
-    let (status, accepted) = gateway_status(&gw, addresses.clone(), address_problem, client_problem);
+    let (mut status, accepted) = gateway_status(&gw, addresses.clone(), address_problem, client_problem);
+    let gw_accepted = is_true(&status.conditions, types::ACCEPTED);
+    let (sets, attached) = listener_sets::statuses(&gw, gw_accepted, accepted, listener_status);
+    status.attached_listener_sets = gw.allows_sets.then_some(attached);
     if !accepted {
-        return (status, None);
+        return (status, sets, None);
     }
     let bind = match opts.addresses {
         AddressMode::Bind => addresses,
@@ -181,7 +216,7 @@ pub(crate) fn finish_gateway(
     let client = client.and_then(Result::ok);
     policies.apply(key, client.as_ref(), &mut ir, &mut caches.0.tls);
     let xds = xds::generate_with(&ir, caches.1);
-    (status, Some(GatewayOutput { gateway: key.clone(), ir, xds }))
+    (status, sets, Some(GatewayOutput { gateway: key.clone(), ir, xds }))
 }
 
 /// A route's conditions for one parent.
@@ -249,8 +284,9 @@ fn gateway_status(
     client_certificate: Option<&Problem>,
 ) -> (GatewayStatus, bool) {
     let g = gw.generation;
-    let valid: Vec<&str> = gw.listeners.iter().filter(|l| l.accepted).map(|l| l.name()).collect();
-    let invalid: Vec<&str> = gw.listeners.iter().filter(|l| !l.accepted).map(|l| l.name()).collect();
+    let own = || gw.listeners.iter().filter(|l| l.set.is_none());
+    let valid: Vec<&str> = own().filter(|l| l.accepted).map(|l| l.name()).collect();
+    let invalid: Vec<&str> = own().filter(|l| !l.accepted).map(|l| l.name()).collect();
     let accepted_cond = if let Some(m) = &gw.invalid {
         Condition::new(types::ACCEPTED, false, reasons::INVALID, m.clone(), g)
     } else if let Some(m) = &gw.invalid_parameters {
@@ -277,7 +313,7 @@ fn gateway_status(
         Condition::new(types::ACCEPTED, true, reasons::ACCEPTED, "Gateway is accepted", g)
     };
     let accepted = accepted_cond.is_true();
-    let any_programmed = gw.listeners.iter().any(|l| l.programmed);
+    let any_programmed = own().any(|l| l.programmed);
     let programmed_cond = match &address_problem {
         _ if !accepted => Condition::new(types::PROGRAMMED, false, reasons::INVALID, "Gateway is not accepted", g),
         Some((r, m, false)) => Condition::new(types::PROGRAMMED, false, r, m.clone(), g),
@@ -287,7 +323,7 @@ fn gateway_status(
         _ => Condition::new(types::PROGRAMMED, true, reasons::PROGRAMMED, "configuration generated for Envoy", g),
     };
     let unresolved: Vec<&str> =
-        gw.listeners.iter().filter(|l| !is_true(&l.conditions, types::RESOLVED_REFS)).map(|l| l.name()).collect();
+        own().filter(|l| !is_true(&l.conditions, types::RESOLVED_REFS)).map(|l| l.name()).collect();
     let resolved_cond = if let Some(p) = client_certificate {
         p.condition(types::RESOLVED_REFS, false, g)
     } else if unresolved.is_empty() {
@@ -302,16 +338,7 @@ fn gateway_status(
         )
     };
     let programmed = programmed_cond.is_true();
-    let mut listeners: Vec<ListenerStatus> = gw
-        .listeners
-        .iter()
-        .map(|l| ListenerStatus {
-            name: l.name().to_owned(),
-            supported_kinds: l.supported_kinds.clone(),
-            attached_routes: l.attached_routes,
-            conditions: l.conditions.clone(),
-        })
-        .collect();
+    let mut listeners: Vec<ListenerStatus> = own().map(listener_status).collect();
     if !(accepted && programmed) {
         let why = if accepted { &programmed_cond.message } else { &accepted_cond.message };
         unprogram_listeners(&mut listeners, why, g);
@@ -326,13 +353,28 @@ fn gateway_status(
             g,
         ));
     }
-    let status = GatewayStatus { addresses: if programmed { addresses } else { vec![] }, conditions, listeners };
+    let status = GatewayStatus {
+        addresses: if programmed { addresses } else { vec![] },
+        conditions,
+        listeners,
+        attached_listener_sets: None,
+    };
     (status, accepted && programmed)
+}
+
+/// A listener's entry in its Gateway's or ListenerSet's `status.listeners`.
+fn listener_status(l: &ListenerState<'_>) -> ListenerStatus {
+    ListenerStatus {
+        name: l.name().to_owned(),
+        supported_kinds: l.supported_kinds.clone(),
+        attached_routes: l.attached_routes,
+        conditions: l.conditions.clone(),
+    }
 }
 
 /// A Gateway that generates no configuration programs none of its listeners, however valid
 /// each listener is on its own.
-fn unprogram_listeners(listeners: &mut [ListenerStatus], why: &str, g: i64) {
+pub(crate) fn unprogram_listeners(listeners: &mut [ListenerStatus], why: &str, g: i64) {
     for c in listeners.iter_mut().flat_map(|l| l.conditions.iter_mut()) {
         if c.type_ == types::PROGRAMMED && c.is_true() {
             *c = Condition::new(

@@ -214,11 +214,14 @@ impl Meta<'_> {
     }
 }
 
-/// The fleet objects of `gw` (see the module docs). `proxy` is the merged ProxyConfig
-/// ([`merge_proxy_config`]), `bootstrap_yaml` the bootstrap ([`bootstrap_yaml`]), `client`
-/// the Gateway's xDS client certificate ([`super::pki::Ca::client_cert`]).
+/// The fleet objects of `gw` (see the module docs). `bound` lists the `(port, protocol)` of
+/// the sockets its Envoys bind beyond the Gateway's own listeners (those of its ListenerSets),
+/// `proxy` is the merged ProxyConfig ([`merge_proxy_config`]), `bootstrap_yaml` the bootstrap
+/// ([`bootstrap_yaml`]), `client` the Gateway's xDS client certificate
+/// ([`super::pki::Ca::client_cert`]).
 pub fn desired(
     gw: &Gateway,
+    bound: &[(u16, &str)],
     proxy: &ProxyConfigSpec,
     bootstrap_yaml: &str,
     client: &ClientCert,
@@ -273,19 +276,22 @@ pub fn desired(
         }
         hex::encode(&h.finalize()[..16])
     };
-    let ports = service_ports(gw);
+    let ports = service_ports(gw, bound);
     let deployment = pod::deployment(&meta, &name, proxy, &ports, &config_hash);
     let service = service(&meta, &name, proxy, ports, &requested_addresses(gw));
     FleetObjects { service_account, client_secret, config_map, service, deployment }
 }
 
 /// One Service port per distinct listener port and transport (UDP listeners apart from the
-/// others; the first listener of a port names it), sorted by port.
-fn service_ports(gw: &Gateway) -> Vec<ServicePort> {
+/// others; the first listener of a port names it), sorted by port: the Gateway's own listeners,
+/// then `bound`, the `(port, protocol)` of every socket its Envoys bind (ListenerSets' listeners
+/// among them).
+fn service_ports(gw: &Gateway, bound: &[(u16, &str)]) -> Vec<ServicePort> {
     let mut by_port: BTreeMap<(i32, &str), &str> = BTreeMap::new();
-    for l in &gw.spec.listeners {
-        let transport = if l.protocol.eq_ignore_ascii_case("UDP") { "UDP" } else { "TCP" };
-        by_port.entry((l.port, transport)).or_insert(&l.protocol);
+    let own = gw.spec.listeners.iter().map(|l| (l.port, l.protocol.as_str()));
+    for (port, protocol) in own.chain(bound.iter().map(|&(p, proto)| (i32::from(p), proto))) {
+        let transport = if protocol.eq_ignore_ascii_case("UDP") { "UDP" } else { "TCP" };
+        by_port.entry((port, transport)).or_insert(protocol);
     }
     by_port
         .into_iter()

@@ -174,7 +174,7 @@ impl Store {
         let of = |kind: Kind| {
             inner.objects.iter().filter(move |((k, _), _)| *k == kind).map(|((_, key), o)| (key, o.value()))
         };
-        let referenced = referenced_objects(of(Kind::Gateway), of(Kind::BackendTlsPolicy));
+        let referenced = referenced_objects(of(Kind::Gateway).chain(of(Kind::ListenerSet)), of(Kind::BackendTlsPolicy));
         let mut snap = Snapshot::default();
         for ((kind, key), o) in &inner.objects {
             match o {
@@ -189,8 +189,8 @@ impl Store {
     }
 }
 
-/// The Secrets and ConfigMaps (kind, namespace/name) referenced by some Gateway (listener
-/// `tls.certificateRefs`, `spec.tls.backend.clientCertificateRef`) or BackendTLSPolicy
+/// The Secrets and ConfigMaps (kind, namespace/name) referenced by some Gateway or ListenerSet
+/// (listener `tls.certificateRefs`, `spec.tls.backend.clientCertificateRef`) or BackendTLSPolicy
 /// (`validation.caCertificateRefs`), and a Gateway's frontend `caCertificateRefs` (default and per
 /// port).
 fn referenced_objects<'a>(

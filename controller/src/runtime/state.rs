@@ -231,12 +231,17 @@ pub fn apply_rejections(out: &mut Output, rejections: &[EnvoyRejection]) {
     for r in rejections {
         by_gateway.entry(&r.gateway).or_default().push(r);
     }
+    let mut rejected = vec![];
     for (key, st) in out.statuses.gateways.iter_mut() {
         let Some(rs) = by_gateway.get(key.to_string().as_str()) else { continue };
         let message = join_bounded(rs.iter().map(|r| r.describe()), CONDITION_MESSAGE_MAX);
         for c in st.conditions.iter_mut().filter(|c| c.type_ == types::PROGRAMMED) {
             *c = Condition::new(types::PROGRAMMED, false, reasons::INVALID, message.clone(), c.observed_generation);
         }
+        rejected.push(key.clone());
+    }
+    for key in &rejected {
+        out.statuses.parent_not_programmed(key);
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use legate_translator::render::{self, Owned};
 use legate_translator::status::{
-    BackendStatus, GatewayClassStatus, GatewayStatus, PolicyStatus, RouteStatus, Statuses,
+    BackendStatus, GatewayClassStatus, GatewayStatus, ListenerSetStatus, PolicyStatus, RouteStatus, Statuses,
 };
 use legate_translator::{ObjKey, Output};
 use serde_json::{Value, json};
@@ -60,6 +60,7 @@ pub fn owned_status<'a>(kind: Kind, key: &ObjKey, st: &'a Statuses) -> Option<Ow
     match kind {
         Kind::GatewayClass => st.gateway_classes.get(&key.name).map(Owned::GatewayClass),
         Kind::Gateway => st.gateways.get(key).map(Owned::Gateway),
+        Kind::ListenerSet => st.listener_sets.get(key).map(Owned::ListenerSet),
         k if k.is_route() => st.route(k, key).map(|s| Owned::Route(s)),
         Kind::Backend => st.backends.get(key).map(Owned::Backend),
         Kind::BackendTlsPolicy => st.backend_tls_policies.get(key).map(Owned::Policy),
@@ -72,6 +73,7 @@ pub fn owned_status<'a>(kind: Kind, key: &ObjKey, st: &'a Statuses) -> Option<Ow
 enum Kept {
     GatewayClass(GatewayClassStatus),
     Gateway(GatewayStatus),
+    ListenerSet(ListenerSetStatus),
     Route(Arc<RouteStatus>),
     Backend(BackendStatus),
     Policy(PolicyStatus),
@@ -82,6 +84,7 @@ impl Kept {
         Some(match kind {
             Kind::GatewayClass => Kept::GatewayClass(st.gateway_classes.get(&key.name)?.clone()),
             Kind::Gateway => Kept::Gateway(st.gateways.get(key)?.clone()),
+            Kind::ListenerSet => Kept::ListenerSet(st.listener_sets.get(key)?.clone()),
             k if k.is_route() => Kept::Route(st.route(k, key)?.clone()),
             Kind::Backend => Kept::Backend(st.backends.get(key)?.clone()),
             Kind::BackendTlsPolicy => Kept::Policy(st.backend_tls_policies.get(key)?.clone()),
@@ -98,6 +101,7 @@ impl Kept {
             }
             (Some(Kept::GatewayClass(s)), _) => st.gateway_classes.get(&key.name) == Some(s),
             (Some(Kept::Gateway(s)), _) => st.gateways.get(key) == Some(s),
+            (Some(Kept::ListenerSet(s)), _) => st.listener_sets.get(key) == Some(s),
             (Some(Kept::Backend(s)), _) => st.backends.get(key) == Some(s),
             (Some(Kept::Policy(s)), _) => st.backend_tls_policies.get(key) == Some(s),
             (None, _) => Kept::of(kind, key, st).is_none(),

@@ -89,6 +89,7 @@ impl FakeApi {
         let resources = vec![
             def(gw, "gatewayclasses", "GatewayClass", false, true),
             def(gw, "gateways", "Gateway", true, true),
+            def(gw, "listenersets", "ListenerSet", true, true),
             def(gw, "httproutes", "HTTPRoute", true, true),
             def(gw, "grpcroutes", "GRPCRoute", true, true),
             def(gw, "tlsroutes", "TLSRoute", true, true),

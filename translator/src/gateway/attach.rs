@@ -1,9 +1,10 @@
-//! Route attachment: which listeners of a Gateway a parentRef selects, and why none if none.
-//! Shared by every route kind.
+//! Route attachment: which listeners of a Gateway (its own, or one of its ListenerSets') a
+//! parentRef selects, and why none if none. Shared by every route kind.
 
 use legate_api::conditions::reasons;
 use legate_api::gateway::standard::gateways::{
-    GatewayListenersAllowedRoutesNamespacesFrom as From, GatewayListenersAllowedRoutesNamespacesSelector as Selector,
+    GatewayAllowedListenersNamespacesSelector, GatewayListenersAllowedRoutesNamespacesFrom as From,
+    GatewayListenersAllowedRoutesNamespacesSelector,
 };
 use std::collections::BTreeMap;
 
@@ -28,38 +29,45 @@ pub struct RouteView<'r> {
     pub hostnames: &'r [String],
 }
 
-/// Resolves `parent` (already known to name `gw`) to the listeners the route attaches to.
+/// Resolves `parent` (already known to name `gw`, or its ListenerSet `set`) to the listeners
+/// the route attaches to: a Gateway parentRef selects among the Gateway's own listeners only.
 pub fn attach(
     idx: &Index<'_>,
     gw: &GatewayState<'_>,
+    set: Option<usize>,
     route: &RouteView<'_>,
     parent: &ParentRef,
 ) -> Result<Vec<Attached>, Problem> {
     let reject = |reason, message: String| Err(Problem::new(reason, message));
+    let what = gw.owner(set);
+    if let Some(s) = set.map(|i| &gw.sets[i]).filter(|s| !s.allowed) {
+        return reject(
+            reasons::NOT_ALLOWED_BY_LISTENERS,
+            format!("ListenerSet {} is not admitted by Gateway {} (spec.allowedListeners)", s.key, gw.key),
+        );
+    }
     let candidates: Vec<usize> = (0..gw.listeners.len())
         .filter(|&i| {
             let l = &gw.listeners[i];
-            parent.section_name.as_deref().is_none_or(|s| s == l.name()) && parent.port.is_none_or(|p| p == l.port())
+            l.set == set
+                && parent.section_name.as_deref().is_none_or(|s| s == l.name())
+                && parent.port.is_none_or(|p| p == l.port())
         })
         .collect();
     if candidates.is_empty() {
-        let what = match (&parent.section_name, parent.port) {
-            (Some(s), Some(p)) => format!("a listener named {s:?} on port {p}"),
-            (Some(s), None) => format!("a listener named {s:?}"),
-            (None, Some(p)) => format!("a listener on port {p}"),
-            (None, None) => "any listener".to_owned(),
+        let selected = match (&parent.section_name, parent.port) {
+            (Some(s), Some(p)) => format!("listener named {s:?} on port {p}"),
+            (Some(s), None) => format!("listener named {s:?}"),
+            (None, Some(p)) => format!("listener on port {p}"),
+            (None, None) => "listener".to_owned(),
         };
-        return reject(reasons::NO_MATCHING_PARENT, format!("Gateway {} has no {what}", gw.key));
+        return reject(reasons::NO_MATCHING_PARENT, format!("{what} has no {selected}"));
     }
     if candidates.iter().all(|&i| !gw.listeners[i].accepted) {
         let names: Vec<&str> = candidates.iter().map(|&i| gw.listeners[i].name()).collect();
         return reject(
             reasons::NOT_ALLOWED_BY_LISTENERS,
-            format!(
-                "no selected listener of Gateway {} is accepted ({}); see the Gateway's status.listeners",
-                gw.key,
-                names.join(", ")
-            ),
+            format!("no selected listener of {what} is accepted ({}); see its status.listeners", names.join(", ")),
         );
     }
     let by_kind: Vec<usize> =
@@ -67,18 +75,16 @@ pub fn attach(
     if by_kind.is_empty() {
         return reject(
             reasons::NOT_ALLOWED_BY_LISTENERS,
-            format!("no selected listener of Gateway {} allows kind {} (see its supportedKinds)", gw.key, route.kind),
+            format!("no selected listener of {what} allows kind {} (see its supportedKinds)", route.kind),
         );
     }
-    let gw_ns = gw.key.namespace.as_str();
-    let by_ns: Vec<usize> =
-        by_kind.into_iter().filter(|&i| namespace_allowed(idx, gw, i, gw_ns, route.namespace)).collect();
+    let by_ns: Vec<usize> = by_kind.into_iter().filter(|&i| namespace_allowed(idx, gw, i, route.namespace)).collect();
     if by_ns.is_empty() {
         return reject(
             reasons::NOT_ALLOWED_BY_LISTENERS,
             format!(
-                "no selected listener of Gateway {} allows routes from namespace {} (allowedRoutes.namespaces)",
-                gw.key, route.namespace
+                "no selected listener of {what} allows routes from namespace {} (allowedRoutes.namespaces)",
+                route.namespace
             ),
         );
     }
@@ -92,16 +98,20 @@ pub fn attach(
     if attached.is_empty() {
         return reject(
             reasons::NO_MATCHING_LISTENER_HOSTNAME,
-            format!("no hostname of the route intersects the hostname of a selected listener of Gateway {}", gw.key),
+            format!("no hostname of the route intersects the hostname of a selected listener of {what}"),
         );
     }
     Ok(attached)
 }
 
-fn namespace_allowed(idx: &Index<'_>, gw: &GatewayState<'_>, i: usize, gw_ns: &str, route_ns: &str) -> bool {
-    let ns = gw.listeners[i].spec.allowed_routes.as_ref().and_then(|a| a.namespaces.as_ref());
+/// Whether listener `i` admits routes from `route_ns`; `Same` is the namespace of the resource
+/// that defines the listener (the Gateway, or its ListenerSet).
+fn namespace_allowed(idx: &Index<'_>, gw: &GatewayState<'_>, i: usize, route_ns: &str) -> bool {
+    let l = &gw.listeners[i];
+    let own_ns = l.set.map_or(&gw.key.namespace, |s| &gw.sets[s].key.namespace);
+    let ns = l.spec.allowed_routes.as_ref().and_then(|a| a.namespaces.as_ref());
     match ns.and_then(|n| n.from.as_ref()) {
-        None | Some(From::Same) => route_ns == gw_ns,
+        None | Some(From::Same) => route_ns == own_ns,
         Some(From::All) => true,
         Some(From::Selector) => {
             ns.and_then(|n| n.selector.as_ref()).is_some_and(|s| selector_matches(s, &idx.namespace_labels(route_ns)))
@@ -109,14 +119,35 @@ fn namespace_allowed(idx: &Index<'_>, gw: &GatewayState<'_>, i: usize, gw_ns: &s
     }
 }
 
-/// A Kubernetes label selector. An empty selector matches everything; an unknown operator
-/// matches nothing.
-pub fn selector_matches(s: &Selector, labels: &BTreeMap<String, String>) -> bool {
-    let by_labels = s.match_labels.iter().flatten().all(|(k, v)| labels.get(k) == Some(v));
-    let by_exprs = s.match_expressions.iter().flatten().all(|e| {
-        let values = e.values.as_deref().unwrap_or_default();
-        let has = labels.get(&e.key);
-        match e.operator.as_str() {
+/// A Kubernetes label selector (of routes' or ListenerSets' namespaces): its labels and its
+/// expressions as (key, operator, values).
+pub trait LabelSelector {
+    fn labels(&self) -> Option<&BTreeMap<String, String>>;
+    fn expressions(&self) -> Vec<(&str, &str, &[String])>;
+}
+
+macro_rules! label_selector {
+    ($($t:ty),*) => {$(
+        impl LabelSelector for $t {
+            fn labels(&self) -> Option<&BTreeMap<String, String>> {
+                self.match_labels.as_ref()
+            }
+            fn expressions(&self) -> Vec<(&str, &str, &[String])> {
+                let exprs = self.match_expressions.iter().flatten();
+                exprs.map(|e| (e.key.as_str(), e.operator.as_str(), e.values.as_deref().unwrap_or_default())).collect()
+            }
+        }
+    )*};
+}
+label_selector!(GatewayListenersAllowedRoutesNamespacesSelector, GatewayAllowedListenersNamespacesSelector);
+
+/// Whether a label selector matches `labels`. An empty selector matches everything; an unknown
+/// operator matches nothing.
+pub fn selector_matches(s: &impl LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let by_labels = s.labels().into_iter().flatten().all(|(k, v)| labels.get(k) == Some(v));
+    let by_exprs = s.expressions().into_iter().all(|(key, operator, values)| {
+        let has = labels.get(key);
+        match operator {
             "In" => has.is_some_and(|v| values.contains(v)),
             "NotIn" => has.is_none_or(|v| !values.contains(v)),
             "Exists" => has.is_some(),

@@ -1,15 +1,16 @@
 //! Listener validation: protocols, hostnames, route kinds, certificates, and conflicts between
 //! the listeners of one Gateway.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use legate_api::conditions::{reasons, types};
 use legate_api::gateway::Gateway;
 use legate_api::gateway::standard::gateways::{GatewayListeners, GatewayListenersTlsMode};
-use legate_api::gvk::GATEWAY_GROUP;
+use legate_api::gvk::{GATEWAY_GROUP, KIND_GATEWAY, KIND_LISTENER_SET};
 use legate_api::kinds::Kind;
 use serde::Serialize;
 
+use super::SetState;
 use super::frontend_tls::{self, ClientValidation};
 use super::tls;
 use crate::conditions::{Condition, Problem};
@@ -69,7 +70,12 @@ pub struct GatewayState<'a> {
     pub key: ObjKey,
     pub class: String,
     pub generation: i64,
+    /// Its own listeners, then those of the ListenerSets it admits, in precedence order.
     pub listeners: Vec<ListenerState<'a>>,
+    /// The ListenerSets whose `parentRef` names it, admitted or not, in precedence order.
+    pub sets: Vec<SetState<'a>>,
+    /// Whether `spec.allowedListeners` admits ListenerSets from anywhere.
+    pub allows_sets: bool,
     /// A problem with the Gateway as a whole (duplicate listener names, …): not accepted.
     pub invalid: Option<String>,
     /// A problem with `spec.infrastructure.parametersRef`: not accepted (InvalidParameters).
@@ -78,9 +84,24 @@ pub struct GatewayState<'a> {
     pub insecure_frontend: bool,
 }
 
+impl GatewayState<'_> {
+    /// The resource that defines the listeners of `set` (see [`ListenerState::set`]), for messages.
+    pub fn owner(&self, set: Option<usize>) -> String {
+        match set {
+            None => format!("Gateway {}", self.key),
+            Some(i) => format!("ListenerSet {}", self.sets[i].key),
+        }
+    }
+}
+
 /// One listener after validation. `conditions` are complete except `attached_routes`.
 pub struct ListenerState<'a> {
     pub spec: &'a GatewayListeners,
+    /// The ListenerSet (index in [`GatewayState::sets`]) that defines it; `None`: the Gateway.
+    pub set: Option<usize>,
+    /// Its name in the IR, unique in the Gateway: the listener name for the Gateway's own,
+    /// `<namespace>:<ListenerSet>:<listener>` for a ListenerSet's.
+    pub id: String,
     pub protocol: Option<Protocol>,
     pub hostname: Option<String>,
     /// A TLS listener with `tls.mode: Passthrough`: connections go to backends still encrypted.
@@ -98,6 +119,7 @@ pub struct ListenerState<'a> {
 }
 
 impl ListenerState<'_> {
+    /// Its name in its Gateway or ListenerSet (a parentRef's `sectionName`).
     pub fn name(&self) -> &str {
         &self.spec.name
     }
@@ -119,16 +141,85 @@ struct Verdict {
     overlapping: Option<String>,
 }
 
-/// Validates a Gateway's listeners.
+/// Validates a Gateway's listeners and merges those of the ListenerSets it admits.
 pub fn validate<'a>(idx: &Index<'a>, gw: &'a Gateway) -> GatewayState<'a> {
     let ns = namespace_of(&gw.metadata);
     let key = ObjKey::new(ns, gw.metadata.name.clone().unwrap_or_default());
     let generation = gw.metadata.generation.unwrap_or(0);
-    let specs = &gw.spec.listeners;
-    let mut verdicts: Vec<Verdict> = specs.iter().map(|_| Verdict::default()).collect();
-    let mut listeners: Vec<ListenerState<'a>> = Vec::with_capacity(specs.len());
+    let own = Owner { kind: KIND_GATEWAY, namespace: ns, set: None, id_prefix: String::new() };
+    let mut listeners = vec![];
+    let mut verdicts = vec![];
+    validate_all(idx, gw, &key, &own, &gw.spec.listeners, (&mut listeners, &mut verdicts));
+    detect_conflicts(&listeners, &mut verdicts);
 
-    for (l, v) in specs.iter().zip(verdicts.iter_mut()) {
+    let (sets, allows_sets) = super::listener_sets::sets_of(idx, gw, &key);
+    for (i, set) in sets.iter().enumerate().filter(|(_, s)| s.allowed) {
+        let start = listeners.len();
+        let owner = Owner {
+            kind: KIND_LISTENER_SET,
+            namespace: &set.key.namespace,
+            set: Some(i),
+            id_prefix: format!("{}:{}:", set.key.namespace, set.key.name),
+        };
+        validate_all(idx, gw, &key, &owner, &set.entry.listeners, (&mut listeners, &mut verdicts));
+        lose_to_earlier(&listeners, &mut verdicts, start);
+        detect_conflicts(&listeners[start..], &mut verdicts[start..]);
+    }
+    detect_overlaps(&listeners, &mut verdicts);
+
+    let mut invalid = None;
+    let mut names = BTreeMap::new();
+    for l in &gw.spec.listeners {
+        if names.insert(l.name.as_str(), ()).is_some() {
+            invalid = Some(format!("listener name {:?} is used more than once; listener names must be unique", l.name));
+        }
+    }
+
+    for (l, v) in listeners.iter_mut().zip(verdicts) {
+        let g = l.set.map_or(generation, |i| sets[i].generation);
+        finish(l, v, g);
+    }
+    let invalid_parameters = gw
+        .spec
+        .infrastructure
+        .as_ref()
+        .and_then(|i| i.parameters_ref.as_ref())
+        .and_then(|p| super::class::check_parameters(idx, &p.group, &p.kind, Some(ns), &p.name).err())
+        .map(|m| format!("spec.infrastructure.{m}"));
+    GatewayState {
+        gw,
+        key,
+        class: gw.spec.gateway_class_name.clone(),
+        generation,
+        listeners,
+        sets,
+        allows_sets,
+        invalid,
+        invalid_parameters,
+        insecure_frontend: frontend_tls::insecure_fallback_configured(gw),
+    }
+}
+
+/// Who defines a run of listeners: the Gateway, or one of its ListenerSets.
+struct Owner<'o> {
+    /// The kind ReferenceGrants name as `from`.
+    kind: &'static str,
+    namespace: &'o str,
+    set: Option<usize>,
+    id_prefix: String,
+}
+
+/// Validates each listener of one owner on its own, appending it and its verdict.
+fn validate_all<'a>(
+    idx: &Index<'a>,
+    gw: &'a Gateway,
+    key: &ObjKey,
+    owner: &Owner<'_>,
+    specs: &'a [GatewayListeners],
+    (listeners, verdicts): (&mut Vec<ListenerState<'a>>, &mut Vec<Verdict>),
+) {
+    for l in specs {
+        let mut v = Verdict::default();
         let protocol = Protocol::parse(&l.protocol);
         if protocol.is_none() {
             v.not_accepted = Some(Problem::new(
@@ -148,16 +239,16 @@ pub fn validate<'a>(idx: &Index<'a>, gw: &'a Gateway) -> GatewayState<'a> {
                 format!("hostname {h:?} is not a valid lower-case DNS name (a leading \"*.\" is allowed)"),
             ));
         }
-        let supported_kinds = route_kinds(l, protocol, v);
+        let supported_kinds = route_kinds(l, protocol, &mut v);
         let passthrough = protocol == Some(Protocol::Tls)
             && l.tls.as_ref().is_some_and(|t| matches!(t.mode, Some(GatewayListenersTlsMode::Passthrough)));
         let mut client_validation = None;
         let certificates = match protocol {
             Some(p @ (Protocol::Https | Protocol::Tls)) if !passthrough => {
                 if p == Protocol::Https {
-                    client_validation = frontend_validation(idx, gw, &key, l.port, v);
+                    client_validation = frontend_validation(idx, gw, key, l.port, &mut v);
                 }
-                certificates(idx, ns, p, l, v)
+                certificates(idx, (owner.kind, owner.namespace), p, l, &mut v)
             }
             Some(p @ (Protocol::Http | Protocol::Tcp | Protocol::Udp)) => {
                 if l.tls.is_some() {
@@ -178,6 +269,8 @@ pub fn validate<'a>(idx: &Index<'a>, gw: &'a Gateway) -> GatewayState<'a> {
         };
         listeners.push(ListenerState {
             spec: l,
+            set: owner.set,
+            id: format!("{}{}", owner.id_prefix, l.name),
             protocol,
             hostname: l.hostname.clone().filter(|h| !h.is_empty()),
             passthrough,
@@ -189,37 +282,7 @@ pub fn validate<'a>(idx: &Index<'a>, gw: &'a Gateway) -> GatewayState<'a> {
             conditions: vec![],
             attached_routes: 0,
         });
-    }
-
-    detect_conflicts(&listeners, &mut verdicts);
-
-    let mut invalid = None;
-    let mut names = BTreeMap::new();
-    for l in specs {
-        if names.insert(l.name.as_str(), ()).is_some() {
-            invalid = Some(format!("listener name {:?} is used more than once; listener names must be unique", l.name));
-        }
-    }
-
-    for (l, v) in listeners.iter_mut().zip(verdicts) {
-        finish(l, v, generation);
-    }
-    let invalid_parameters = gw
-        .spec
-        .infrastructure
-        .as_ref()
-        .and_then(|i| i.parameters_ref.as_ref())
-        .and_then(|p| super::class::check_parameters(idx, &p.group, &p.kind, Some(ns), &p.name).err())
-        .map(|m| format!("spec.infrastructure.{m}"));
-    GatewayState {
-        gw,
-        key,
-        class: gw.spec.gateway_class_name.clone(),
-        generation,
-        listeners,
-        invalid,
-        invalid_parameters,
-        insecure_frontend: frontend_tls::insecure_fallback_configured(gw),
+        verdicts.push(v);
     }
 }
 
@@ -272,7 +335,7 @@ fn route_kinds(l: &GatewayListeners, protocol: Option<Protocol>, v: &mut Verdict
 /// The certificates of a listener that terminates TLS (HTTPS, TLS with mode Terminate).
 fn certificates(
     idx: &Index<'_>,
-    ns: &str,
+    from: (&str, &str),
     protocol: Protocol,
     l: &GatewayListeners,
     v: &mut Verdict,
@@ -301,7 +364,7 @@ fn certificates(
     let mut certs = vec![];
     let mut errors = vec![];
     for r in refs {
-        match tls::resolve(idx, ns, r) {
+        match tls::resolve(idx, from, r) {
             Ok(c) => certs.push(c),
             Err(e) => errors.push(e),
         }
@@ -339,70 +402,115 @@ fn frontend_validation(
     r.validation
 }
 
-/// Listeners of one Gateway that cannot be served together: on one port, protocols that cannot
-/// share it (`ProtocolConflict`: HTTP with anything else, TCP with anything else; HTTPS and TLS
-/// share a port by SNI), or the same hostname twice (`HostnameConflict`; TCP and UDP listeners
-/// have none, so two on one port conflict). All of them are rejected: within one Gateway there is
-/// no winner. UDP ports are apart from TCP ports. Also flags HTTPS listeners on one port whose
-/// hostnames overlap (`OverlappingTLSConfig`).
+/// Listeners of one Gateway or ListenerSet that cannot be served together: on one port,
+/// protocols that cannot share it (`ProtocolConflict`: HTTP with anything else, TCP with
+/// anything else; HTTPS and TLS share a port by SNI), or the same hostname twice
+/// (`HostnameConflict`; TCP and UDP listeners have none, so two on one port conflict). All of them
+/// are rejected: within one resource there is no winner. UDP ports are apart from TCP ports.
+/// Listeners already rejected are left out.
 fn detect_conflicts(listeners: &[ListenerState<'_>], verdicts: &mut [Verdict]) {
     let mut by_port: BTreeMap<(i32, bool), Vec<usize>> = BTreeMap::new();
     for (i, l) in listeners.iter().enumerate() {
-        if let Some(p) = l.protocol.filter(|_| verdicts[i].not_accepted.is_none()) {
-            by_port.entry((l.port(), p == Protocol::Udp)).or_default().push(i);
+        if standing(l, &verdicts[i]) {
+            by_port.entry(port_key(l)).or_default().push(i);
         }
     }
-    for ((port, _), members) in by_port {
-        let protocols: BTreeSet<Protocol> = members.iter().filter_map(|&i| listeners[i].protocol).collect();
-        if protocols.len() > 1 && !protocols.iter().all(|p| p.by_sni()) {
-            let names: Vec<&str> = protocols.iter().map(|p| p.name()).collect();
-            for &i in &members {
-                verdicts[i].conflict = Some(Problem::new(
-                    reasons::PROTOCOL_CONFLICT,
-                    format!(
-                        "port {port} is used by listeners of protocols {} that cannot share it (only HTTPS and TLS share a port, by SNI); give each protocol its own port",
-                        names.join(" and ")
-                    ),
-                ));
+    for members in by_port.into_values() {
+        for &i in &members {
+            let others: Vec<usize> = members.iter().copied().filter(|&j| j != i).collect();
+            if let Some(p) = clash(listeners, i, &others, |names| names.join(", ")) {
+                verdicts[i].conflict = Some(p);
             }
+        }
+    }
+}
+
+/// Listeners of a ListenerSet (from `start` on) that clash with a listener standing before
+/// them (the Gateway's own, or an older ListenerSet's): the earlier one wins, and the later is
+/// rejected. The message does not name the other resource's listener.
+fn lose_to_earlier(listeners: &[ListenerState<'_>], verdicts: &mut [Verdict], start: usize) {
+    let earlier: Vec<usize> = (0..start).filter(|&j| standing(&listeners[j], &verdicts[j])).collect();
+    for i in start..listeners.len() {
+        if !standing(&listeners[i], &verdicts[i]) {
             continue;
         }
-        for &i in &members {
-            let h = listeners[i].hostname.as_deref();
-            let twins: Vec<&str> = members
-                .iter()
-                .filter(|&&j| j != i && listeners[j].hostname.as_deref() == h)
-                .map(|&j| listeners[j].name())
-                .collect();
-            if !twins.is_empty() {
-                let message = match listeners[i].protocol {
-                    Some(p @ (Protocol::Tcp | Protocol::Udp)) => format!(
-                        "listener shares {} port {port} with {}; a {} listener needs a port of its own",
-                        p.name(),
-                        twins.join(", "),
-                        p.name()
-                    ),
-                    _ => format!(
-                        "listener shares port {port} and hostname {:?} with {}",
-                        h.unwrap_or("*"),
-                        twins.join(", ")
-                    ),
-                };
-                verdicts[i].conflict = Some(Problem::new(reasons::HOSTNAME_CONFLICT, message));
-            } else if listeners[i].protocol == Some(Protocol::Https) {
-                let overlaps: Vec<&str> = members
-                    .iter()
-                    .filter(|&&j| j != i && listeners[j].protocol == Some(Protocol::Https))
-                    .filter(|&&j| overlap(h, listeners[j].hostname.as_deref()))
-                    .map(|&j| listeners[j].name())
-                    .collect();
-                if !overlaps.is_empty() {
-                    verdicts[i].overlapping = Some(format!(
-                        "hostname overlaps with HTTPS listener(s) {} on port {port}",
-                        overlaps.join(", ")
-                    ));
-                }
-            }
+        let same_port: Vec<usize> =
+            earlier.iter().copied().filter(|&j| port_key(&listeners[j]) == port_key(&listeners[i])).collect();
+        if let Some(p) = clash(listeners, i, &same_port, |_| "a listener that takes precedence".into()) {
+            verdicts[i].conflict = Some(p);
+        }
+    }
+}
+
+/// A listener neither rejected nor conflicted so far.
+fn standing(l: &ListenerState<'_>, v: &Verdict) -> bool {
+    l.protocol.is_some() && v.not_accepted.is_none() && v.conflict.is_none()
+}
+
+/// The socket a listener needs: its port, UDP apart from TCP.
+fn port_key(l: &ListenerState<'_>) -> (i32, bool) {
+    (l.port(), l.protocol == Some(Protocol::Udp))
+}
+
+/// Why listener `i` cannot share its port with `others` (on the same port), if it cannot;
+/// `describe` names the listeners it clashes with.
+fn clash(
+    listeners: &[ListenerState<'_>],
+    i: usize,
+    others: &[usize],
+    describe: impl Fn(&[&str]) -> String,
+) -> Option<Problem> {
+    let l = &listeners[i];
+    let port = l.port();
+    let protocol = l.protocol?;
+    let incompatible: Vec<&str> = others
+        .iter()
+        .filter(|&&j| listeners[j].protocol.is_some_and(|p| p != protocol && !(p.by_sni() && protocol.by_sni())))
+        .map(|&j| listeners[j].name())
+        .collect();
+    if !incompatible.is_empty() {
+        return Some(Problem::new(
+            reasons::PROTOCOL_CONFLICT,
+            format!(
+                "port {port} is also used, with another protocol, by {}; only HTTPS and TLS share a port (by SNI): give each protocol its own port",
+                describe(&incompatible)
+            ),
+        ));
+    }
+    let h = l.hostname.as_deref();
+    let twins: Vec<&str> =
+        others.iter().filter(|&&j| listeners[j].hostname.as_deref() == h).map(|&j| listeners[j].name()).collect();
+    if twins.is_empty() {
+        return None;
+    }
+    let message = match protocol {
+        p @ (Protocol::Tcp | Protocol::Udp) => format!(
+            "listener shares {} port {port} with {}; a {} listener needs a port of its own",
+            p.name(),
+            describe(&twins),
+            p.name()
+        ),
+        _ => format!("listener shares port {port} and hostname {:?} with {}", h.unwrap_or("*"), describe(&twins)),
+    };
+    Some(Problem::new(reasons::HOSTNAME_CONFLICT, message))
+}
+
+/// Flags HTTPS listeners standing on one port whose hostnames overlap (`OverlappingTLSConfig`),
+/// across the Gateway and its ListenerSets.
+fn detect_overlaps(listeners: &[ListenerState<'_>], verdicts: &mut [Verdict]) {
+    let https: Vec<usize> = (0..listeners.len())
+        .filter(|&i| listeners[i].protocol == Some(Protocol::Https) && standing(&listeners[i], &verdicts[i]))
+        .collect();
+    for &i in &https {
+        let (port, h) = (listeners[i].port(), listeners[i].hostname.as_deref());
+        let overlaps: Vec<&str> = https
+            .iter()
+            .filter(|&&j| j != i && listeners[j].port() == port && overlap(h, listeners[j].hostname.as_deref()))
+            .map(|&j| if listeners[j].set == listeners[i].set { listeners[j].name() } else { "(of another resource)" })
+            .collect();
+        if !overlaps.is_empty() {
+            verdicts[i].overlapping =
+                Some(format!("hostname overlaps with HTTPS listener(s) {} on port {port}", overlaps.join(", ")));
         }
     }
 }
@@ -423,11 +531,16 @@ fn finish(l: &mut ListenerState<'_>, v: Verdict, generation: i64) {
         Some(p) => p.condition(types::ACCEPTED, false, generation),
     });
     l.programmed = l.accepted && v.not_programmed.is_none();
-    conds.push(if l.programmed {
-        Condition::new(types::PROGRAMMED, true, reasons::PROGRAMMED, "listener is programmed", generation)
-    } else {
-        let m = v.not_programmed.clone().or_else(|| not_accepted.map(|p| p.message)).unwrap_or_default();
-        Condition::new(types::PROGRAMMED, false, reasons::INVALID, m, generation)
+    conds.push(match (&v.not_accepted, &v.conflict) {
+        _ if l.programmed => {
+            Condition::new(types::PROGRAMMED, true, reasons::PROGRAMMED, "listener is programmed", generation)
+        }
+        // A conflicted listener says why in Programmed too.
+        (None, Some(p)) => p.condition(types::PROGRAMMED, false, generation),
+        _ => {
+            let m = v.not_programmed.clone().or_else(|| not_accepted.map(|p| p.message)).unwrap_or_default();
+            Condition::new(types::PROGRAMMED, false, reasons::INVALID, m, generation)
+        }
     });
     conds.push(match v.unresolved {
         None => {

@@ -4,15 +4,20 @@
 use base64::Engine;
 use legate_api::conditions::reasons;
 use legate_api::gateway::standard::gateways::GatewayListenersTlsCertificateRefs;
-use legate_api::gvk::{CORE_GROUP, GATEWAY_GROUP, KIND_GATEWAY, KIND_SECRET};
+use legate_api::gvk::{CORE_GROUP, GATEWAY_GROUP, KIND_SECRET};
 use legate_api::k8s::Secret;
 
 use crate::conditions::Problem;
 use crate::ir::Certificate;
 use crate::resources::{Index, ObjKey};
 
-/// Resolves one `certificateRef` of a listener of the Gateway in `gw_ns`.
-pub fn resolve(idx: &Index<'_>, gw_ns: &str, r: &GatewayListenersTlsCertificateRefs) -> Result<Certificate, Problem> {
+/// Resolves one `certificateRef` of a listener defined by `from`: the kind (Gateway or
+/// ListenerSet) a ReferenceGrant must name, and the namespace of the object.
+pub fn resolve(
+    idx: &Index<'_>,
+    (from_kind, gw_ns): (&str, &str),
+    r: &GatewayListenersTlsCertificateRefs,
+) -> Result<Certificate, Problem> {
     let group = r.group.as_deref().unwrap_or(CORE_GROUP);
     let kind = r.kind.as_deref().unwrap_or(KIND_SECRET);
     let ns = r.namespace.as_deref().unwrap_or(gw_ns);
@@ -24,12 +29,12 @@ pub fn resolve(idx: &Index<'_>, gw_ns: &str, r: &GatewayListenersTlsCertificateR
             if group.is_empty() { "core" } else { group }
         )));
     }
-    if ns != gw_ns && !idx.grant_allows((GATEWAY_GROUP, KIND_GATEWAY, gw_ns), ns, (CORE_GROUP, KIND_SECRET, &r.name)) {
+    if ns != gw_ns && !idx.grant_allows((GATEWAY_GROUP, from_kind, gw_ns), ns, (CORE_GROUP, KIND_SECRET, &r.name)) {
         return Err(Problem::new(
             reasons::REF_NOT_PERMITTED,
             format!(
                 "certificateRef to Secret {key} is not permitted: add a ReferenceGrant in namespace {ns} \
-                 from Gateways in {gw_ns} to Secrets"
+                 from {from_kind}s in {gw_ns} to Secrets"
             ),
         ));
     }

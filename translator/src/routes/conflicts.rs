@@ -12,10 +12,12 @@ use std::sync::Arc;
 use legate_api::conditions::{reasons, types};
 
 use crate::conditions::Condition;
+use legate_api::gvk::{KIND_GATEWAY, KIND_LISTENER_SET};
 use legate_api::kinds::Kind;
 
 use crate::gateway::{GatewayState, Protocol};
 use crate::hostname::covers;
+use crate::resources::ObjKey;
 use crate::status::Statuses;
 use crate::translate::Attachment;
 
@@ -49,9 +51,9 @@ pub(crate) fn resolve(gw: &GatewayState<'_>, atts: &mut Vec<Attachment<'_>>, sta
     for &(i, j, why) in &lost {
         let (a, w) = (&atts[i], &atts[j]);
         messages.entry(a.key.clone()).or_default().push(format!(
-            "on listener {} of Gateway {}, {why} the older {}",
+            "on listener {} of {}, {why} the older {}",
             gw.listeners[a.listener].name(),
-            gw.key,
+            gw.owner(gw.listeners[a.listener].set),
             w.key
         ));
     }
@@ -61,16 +63,23 @@ pub(crate) fn resolve(gw: &GatewayState<'_>, atts: &mut Vec<Attachment<'_>>, sta
         !lost.iter().any(|&(i, _, _)| i == index - 1)
     });
     for (key, why) in messages {
-        if atts.iter().any(|a| *a.key == key) {
-            continue; // still attached to another listener of this Gateway
-        }
         let Some(status) = statuses.routes.get_mut(&key) else { continue };
         let status = Arc::make_mut(status);
-        for p in status
-            .parents
-            .iter_mut()
-            .filter(|p| p.parent_ref.namespace == gw.key.namespace && p.parent_ref.name == gw.key.name)
-        {
+        for p in status.parents.iter_mut() {
+            // The listeners the parentRef names: the Gateway's own, or one ListenerSet's.
+            let r = &p.parent_ref;
+            let named = ObjKey::new(&r.namespace, &r.name);
+            let scope = match r.kind.as_str() {
+                KIND_GATEWAY if named == gw.key => None,
+                KIND_LISTENER_SET => match gw.sets.iter().position(|s| s.key == named) {
+                    Some(i) => Some(i),
+                    None => continue,
+                },
+                _ => continue,
+            };
+            if atts.iter().any(|a| *a.key == key && gw.listeners[a.listener].set == scope) {
+                continue; // still attached to another listener it names
+            }
             if let Some(c) = p.conditions.iter_mut().find(|c| c.type_ == types::ACCEPTED && c.is_true()) {
                 let g = c.observed_generation;
                 *c = Condition::new(

@@ -130,7 +130,8 @@ impl Inner {
     async fn apply(&self, request: &FleetRequest, g: &AcceptedGateway) -> Result<(), String> {
         let cert = self.client_cert(&g.key).await?;
         let proxy = proxy_config_for(request, g);
-        let objs = desired(&g.gateway, &proxy, &bootstrap_yaml(&g.key, &self.opts), &cert, &self.opts);
+        let bound: Vec<(u16, &str)> = g.ir.listeners.iter().map(|l| (l.port, l.protocol.name())).collect();
+        let objs = desired(&g.gateway, &bound, &proxy, &bootstrap_yaml(&g.key, &self.opts), &cert, &self.opts);
         let hash = objects_hash(&objs);
         if self.applied.lock().unwrap_or_else(|e| e.into_inner()).get(&g.key) == Some(&hash) {
             return Ok(());

@@ -64,7 +64,7 @@ fn fleet_with_infrastructure_and_proxy_config() {
     let gw = gateway(GATEWAY);
     let opts = FleetOptions::default();
     let proxy: ProxyConfigSpec = serde_norway::from_str(PROXY).unwrap();
-    let objs = desired(&gw, &proxy, &bootstrap_yaml(&ObjKey::new("apps", "web"), &opts), &fake_cert(), &opts);
+    let objs = desired(&gw, &[], &proxy, &bootstrap_yaml(&ObjKey::new("apps", "web"), &opts), &fake_cert(), &opts);
     insta::assert_snapshot!("fleet_with_infrastructure_and_proxy_config", yaml(&objs));
 }
 
@@ -80,14 +80,14 @@ spec:
   listeners: [ { name: http, port: 8080, protocol: HTTP } ]
 "#,
     );
-    let objs = desired(&gw, &ProxyConfigSpec::default(), "BOOTSTRAP\n", &fake_cert(), &FleetOptions::default());
+    let objs = desired(&gw, &[], &ProxyConfigSpec::default(), "BOOTSTRAP\n", &fake_cert(), &FleetOptions::default());
     insta::assert_snapshot!("fleet_with_defaults", yaml(&objs));
 }
 
 #[test]
 fn labels_and_owner_on_every_object() {
     let gw = gateway(GATEWAY);
-    let objs = desired(&gw, &ProxyConfigSpec::default(), "B", &fake_cert(), &FleetOptions::default());
+    let objs = desired(&gw, &[], &ProxyConfigSpec::default(), "B", &fake_cert(), &FleetOptions::default());
     let template = objs.deployment.spec.as_ref().unwrap().template.metadata.clone().unwrap();
     let metas = [
         &objs.service_account.metadata,
@@ -123,7 +123,7 @@ fn labels_and_owner_on_every_object() {
 fn config_hash_follows_bootstrap_and_certificate() {
     let gw = gateway(GATEWAY);
     let hash = |b: &str, c: &ClientCert| {
-        let objs = desired(&gw, &ProxyConfigSpec::default(), b, c, &FleetOptions::default());
+        let objs = desired(&gw, &[], &ProxyConfigSpec::default(), b, c, &FleetOptions::default());
         objs.deployment.spec.unwrap().template.metadata.unwrap().annotations.unwrap()[CONFIG_HASH_ANNOTATION].clone()
     };
     let mut other = fake_cert();
@@ -212,8 +212,9 @@ spec:
 "#
         ))
     };
-    let svc =
-        |gw: &Gateway| desired(gw, &ProxyConfigSpec::default(), "B", &fake_cert(), &FleetOptions::default()).service;
+    let svc = |gw: &Gateway| {
+        desired(gw, &[], &ProxyConfigSpec::default(), "B", &fake_cert(), &FleetOptions::default()).service
+    };
     // One address: the annotation and spec.loadBalancerIP.
     let one = svc(&with("[ { type: IPAddress, value: 10.245.0.7 }, { type: IPAddress } ]"));
     assert_eq!(one.metadata.annotations.as_ref().unwrap()[ADDRESSES_ANNOTATION], "10.245.0.7");
@@ -232,6 +233,26 @@ spec:
     assert_eq!(unassigned(&asked, &[ip("2001:db8:0::1")]), vec!["10.245.0.7"]);
     assert!(unassigned(&asked, &[ip("10.245.0.7"), ip("2001:db8::1")]).is_empty());
     assert_eq!(unassigned(&asked, &[]).len(), 2);
+}
+
+/// ListenerSets' listeners bind sockets of their own: the Service and the pods get their ports.
+#[test]
+fn ports_of_listener_sets_join_the_gateways() {
+    let gw = gateway(GATEWAY);
+    let bound = [(80, "HTTP"), (443, "HTTPS"), (8443, "HTTPS"), (5300, "UDP")];
+    let objs = desired(&gw, &bound, &ProxyConfigSpec::default(), "B", &fake_cert(), &FleetOptions::default());
+    let ports: Vec<(String, i32, String)> = objs
+        .service
+        .spec
+        .unwrap()
+        .ports
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.name.unwrap(), p.port, p.protocol.unwrap()))
+        .collect();
+    let want =
+        [("http-80", 80, "TCP"), ("https-443", 443, "TCP"), ("udp-5300", 5300, "UDP"), ("https-8443", 8443, "TCP")];
+    assert_eq!(ports, want.map(|(n, p, t)| (n.to_owned(), p, t.to_owned())));
 }
 
 #[test]
@@ -260,8 +281,14 @@ fn bootstrap_validates_under_envoy() {
     let opts = FleetOptions::default();
     let ca = Ca::generate().unwrap();
     let cert = ca.client_cert(&ObjKey::new("apps", "web"), None).unwrap();
-    let objs =
-        desired(&gw, &ProxyConfigSpec::default(), &bootstrap_yaml(&ObjKey::new("apps", "web"), &opts), &cert, &opts);
+    let objs = desired(
+        &gw,
+        &[],
+        &ProxyConfigSpec::default(),
+        &bootstrap_yaml(&ObjKey::new("apps", "web"), &opts),
+        &cert,
+        &opts,
+    );
     let dir = tempfile::tempdir().unwrap();
     for (k, v) in objs.client_secret.data.as_ref().unwrap() {
         std::fs::write(dir.path().join(k), &v.0).unwrap();

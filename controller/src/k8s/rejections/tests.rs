@@ -197,7 +197,15 @@ spec: { controllerName: legate.dev/gateway-controller }
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: { name: web, namespace: infra }
-spec: { gatewayClassName: legate, listeners: [ { name: http, port: 8080, protocol: HTTP } ] }
+spec:
+  gatewayClassName: legate
+  allowedListeners: { namespaces: { from: Same } }
+  listeners: [ { name: http, port: 8080, protocol: HTTP } ]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: { name: team, namespace: infra }
+spec: { parentRef: { name: web }, listeners: [ { name: more, port: 8082, protocol: HTTP } ] }
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -229,6 +237,13 @@ fn folded_rejections_turn_only_their_gateways_programmed_false_with_envoys_messa
     assert_eq!(reason, reasons::INVALID);
     assert_eq!(message, format!("Envoy web-2 rejected {ROUTES}: RE2 too big"));
     assert!(programmed(&out, "api").0, "the other Gateway stays Programmed");
+    let set = &out.statuses.listener_sets[&ObjKey::new("infra", "team")];
+    let c = set.conditions.iter().find(|c| c.type_ == types::PROGRAMMED).unwrap();
+    assert_eq!(
+        (c.status, c.reason.as_str()),
+        (legate_translator::conditions::Status::False, reasons::PARENT_NOT_PROGRAMMED),
+        "served by the same Envoys"
+    );
 }
 
 #[test]
