@@ -20,6 +20,7 @@ pub use proxy_config::{ProxyConfig, ProxyConfigSpec, ProxyServiceConfig};
 /// Gateway API types, re-exported so that every crate uses one version.
 pub mod gateway {
     pub use gateway_api::apis::experimental;
+    pub use gateway_api::apis::experimental::grpcroutes::{GrpcRoute, GrpcRouteSpec};
     pub use gateway_api::apis::experimental::httproutes::{HttpRoute, HttpRouteSpec};
     pub use gateway_api::apis::experimental::tcproutes::{TcpRoute, TcpRouteSpec};
     pub use gateway_api::apis::experimental::udproutes::{UdpRoute, UdpRouteSpec};
@@ -27,7 +28,6 @@ pub mod gateway {
     pub use gateway_api::apis::standard::backendtlspolicies::{BackendTlsPolicy, BackendTlsPolicySpec};
     pub use gateway_api::apis::standard::gatewayclasses::{GatewayClass, GatewayClassSpec};
     pub use gateway_api::apis::standard::gateways::{Gateway, GatewaySpec};
-    pub use gateway_api::apis::standard::grpcroutes::{GrpcRoute, GrpcRouteSpec};
     pub use gateway_api::apis::standard::listenersets::{ListenerSet, ListenerSetSpec};
     pub use gateway_api::apis::standard::referencegrants::{ReferenceGrant, ReferenceGrantSpec};
     pub use gateway_api::apis::standard::tlsroutes::{TlsRoute, TlsRouteSpec};

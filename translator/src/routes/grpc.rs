@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
 use legate_api::gateway::GrpcRoute;
-use legate_api::gateway::standard::grpcroutes::*;
+use legate_api::gateway::experimental::grpcroutes::*;
 use legate_api::gvk::KIND_GRPC_ROUTE;
 use regex::Regex;
 
@@ -72,6 +72,14 @@ fn build_rule(
                 mirrors.extend(mirror(idx, from, view, m.percent, fraction, out).map_err(|e| e.at(&at))?);
             }
         }
+    }
+    if let Some(p) = &rule.session_persistence {
+        let spec = session_spec!(
+            p,
+            GrpcRouteRulesSessionPersistenceType,
+            GrpcRouteRulesSessionPersistenceCookieConfigLifetimeType
+        );
+        filters.session = Some(Box::new(super::session::session(spec).map_err(|e| e.at("sessionPersistence"))?));
     }
     let refs = rule.backend_refs.as_deref().unwrap_or_default();
     let backend_filters = refs

@@ -13,8 +13,9 @@ use super::checks::{api_name, check_path, check_regex, header_matches, parse_dur
 use super::model::{
     Duration, RedirectSpec, RouteRules, Rule, RuleAction, build_rules, destinations, mirror, unknown_extension,
 };
+use super::session::session;
 use crate::conditions::Problem;
-use crate::ir::{Filters, MatchIr, PathMatch, PathRewrite, Retry, Rewrite, Session, ValueMatch};
+use crate::ir::{Filters, MatchIr, PathMatch, PathRewrite, Retry, Rewrite, ValueMatch};
 use crate::resources::{Reads, RejectedRule, namespace_of};
 
 /// Builds the rules of one HTTPRoute.
@@ -122,7 +123,12 @@ fn build_rule(
         .collect::<Result<Vec<_>, _>>()?;
     let mut timeout = rule.timeouts.as_ref().map(timeout).transpose().map_err(Problem::unsupported)?.flatten();
     if let Some(p) = &rule.session_persistence {
-        ir_filters.session = Some(Box::new(session(p).map_err(|e| e.at("sessionPersistence"))?));
+        let spec = session_spec!(
+            p,
+            HttpRouteRulesSessionPersistenceType,
+            HttpRouteRulesSessionPersistenceCookieConfigLifetimeType
+        );
+        ir_filters.session = Some(Box::new(session(spec).map_err(|e| e.at("sessionPersistence"))?));
     }
     if let Some(r) = &rule.retry {
         ir_filters.retry = retry(r, rule.timeouts.as_ref()).map_err(|e| e.at("retry"))?;
@@ -265,42 +271,6 @@ fn path_modifier<T: std::fmt::Debug>(
 fn timeout(t: &HttpRouteRulesTimeouts) -> Result<Option<Duration>, String> {
     let pick = t.request.as_deref().or(t.backend_request.as_deref());
     pick.map(|s| parse_duration(s).map(|d| if d.is_zero() { None } else { Some(d) })).transpose()
-}
-
-/// Session persistence: a cookie (default) or a header, named `sessionName` (default
-/// `legate-session`); a `Permanent` cookie lives `absoluteTimeout`.
-fn session(p: &HttpRouteRulesSessionPersistence) -> Result<Session, Problem> {
-    if p.idle_timeout.is_some() {
-        return Err(Problem::unsupported(
-            "idleTimeout is not supported by Legate (Envoy's sessions have no idle expiry)",
-        ));
-    }
-    let name = p.session_name.clone().unwrap_or_else(|| "legate-session".into());
-    let permanent = p.cookie_config.as_ref().and_then(|c| c.lifetime_type.as_ref())
-        == Some(&HttpRouteRulesSessionPersistenceCookieConfigLifetimeType::Permanent);
-    match p.r#type {
-        Some(HttpRouteRulesSessionPersistenceType::Header) => {
-            if p.absolute_timeout.is_some() || permanent {
-                return Err(Problem::unsupported(
-                    "absoluteTimeout and cookieConfig apply to Cookie sessions only; a Header session lasts as long as clients send the header",
-                ));
-            }
-            Ok(Session::Header { name })
-        }
-        None | Some(HttpRouteRulesSessionPersistenceType::Cookie) => {
-            let ttl = match (&p.absolute_timeout, permanent) {
-                (Some(t), true) => Some(parse_duration(t).map_err(|e| Problem::unsupported(e).at("absoluteTimeout"))?),
-                (None, true) => return Err(Problem::unsupported("a Permanent cookie needs absoluteTimeout")),
-                (Some(_), false) => {
-                    return Err(Problem::unsupported(
-                        "absoluteTimeout on a Session cookie is not supported by Legate; use lifetimeType Permanent",
-                    ));
-                }
-                (None, false) => None,
-            };
-            Ok(Session::Cookie { name, ttl_s: ttl.map(|d| d.as_secs().max(1)) })
-        }
-    }
 }
 
 /// A timeout, `0s` meaning none.

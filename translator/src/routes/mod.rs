@@ -95,6 +95,9 @@ macro_rules! backend_ref_view {
     }};
 }
 
+// Defines `session_spec!`, used by the kinds below.
+#[macro_use]
+pub(crate) mod session;
 pub mod backends;
 pub mod checks;
 pub(crate) mod conflicts;
