@@ -21,6 +21,7 @@ use crate::gateway::{GatewayState, class, listeners};
 use crate::resources::{Dep, ObjKey, Reads, RejectedRule, Resources};
 use crate::routes::{Route, RouteKey, RouteRules, backends, conflicts};
 use crate::status::{BackendStatus, Statuses};
+use crate::traffic::TrafficPolicies;
 use crate::translate::{Attachment, Options, Output, RouteOutcome, attach_route, finish_gateway, gateway_parents};
 use crate::{assemble, xds};
 
@@ -213,16 +214,19 @@ impl Engine {
 
         // Gateway status and IR; BackendTLSPolicies take effect through the Gateways' clusters.
         let mut policies = Policies::resolve(res);
+        let mut traffic = TrafficPolicies::resolve(res);
         let mut outputs = vec![];
         for (key, gw) in gateways {
             let mut atts = attachments.remove(&key).unwrap_or_default();
             conflicts::resolve(&gw, &mut atts, &mut statuses);
             let caches = (&mut self.assemble, &mut self.xds);
-            let (status, out) = finish_gateway(&key, gw, &atts, res, &self.opts, &mut policies, caches);
+            let (status, out) = finish_gateway(&key, gw, &atts, res, &self.opts, &mut policies, &mut traffic, caches);
             statuses.gateways.insert(key, status);
             outputs.extend(out);
         }
         statuses.backend_tls_policies = policies.statuses(&self.opts.controller_name);
+        statuses.traffic_policies = traffic.attachments.statuses(&self.opts.controller_name);
+        traffic.attachments.annotate(&mut statuses, res);
         self.assemble.sweep();
         self.xds.sweep();
         Output { gateways: outputs, statuses }

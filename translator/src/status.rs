@@ -19,12 +19,23 @@ pub struct Statuses {
     pub routes: BTreeMap<RouteKey, Arc<RouteStatus>>,
     pub backends: BTreeMap<ObjKey, BackendStatus>,
     pub backend_tls_policies: BTreeMap<ObjKey, PolicyStatus>,
+    pub traffic_policies: BTreeMap<ObjKey, PolicyStatus>,
 }
 
 impl Statuses {
     /// The status of the route of `kind` at `key`.
     pub fn route(&self, kind: legate_api::kinds::Kind, key: &ObjKey) -> Option<&Arc<RouteStatus>> {
         self.routes.get(&RouteKey::new(kind, key.clone()))
+    }
+
+    /// The status of the policy of `kind` at `key`.
+    pub fn policy(&self, kind: legate_api::kinds::Kind, key: &ObjKey) -> Option<&PolicyStatus> {
+        use legate_api::kinds::Kind;
+        match kind {
+            Kind::BackendTlsPolicy => self.backend_tls_policies.get(key),
+            Kind::TrafficPolicy => self.traffic_policies.get(key),
+            _ => None,
+        }
     }
 }
 

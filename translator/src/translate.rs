@@ -18,6 +18,7 @@ use crate::ir::GatewayIr;
 use crate::resources::{Index, ObjKey, Resources};
 use crate::routes::{Route, RouteKey, RouteRules};
 use crate::status::{Address, GatewayStatus, ListenerStatus, ParentRef, RouteParentStatus, RouteStatus, Statuses};
+use crate::traffic::TrafficPolicies;
 use crate::{assemble, xds};
 
 /// Translation settings.
@@ -141,6 +142,7 @@ pub(crate) fn finish_gateway(
     res: &Resources,
     opts: &Options,
     policies: &mut Policies,
+    traffic: &mut TrafficPolicies,
     caches: (&mut assemble::Cache, &mut xds::cache::Generator),
 ) -> (GatewayStatus, Option<GatewayOutput>) {
     for a in atts {
@@ -155,6 +157,7 @@ pub(crate) fn finish_gateway(
         return (status, None);
     }
     let mut ir = assemble::gateway_ir(&gw, &addresses, atts, res, caches.0);
+    traffic.apply(key, &mut ir, &mut caches.0.traffic);
     let client = client.and_then(Result::ok);
     policies.apply(key, client.as_ref(), &mut ir, &mut caches.0.tls);
     let xds = xds::generate_with(&ir, caches.1);

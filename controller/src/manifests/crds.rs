@@ -2,11 +2,11 @@
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
-use legate_api::{Backend, ProxyConfig};
+use legate_api::{Backend, ProxyConfig, TrafficPolicy};
 
 /// Every Legate CRD, sorted by name (`<plural>.<group>`).
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    let mut crds = vec![Backend::crd(), ProxyConfig::crd()];
+    let mut crds = vec![Backend::crd(), ProxyConfig::crd(), TrafficPolicy::crd()];
     crds.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     crds
 }

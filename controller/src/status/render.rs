@@ -62,7 +62,7 @@ pub fn owned_status<'a>(kind: Kind, key: &ObjKey, st: &'a Statuses) -> Option<Ow
         Kind::Gateway => st.gateways.get(key).map(Owned::Gateway),
         k if k.is_route() => st.route(k, key).map(|s| Owned::Route(s)),
         Kind::Backend => st.backends.get(key).map(Owned::Backend),
-        Kind::BackendTlsPolicy => st.backend_tls_policies.get(key).map(Owned::Policy),
+        k if k.is_policy() => st.policy(k, key).map(Owned::Policy),
         _ => None,
     }
 }
@@ -84,7 +84,7 @@ impl Kept {
             Kind::Gateway => Kept::Gateway(st.gateways.get(key)?.clone()),
             k if k.is_route() => Kept::Route(st.route(k, key)?.clone()),
             Kind::Backend => Kept::Backend(st.backends.get(key)?.clone()),
-            Kind::BackendTlsPolicy => Kept::Policy(st.backend_tls_policies.get(key)?.clone()),
+            k if k.is_policy() => Kept::Policy(st.policy(k, key)?.clone()),
             _ => return None,
         })
     }
@@ -99,7 +99,7 @@ impl Kept {
             (Some(Kept::GatewayClass(s)), _) => st.gateway_classes.get(&key.name) == Some(s),
             (Some(Kept::Gateway(s)), _) => st.gateways.get(key) == Some(s),
             (Some(Kept::Backend(s)), _) => st.backends.get(key) == Some(s),
-            (Some(Kept::Policy(s)), _) => st.backend_tls_policies.get(key) == Some(s),
+            (Some(Kept::Policy(s)), k) => st.policy(k, key) == Some(s),
             (None, _) => Kept::of(kind, key, st).is_none(),
             _ => false,
         }

@@ -12,6 +12,7 @@ pub mod listener;
 pub mod matcher;
 pub mod names;
 pub mod route;
+pub mod traffic;
 pub mod upstream_tls;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
