@@ -5,7 +5,9 @@
 //! {"backend":"v1","method":"GET","path":"/a","query":"x=1","host":"example.com",
 //!  "headers":{"user-agent":"..."},"version":"HTTP/1.1"}
 //! ```
-//! `?status=503` answers with that status; `?delay_ms=200` waits first.
+//! `?status=503` answers with that status; `?delay_ms=200` waits first; `?flaky=<key>:<n>`
+//! answers 503 to the first `n` requests naming `key` (per backend), then as usual;
+//! `?unhealthy=<backend>` answers 503 when this backend is the one named.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -22,6 +24,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+/// Requests seen per (backend, `flaky` key).
+static FLAKY: std::sync::LazyLock<std::sync::Mutex<BTreeMap<(String, String), u64>>> =
+    std::sync::LazyLock::new(Default::default);
 
 /// What the echo server answers.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,7 +97,19 @@ pub(crate) async fn answer(
     if let Some(ms) = param("delay_ms").and_then(|v| v.parse().ok()) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    let status = param("status").and_then(|v| v.parse().ok()).unwrap_or(200u16);
+    let mut status = param("status").and_then(|v| v.parse().ok()).unwrap_or(200u16);
+    if let Some((key, n)) = param("flaky").as_deref().and_then(|f| f.split_once(':')) {
+        let n: u64 = n.parse().unwrap_or(0);
+        let mut seen = FLAKY.lock().expect("not poisoned");
+        let count = seen.entry((name.clone(), key.to_owned())).or_insert(0);
+        if *count < n {
+            *count += 1;
+            status = 503;
+        }
+    }
+    if param("unhealthy").is_some_and(|b| b == name) {
+        status = 503;
+    }
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in req.headers() {
         let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
