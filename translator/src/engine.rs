@@ -15,14 +15,14 @@ use legate_api::gateway::Gateway;
 use legate_api::k8s::Namespace;
 use tracing::debug_span;
 
-use crate::backend_tls::Policies;
 use crate::conditions::Condition;
 use crate::gateway::{GatewayState, class, listeners};
 use crate::resources::{Dep, ObjKey, Reads, RejectedRule, Resources};
 use crate::routes::{Route, RouteKey, RouteRules, backends, conflicts};
 use crate::status::{BackendStatus, Statuses};
-use crate::traffic::TrafficPolicies;
-use crate::translate::{Attachment, Options, Output, RouteOutcome, attach_route, finish_gateway, gateway_parents};
+use crate::translate::{
+    Attachment, Options, Output, PolicyKinds, RouteOutcome, attach_route, finish_gateway, gateway_parents,
+};
 use crate::{assemble, xds};
 
 /// What route attachment reads of a Gateway: the Gateway itself and which of its listeners
@@ -213,20 +213,17 @@ impl Engine {
         }
 
         // Gateway status and IR; BackendTLSPolicies take effect through the Gateways' clusters.
-        let mut policies = Policies::resolve(res);
-        let mut traffic = TrafficPolicies::resolve(res);
+        let mut policies = PolicyKinds::resolve(res);
         let mut outputs = vec![];
         for (key, gw) in gateways {
             let mut atts = attachments.remove(&key).unwrap_or_default();
             conflicts::resolve(&gw, &mut atts, &mut statuses);
             let caches = (&mut self.assemble, &mut self.xds);
-            let (status, out) = finish_gateway(&key, gw, &atts, res, &self.opts, &mut policies, &mut traffic, caches);
+            let (status, out) = finish_gateway(&key, gw, &atts, res, &self.opts, &mut policies, caches);
             statuses.gateways.insert(key, status);
             outputs.extend(out);
         }
-        statuses.backend_tls_policies = policies.statuses(&self.opts.controller_name);
-        statuses.traffic_policies = traffic.attachments.statuses(&self.opts.controller_name);
-        traffic.attachments.annotate(&mut statuses, res);
+        policies.finish(&mut statuses, res, &self.opts.controller_name);
         self.assemble.sweep();
         self.xds.sweep();
         Output { gateways: outputs, statuses }

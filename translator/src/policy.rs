@@ -96,6 +96,17 @@ impl Target {
     }
 }
 
+/// A policy of any kind, as its kind's conversion hands it to [`Attachments::resolve`].
+pub struct Input<'a> {
+    pub key: &'a ObjKey,
+    pub meta: &'a ObjectMeta,
+    pub target_refs: &'a [PolicyTargetRef],
+    /// The spec as JSON (`targetRefs` is ignored).
+    pub spec: Value,
+    /// Why the spec is invalid beside what its schema checks, found by its conversion.
+    pub invalid: Option<String>,
+}
+
 /// One policy as the framework sees it: its spec as JSON (without `targetRefs`), its targets
 /// and why it is invalid, if it is.
 #[derive(Debug)]
@@ -110,6 +121,9 @@ struct Entry {
     lost: BTreeMap<Target, ObjKey>,
 }
 
+/// The policies affecting an object through one Gateway, each with the level it is attached at.
+type Affecting = BTreeSet<(ObjKey, String)>;
+
 /// The policies of one kind, resolved: which is in effect on each target.
 #[derive(Debug)]
 pub struct Attachments {
@@ -122,16 +136,12 @@ pub struct Attachments {
     /// Policies with at least one field in effect somewhere.
     used: BTreeSet<ObjKey>,
     /// Gateway or route → (Gateway, policy, what it targets) for the PolicyAffected condition.
-    affected: BTreeMap<(Kind, ObjKey), BTreeMap<ObjKey, BTreeSet<(ObjKey, String)>>>,
+    affected: BTreeMap<(Kind, ObjKey), BTreeMap<ObjKey, Affecting>>,
 }
 
 impl Attachments {
-    /// Resolves the policies of `kind`: `(key, metadata, targetRefs, spec JSON, why invalid)`.
-    pub fn resolve<'a>(
-        kind: Kind,
-        res: &Resources,
-        policies: impl IntoIterator<Item = (&'a ObjKey, &'a ObjectMeta, &'a [PolicyTargetRef], Value, Option<String>)>,
-    ) -> Self {
+    /// Resolves the policies of `kind`.
+    pub fn resolve<'a>(kind: Kind, res: &Resources, policies: impl IntoIterator<Item = Input<'a>>) -> Self {
         let mut out = Attachments {
             kind,
             entries: BTreeMap::new(),
@@ -140,7 +150,7 @@ impl Attachments {
             used: BTreeSet::new(),
             affected: BTreeMap::new(),
         };
-        for (key, meta, refs, mut spec, invalid) in policies {
+        for Input { key, meta, target_refs: refs, mut spec, invalid } in policies {
             if let Some(o) = spec.as_object_mut() {
                 o.remove("targetRefs");
             }

@@ -16,7 +16,7 @@ use legate_api::traffic_policy::{HealthCheckType, LoadBalancerType, TrafficPolic
 use serde_json::Value;
 
 use crate::ir::*;
-use crate::policy::{Attachments, Merged, Target};
+use crate::policy::{Attachments, Input, Merged, Target};
 use crate::resources::{ObjKey, Resources};
 use crate::routes::checks::parse_duration;
 use crate::xds::cache::Epoched;
@@ -58,10 +58,12 @@ impl TrafficPolicies {
         let items: Vec<_> = res
             .traffic_policies
             .iter()
-            .map(|(k, p)| {
-                let spec = serde_json::to_value(&p.spec).unwrap_or(Value::Null);
-                let invalid = validate(&p.spec).err();
-                (k, &p.metadata, &p.spec.target_refs[..], spec, invalid)
+            .map(|(key, p)| Input {
+                key,
+                meta: &p.metadata,
+                target_refs: &p.spec.target_refs,
+                spec: serde_json::to_value(&p.spec).unwrap_or(Value::Null),
+                invalid: validate(&p.spec).err(),
             })
             .collect();
         TrafficPolicies { attachments: Attachments::resolve(Kind::TrafficPolicy, res, items) }
@@ -422,12 +424,15 @@ fn cluster_traffic(m: &Merged) -> Option<ClusterTraffic> {
 /// cluster it is sent to instead (a copy with the route's backend settings).
 type Changes = Vec<(Option<Arc<RouteTraffic>>, Vec<Option<String>>)>;
 
+/// What an IR object was made from (the object and the settings) and what it became.
+type Made<T, S> = (Arc<T>, S, Arc<T>);
+
 /// Virtual hosts and clusters with traffic settings kept between translations: the same `Arc`
 /// while the IR they were made from and the settings are the same.
 #[derive(Default)]
 pub struct Cache {
-    virtual_hosts: Epoched<(ObjKey, String), (Arc<VirtualHostIr>, Changes, Arc<VirtualHostIr>)>,
-    clusters: Epoched<(ObjKey, String), (Arc<ClusterIr>, Option<ClusterTraffic>, Arc<ClusterIr>)>,
+    virtual_hosts: Epoched<(ObjKey, String), Made<VirtualHostIr, Changes>>,
+    clusters: Epoched<(ObjKey, String), Made<ClusterIr, Option<ClusterTraffic>>>,
 }
 
 impl Cache {

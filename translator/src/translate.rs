@@ -52,6 +52,28 @@ pub struct Output {
     pub statuses: Statuses,
 }
 
+/// The policies of every kind, resolved once per translation and applied to each Gateway's
+/// IR: TrafficPolicy first (routes and clusters), BackendTLSPolicy on the clusters it gives.
+/// A new policy kind is one more field here, resolved in [`PolicyKinds::resolve`] and applied
+/// in [`finish_gateway`]; its statuses come from its [`crate::policy::Attachments`].
+pub(crate) struct PolicyKinds {
+    pub tls: Policies,
+    pub traffic: TrafficPolicies,
+}
+
+impl PolicyKinds {
+    pub fn resolve(res: &Resources) -> Self {
+        PolicyKinds { tls: Policies::resolve(res), traffic: TrafficPolicies::resolve(res) }
+    }
+
+    /// The policies' statuses, and the conditions they add to Gateways and routes.
+    pub fn finish(self, statuses: &mut Statuses, res: &Resources, controller: &str) {
+        statuses.backend_tls_policies = self.tls.statuses(controller);
+        statuses.traffic_policies = self.traffic.attachments.statuses(controller);
+        self.traffic.attachments.annotate(statuses, res);
+    }
+}
+
 /// A route's rules attached to one listener of one Gateway.
 pub(crate) struct Attachment<'a> {
     /// The route's `creationTimestamp` (precedence).
@@ -141,8 +163,7 @@ pub(crate) fn finish_gateway(
     atts: &[Attachment<'_>],
     res: &Resources,
     opts: &Options,
-    policies: &mut Policies,
-    traffic: &mut TrafficPolicies,
+    policies: &mut PolicyKinds,
     caches: (&mut assemble::Cache, &mut xds::cache::Generator),
 ) -> (GatewayStatus, Option<GatewayOutput>) {
     for a in atts {
@@ -157,9 +178,9 @@ pub(crate) fn finish_gateway(
         return (status, None);
     }
     let mut ir = assemble::gateway_ir(&gw, &addresses, atts, res, caches.0);
-    traffic.apply(key, &mut ir, &mut caches.0.traffic);
+    policies.traffic.apply(key, &mut ir, &mut caches.0.traffic);
     let client = client.and_then(Result::ok);
-    policies.apply(key, client.as_ref(), &mut ir, &mut caches.0.tls);
+    policies.tls.apply(key, client.as_ref(), &mut ir, &mut caches.0.tls);
     let xds = xds::generate_with(&ir, caches.1);
     (status, Some(GatewayOutput { gateway: key.clone(), ir, xds }))
 }

@@ -70,23 +70,24 @@ fn world() -> Resources {
     res
 }
 
-fn policy_on(
-    name: &str,
-    created: &str,
-    target: Value,
-) -> (ObjKey, ObjectMeta, Vec<PolicyTargetRef>, Value, Option<String>) {
+/// A policy's key, metadata and targetRefs.
+struct Policy(ObjKey, ObjectMeta, Vec<PolicyTargetRef>);
+
+fn policy_on(name: &str, created: &str, target: Value) -> Policy {
     let meta: ObjectMeta =
         serde_json::from_value(json!({ "name": name, "namespace": "apps", "creationTimestamp": created })).unwrap();
-    let refs: Vec<PolicyTargetRef> = vec![serde_json::from_value(target).unwrap()];
-    (k(name), meta, refs, json!({ "timeouts": { "request": "1s" } }), None)
+    Policy(k(name), meta, vec![serde_json::from_value(target).unwrap()])
 }
 
-fn resolve(items: &[(ObjKey, ObjectMeta, Vec<PolicyTargetRef>, Value, Option<String>)]) -> Attachments {
-    Attachments::resolve(
-        Kind::TrafficPolicy,
-        &world(),
-        items.iter().map(|(k, m, r, v, i)| (k, m, &r[..], v.clone(), i.clone())),
-    )
+fn resolve(items: &[Policy]) -> Attachments {
+    let inputs = items.iter().map(|Policy(key, meta, refs)| Input {
+        key,
+        meta,
+        target_refs: refs,
+        spec: json!({ "timeouts": { "request": "1s" } }),
+        invalid: None,
+    });
+    Attachments::resolve(Kind::TrafficPolicy, &world(), inputs)
 }
 
 fn reason(st: &BTreeMap<ObjKey, PolicyStatus>, name: &str) -> Vec<String> {
