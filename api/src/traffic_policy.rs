@@ -45,6 +45,10 @@ pub const DURATION_PATTERN: &str = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$";
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.client) || self.targetRefs.all(r, r.kind == 'Gateway')",
+    "message": "client applies to Gateways and their listeners; target only Gateways with it"
+}]))]
 pub struct TrafficPolicySpec {
     /// What the policy attaches to, in its namespace: a Gateway (sectionName: a listener), an
     /// HTTPRoute or GRPCRoute (sectionName: a rule name), a Service or a Backend.
@@ -79,6 +83,41 @@ pub struct TrafficPolicySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1024, max = 1073741824))]
     pub connection_buffer_limit_bytes: Option<u32>,
+    /// The client side of the Gateway's listeners (Gateway and listener targets only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientSide>,
+}
+
+/// How a listener treats its clients. Applies per port: a listener's own settings apply when
+/// the listeners sharing its port agree (or it is alone there), else the Gateway's.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientSide {
+    /// Trusted proxies in front of the Gateway: the client address is taken this many hops
+    /// from the right of `X-Forwarded-For` (default 0: the connection's peer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 16))]
+    pub xff_num_trusted_hops: Option<u32>,
+    /// Expect a PROXY protocol (v1 or v2) header on every connection; the client address is
+    /// taken from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<bool>,
+    /// The largest request headers accepted, in KiB (default 60); larger answers 431.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 8192))]
+    pub max_request_headers_kb: Option<u32>,
+    /// A client connection with no request in flight for this long is closed (default 1h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"))]
+    pub idle_timeout: Option<String>,
+    /// The time a client has to send its request headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"))]
+    pub request_headers_timeout: Option<String>,
+    /// HTTP/2 from clients: concurrent streams per connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 2147483647))]
+    pub http2_max_concurrent_streams: Option<u32>,
 }
 
 /// Timeouts. Route-level: `request`, `idle`, `perTry`; backend-level: `connect`.

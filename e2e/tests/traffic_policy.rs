@@ -2,7 +2,8 @@
 //! 200 (and without the policy the 503 reaches the client); a Gateway-wide request timeout
 //! answers 504 for a slow backend, and a route's own policy overrides it for that route;
 //! consistent hashing on a header keeps a client on one endpoint; an active HTTP health check
-//! takes an endpoint answering 503 on its health path out of the rotation. The policies'
+//! takes an endpoint answering 503 on its health path out of the rotation; a listener's
+//! `client` settings read the client address from a PROXY protocol header. The policies'
 //! status (Accepted, Conflicted) is read from `/status`.
 
 use std::collections::BTreeSet;
@@ -199,4 +200,48 @@ async fn consistent_hashing_sticks_and_health_checks_remove_a_failing_endpoint()
     let hits = d.hits.load(std::sync::atomic::Ordering::Relaxed);
     assert!(hits > 0, "d was never probed");
     assert_eq!(accepted(&legate.status_of("TrafficPolicy", "apps", "probe").await), ("True".into(), "Accepted".into()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_takes_the_client_address_from_the_proxy_protocol() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let echo = EchoServer::start("127.0.0.1:0", "v1").await.unwrap();
+    let port = free_port();
+    let listener = "{ group: gateway.networking.k8s.io, kind: Gateway, name: gw, sectionName: http }";
+    let files = vec![
+        ("gw.yaml", gateway(port)),
+        ("backend.yaml", backend("apps", "v1", echo.addr)),
+        ("route.yaml", route("apps", "r", &[], &rule("/", "v1"))),
+        (
+            "client.yaml",
+            traffic_policy(
+                "infra",
+                "edge",
+                "2026-01-01T00:00:00Z",
+                listener,
+                "  client: { proxyProtocol: true, xffNumTrustedHops: 0 }\n",
+            ),
+        ),
+    ];
+    let legate = Legate::start(&files).await;
+    let request = |proxy: bool| async move {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        let head = if proxy { format!("PROXY TCP4 192.0.2.7 127.0.0.1 40000 {port}\r\n") } else { String::new() };
+        let req = format!("{head}GET / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut out = vec![];
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await.ok()?.ok()?;
+        Some(String::from_utf8_lossy(&out).into_owned())
+    };
+    legate
+        .eventually(Duration::from_secs(10), "the listener serves PROXY protocol clients", || async {
+            request(true).await.is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+        })
+        .await;
+    let reply = request(true).await.unwrap();
+    let body = &reply[reply.find("\r\n\r\n").unwrap() + 4..];
+    let echo: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(echo["headers"]["x-forwarded-for"], "192.0.2.7", "the client address from the PROXY header");
+    let plain = request(false).await.unwrap_or_default();
+    assert!(!plain.starts_with("HTTP/1.1 200"), "a connection without a PROXY header is served: {plain}");
 }

@@ -115,6 +115,7 @@ pub fn gateway_ir(
                 server_names: l.hostname.iter().cloned().collect(),
                 certificates: certificate_names(l, &mut certificates),
                 client_validation,
+                client: None,
             });
         }
         // Most specific SNI first; the catch-all chain last.
@@ -129,6 +130,7 @@ pub fn gateway_ir(
                 tls: tls.clone(),
                 virtual_hosts: virtual_hosts.clone(),
                 streams: streams.clone(),
+                client: None,
             });
         }
     }

@@ -46,6 +46,29 @@ pub struct ListenerIr {
     /// Connections (TLS, TCP) or datagrams (UDP) forwarded whole, most specific SNI first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub streams: Vec<StreamIr>,
+    /// How clients are treated (TrafficPolicy `client`): the socket's PROXY protocol and the
+    /// HTTP settings of a plain HTTP socket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<Arc<ClientIr>>,
+}
+
+/// TrafficPolicy `client` settings. Durations in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientIr {
+    pub policies: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xff_num_trusted_hops: Option<u32>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub proxy_protocol: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_request_headers_kb: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_headers_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http2_max_concurrent_streams: Option<u32>,
 }
 
 /// Where a TLS, TCP or UDP listener sends what it receives: the backends of one route.
@@ -77,6 +100,9 @@ pub struct TlsChainIr {
     /// Client certificates asked for and validated (Gateway `tls.frontend`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_validation: Option<ClientValidationIr>,
+    /// How this listener's clients are treated (TrafficPolicy `client`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<Arc<ClientIr>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

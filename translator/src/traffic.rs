@@ -47,6 +47,7 @@ const CLUSTER_FIELDS: &[&str] = &[
     "/tcpKeepalive",
     "/connectionBufferLimitBytes",
 ];
+// `/client` is read per socket and chain (`apply_client`).
 
 /// Every TrafficPolicy of a translation, resolved.
 pub struct TrafficPolicies {
@@ -152,7 +153,58 @@ impl TrafficPolicies {
             }
         }
         ir.clusters = clusters.into_values().collect();
+        self.apply_client(gw, ir);
     }
+
+    /// The `client` settings of each socket and HTTPS chain: the Gateway's merged with the
+    /// listener's; for a socket shared by several listeners, with theirs only when they agree.
+    fn apply_client(&mut self, gw: &ObjKey, ir: &mut GatewayIr) {
+        let a = &mut self.attachments;
+        let gw_target = Target::gateway(gw, None);
+        let mut merged = |listener: Option<&str>| {
+            let mut chain = vec![gw_target.clone()];
+            chain.extend(listener.map(|l| Target::gateway(gw, Some(l))));
+            pick(&a.chain(&chain, gw, ATOMIC), &["/client"])
+        };
+        let mut chosen = vec![];
+        for l in &mut ir.listeners {
+            let mut members: Vec<&str> = l.virtual_hosts.iter().map(|v| v.listener.as_str()).collect();
+            members.extend(l.tls.iter().map(|c| c.listener.as_str()));
+            members.extend(l.streams.iter().map(|s| s.listener.as_str()));
+            members.sort();
+            members.dedup();
+            let per_listener: Vec<Merged> = members.iter().map(|m| merged(Some(m))).collect();
+            let socket = match per_listener.split_first() {
+                Some((first, rest)) if rest.iter().all(|x| x.value == first.value) => first.clone(),
+                _ => merged(None),
+            };
+            l.client = client_ir(&socket).map(Arc::new);
+            chosen.push(socket);
+            for c in &mut l.tls {
+                let m = merged(Some(&c.listener));
+                c.client = client_ir(&m).map(Arc::new);
+                chosen.push(m);
+            }
+        }
+        for m in &chosen {
+            self.attachments.used(m, &[]);
+        }
+    }
+}
+
+/// The `client` settings of a merged spec.
+fn client_ir(m: &Merged) -> Option<ClientIr> {
+    let c = spec(&m.value).client?;
+    Some(ClientIr {
+        policies: m.contributors(),
+        xff_num_trusted_hops: c.xff_num_trusted_hops,
+        proxy_protocol: c.proxy_protocol.unwrap_or(false),
+        max_request_headers_kb: c.max_request_headers_kb,
+        idle_timeout_ms: ms(c.idle_timeout.as_ref()),
+        request_headers_timeout_ms: ms(c.request_headers_timeout.as_ref()),
+        http2_max_concurrent_streams: c.http2_max_concurrent_streams,
+    })
+    .filter(|c| !c.policies.is_empty())
 }
 
 /// The effective TrafficPolicy settings of each route rule of a Gateway (what `legate
@@ -274,6 +326,12 @@ pub fn validate(s: &TrafficPolicySpec) -> Result<(), String> {
         {
             return Err("retry.backoff.base is longer than retry.backoff.max".into());
         }
+    }
+    if let Some(c) = &s.client {
+        durations.extend([
+            ("client.idleTimeout", c.idle_timeout.as_ref()),
+            ("client.requestHeadersTimeout", c.request_headers_timeout.as_ref()),
+        ]);
     }
     if let Some(h) = &s.health_check {
         if let Some(a) = &h.active {

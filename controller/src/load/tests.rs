@@ -156,6 +156,10 @@ const TRAFFIC: &str = "apiVersion: gateway.legate.dev/v1alpha1\nkind: TrafficPol
     &TRAFFIC.replace("timeouts: { request: 5s }", "loadBalancer: { type: RoundRobin, consistentHash: { header: x } }"),
     "in.yaml: document 1 (TrafficPolicy n/t): field spec.loadBalancer: consistentHash needs type RingHash or Maglev (the default with consistentHash is RingHash)"
 )]
+#[case::a_traffic_policy_client_side_on_a_route(
+    &TRAFFIC.replace("timeouts: { request: 5s }", "client: { proxyProtocol: true }"),
+    "in.yaml: document 1 (TrafficPolicy n/t): field spec: client applies to Gateways and their listeners; target only Gateways with it"
+)]
 #[case::a_traffic_policy_duration(
     &TRAFFIC.replace("request: 5s", "request: 5 seconds"),
     "in.yaml: document 1 (TrafficPolicy n/t): field spec.timeouts.request: "

@@ -1,6 +1,6 @@
 //! TrafficPolicy settings in Envoy's terms: a route's timeouts, retry policy and hash policy;
 //! a cluster's connect timeout, circuit breakers, load balancing, health checks, outlier
-//! detection, HTTP/2, TCP keepalive and buffer limit.
+//! detection, HTTP/2, TCP keepalive and buffer limit; a listener's treatment of its clients.
 
 use std::time::Duration;
 
@@ -12,12 +12,17 @@ use envoy_types::pb::envoy::config::cluster::v3::{
     CircuitBreakers, Cluster, OutlierDetection, UpstreamConnectionOptions,
 };
 use envoy_types::pb::envoy::config::core::v3::{HealthCheck, TcpKeepalive, health_check};
+use envoy_types::pb::envoy::config::core::v3::{Http2ProtocolOptions, HttpProtocolOptions};
+use envoy_types::pb::envoy::config::listener::v3::{ListenerFilter, listener_filter};
 use envoy_types::pb::envoy::config::route::v3::{RetryPolicy, RouteAction, retry_policy, route_action};
+use envoy_types::pb::envoy::extensions::filters::listener::proxy_protocol::v3::ProxyProtocol;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 use envoy_types::pb::envoy::r#type::v3::{Int64Range, Percent};
-use envoy_types::pb::google::protobuf::UInt32Value;
+use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
+use envoy_types::util::pack_any;
 
 use super::duration;
-use crate::ir::{ActiveHealthIr, ClusterTraffic, HashIr, HealthKindIr, LbIr, RouteTraffic};
+use crate::ir::{ActiveHealthIr, ClientIr, ClusterTraffic, HashIr, HealthKindIr, LbIr, RouteTraffic};
 
 fn ms(v: u64) -> Option<envoy_types::pb::google::protobuf::Duration> {
     Some(duration(Duration::from_millis(v)))
@@ -157,6 +162,32 @@ fn health_check(h: &ActiveHealthIr) -> HealthCheck {
         unhealthy_threshold: Some(UInt32Value { value: h.unhealthy_threshold }),
         healthy_threshold: Some(UInt32Value { value: h.healthy_threshold }),
         health_checker: Some(checker),
+        ..Default::default()
+    }
+}
+
+/// An HTTP connection manager's client settings.
+pub fn client(hcm: &mut HttpConnectionManager, c: &ClientIr) {
+    if let Some(hops) = c.xff_num_trusted_hops {
+        hcm.use_remote_address = Some(BoolValue { value: true });
+        hcm.xff_num_trusted_hops = hops;
+    }
+    hcm.max_request_headers_kb = u32v(c.max_request_headers_kb);
+    if let Some(v) = c.idle_timeout_ms {
+        hcm.common_http_protocol_options = Some(HttpProtocolOptions { idle_timeout: ms(v), ..Default::default() });
+    }
+    hcm.request_headers_timeout = c.request_headers_timeout_ms.and_then(ms);
+    if let Some(n) = c.http2_max_concurrent_streams {
+        hcm.http2_protocol_options =
+            Some(Http2ProtocolOptions { max_concurrent_streams: Some(UInt32Value { value: n }), ..Default::default() });
+    }
+}
+
+/// The listener filter reading a PROXY protocol header.
+pub fn proxy_protocol() -> ListenerFilter {
+    ListenerFilter {
+        name: "envoy.filters.listener.proxy_protocol".into(),
+        config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(ProxyProtocol::default()))),
         ..Default::default()
     }
 }
