@@ -121,6 +121,17 @@ async fn retries_timeouts_and_route_over_gateway_precedence_on_the_wire() {
         .expect("the route says which policies affect it");
     let msg = affected["message"].as_str().unwrap();
     assert!(msg.contains("apps/patient") && msg.contains("infra/defaults"), "{msg}");
+
+    // The admin page prints the merged settings per rule: the patient route's 3s timeout.
+    let page: Vec<Value> = serde_json::from_slice(&legate.admin_get("/policy?o=json").await.unwrap().body).unwrap();
+    let rule = page[0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"] == "httproute/apps/patient/rule/0")
+        .cloned()
+        .expect("the patient route's rule");
+    assert_eq!(rule["route"]["requestTimeoutMs"], 3000, "{rule}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
