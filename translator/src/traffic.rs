@@ -84,15 +84,14 @@ impl TrafficPolicies {
             ir.clusters.iter().map(|c| (c.name.clone(), c.clone())).collect();
         let mut clusters: BTreeMap<String, Arc<ClusterIr>> = BTreeMap::new();
         // The clusters as routes without cluster settings of their own see them.
-        let base = |a: &mut Attachments, c: &ClusterIr| {
+        let mut base: BTreeMap<&str, Merged> = BTreeMap::new();
+        for c in by_name.values() {
             let mut chain = vec![gw_target.clone()];
             chain.extend(backend_target(c));
-            pick(&a.chain(&chain, gw, ATOMIC), CLUSTER_FIELDS)
-        };
-        for c in by_name.values() {
-            let m = base(a, c);
+            let m = pick(&a.chain(&chain, gw, ATOMIC), CLUSTER_FIELDS);
             a.used(&m, &[]);
             clusters.insert(c.name.clone(), cache.cluster(gw, c, cluster_traffic(&m)));
+            base.insert(&c.name, m);
         }
         for l in &mut ir.listeners {
             for vh in &mut l.virtual_hosts {
@@ -127,8 +126,7 @@ impl TrafficPolicies {
                             chain.push(Target::route(route, None));
                             chain.extend(rule.clone());
                             let own = pick(&a.chain(&chain, gw, ATOMIC), CLUSTER_FIELDS);
-                            let plain = base(a, c);
-                            if own.value == plain.value {
+                            if base.get(c.name.as_str()).is_some_and(|b| b.value == own.value) {
                                 renames.push(None);
                                 continue;
                             }
