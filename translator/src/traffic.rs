@@ -98,7 +98,7 @@ impl TrafficPolicies {
                 let listener = Target::gateway(gw, Some(&vh.listener));
                 let mut changes = vec![];
                 for r in &vh.routes {
-                    let Some(route) = &r.origin.route else {
+                    let (Some(route), ActionIr::Forward { .. }) = (&r.origin.route, &r.action) else {
                         changes.push((None, vec![]));
                         continue;
                     };
