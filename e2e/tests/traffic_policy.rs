@@ -2,7 +2,8 @@
 //! 200 (and without the policy the 503 reaches the client); a Gateway-wide request timeout
 //! answers 504 for a slow backend, and a route's own policy overrides it for that route;
 //! consistent hashing on a header keeps a client on one endpoint; an active HTTP health check
-//! takes an endpoint answering 503 on its health path out of the rotation; a listener's
+//! takes an endpoint answering 503 on its health path out of the rotation, outlier detection
+//! ejects one answering 503 to everything, a circuit breaker sheds concurrent load; a listener's
 //! `client` settings read the client address from a PROXY protocol header. The policies'
 //! status (Accepted, Conflicted) is read from `/status`.
 
@@ -255,4 +256,71 @@ async fn a_listener_takes_the_client_address_from_the_proxy_protocol() {
     assert_eq!(echo["headers"]["x-forwarded-for"], "192.0.2.7", "the client address from the PROXY header");
     let plain = request(false).await.unwrap_or_default();
     assert!(!plain.starts_with("HTTP/1.1 200"), "a connection without a PROXY header is served: {plain}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outlier_detection_ejects_a_failing_endpoint_and_a_circuit_breaker_sheds_load() {
+    let c = EchoServer::start("127.0.0.1:0", "c").await.unwrap();
+    let d = EchoServer::start("127.0.0.1:0", "d").await.unwrap();
+    let slow = EchoServer::start("127.0.0.1:0", "slow").await.unwrap();
+    let port = free_port();
+    let files = vec![
+        ("gw.yaml", gateway(port)),
+        ("pair.yaml", backend_of("apps", "pair", &[c.addr, d.addr])),
+        ("slow.yaml", backend("apps", "slow", slow.addr)),
+        ("pair-route.yaml", route("apps", "pair", &["pair.example.com"], &rule("/", "pair"))),
+        ("slow-route.yaml", route("apps", "slow", &["slow.example.com"], &rule("/", "slow"))),
+        (
+            "outlier.yaml",
+            traffic_policy(
+                "apps",
+                "eject",
+                "2026-01-01T00:00:00Z",
+                "{ group: gateway.legate.dev, kind: Backend, name: pair }",
+                "  healthCheck:\n    passive: { consecutiveErrors: 2, interval: 100ms, baseEjectionTime: 60s, maxEjectionPercent: 50 }\n",
+            ),
+        ),
+        (
+            "breaker.yaml",
+            traffic_policy(
+                "apps",
+                "breaker",
+                "2026-01-01T00:00:00Z",
+                "{ group: gateway.legate.dev, kind: Backend, name: slow }",
+                "  circuitBreaker: { maxRequests: 1, maxPendingRequests: 1, maxConnections: 1 }\n",
+            ),
+        ),
+    ];
+    let legate = Legate::start(&files).await;
+    let h = &legate.http;
+    let url = |q: &str| format!("http://127.0.0.1:{port}/{q}");
+    legate
+        .eventually(Duration::from_secs(10), "the routes serve", || async {
+            h.get(&url(""), "pair.example.com").await.is_ok_and(|r| r.status == 200)
+                && h.get(&url(""), "slow.example.com").await.is_ok_and(|r| r.status == 200)
+        })
+        .await;
+
+    // d answers every request 503: after two in a row it is ejected and c serves everything.
+    let mut failures = 0;
+    for _ in 0..10 {
+        if h.get(&url("?unhealthy=d"), "pair.example.com").await.unwrap().status != 200 {
+            failures += 1;
+        }
+    }
+    assert!((1..=4).contains(&failures), "d failed {failures} of 10 before its ejection");
+    for _ in 0..20 {
+        let r = h.get(&url("?unhealthy=d"), "pair.example.com").await.unwrap();
+        assert_eq!((r.status, r.backend().as_str()), (200, "c"), "d is ejected");
+    }
+
+    // One request at a time reaches the slow backend: of eight at once, the overflow is shed
+    // with 503 by Envoy (x-envoy-overloaded) without reaching it.
+    let slow_url = url("?delay_ms=500");
+    let replies = futures::future::join_all((0..8).map(|_| h.get(&slow_url, "slow.example.com"))).await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.as_ref().map(|r| r.status).unwrap_or(0)).collect();
+    let shed = replies.iter().flatten().filter(|r| r.status == 503 && r.headers.contains_key("x-envoy-overloaded"));
+    assert!(shed.count() >= 4, "the circuit breaker shed too little: {statuses:?}");
+    assert!(statuses.contains(&200), "nothing got through: {statuses:?}");
+    assert!(slow.hits.load(std::sync::atomic::Ordering::Relaxed) < 8, "every request reached the backend");
 }
