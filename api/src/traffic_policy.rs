@@ -108,11 +108,11 @@ pub struct ClientSide {
     pub max_request_headers_kb: Option<u32>,
     /// A client connection with no request in flight for this long is closed (default 1h).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub idle_timeout: Option<String>,
     /// The time a client has to send its request headers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub request_headers_timeout: Option<String>,
     /// HTTP/2 from clients: concurrent streams per connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -126,20 +126,20 @@ pub struct ClientSide {
 pub struct Timeouts {
     /// Establishing a connection to a backend (default 5s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub connect: Option<String>,
     /// The whole request, retries included, until the response is complete; `0s` disables it.
     /// An HTTPRoute rule's own `timeouts` win over this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub request: Option<String>,
     /// A request stream with no activity for this long is reset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub idle: Option<String>,
     /// Each attempt (the first and every retry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub per_try: Option<String>,
 }
 
@@ -229,11 +229,11 @@ impl RetryOn {
 pub struct Backoff {
     /// The first interval (default 25ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub base: Option<String>,
     /// The longest interval (default 10 × base).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub max: Option<String>,
 }
 
@@ -330,14 +330,14 @@ pub struct HashCookie {
     #[schemars(length(min = 1, max = 256))]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub ttl: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SlowStart {
-    #[schemars(regex(pattern = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub window: String,
 }
 
@@ -369,11 +369,11 @@ pub struct ActiveHealthCheck {
     pub grpc: Option<GrpcHealthCheck>,
     /// Between probes (default 5s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub interval: Option<String>,
     /// A probe's timeout (default 1s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub timeout: Option<String>,
     /// Successes in a row that make an endpoint healthy (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -427,11 +427,11 @@ pub struct PassiveHealthCheck {
     pub consecutive_errors: Option<u32>,
     /// Between ejection sweeps (default 10s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub interval: Option<String>,
     /// How long an endpoint stays ejected the first time (default 30s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub base_ejection_time: Option<String>,
     /// The most of a backend's endpoints ejected at once, in percent (default 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -449,10 +449,10 @@ pub struct TcpKeepalive {
     pub probes: Option<u32>,
     /// Idle time before the first probe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub idle_time: Option<String>,
     /// Between probes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub interval: Option<String>,
 }
