@@ -75,3 +75,11 @@ pub mod reasons {
     pub const TARGET_NOT_FOUND: &str = "TargetNotFound";
     // NO_VALID_CA_CERTIFICATE and INVALID_CA_CERTIFICATE_REF: above (listeners share them).
 }
+
+/// Legate's own condition types and reasons.
+pub mod legate {
+    /// On a Gateway or route: the Legate policies that take effect on it (True), naming them.
+    pub const POLICY_AFFECTED: &str = "gateway.legate.dev/PolicyAffected";
+    /// The reason of [`POLICY_AFFECTED`].
+    pub const AFFECTED: &str = "Affected";
+}

@@ -20,6 +20,7 @@ pub enum Kind {
     BackendTlsPolicy,
     Backend,
     ProxyConfig,
+    TrafficPolicy,
     Namespace,
     Service,
     EndpointSlice,
@@ -109,6 +110,16 @@ pub const KINDS: &[KindInfo] = &[
     ),
     row(Kind::Backend, LEGATE_GROUP, "v1alpha1", "Backend", "backends", true, StatusRole::Written, true),
     row(Kind::ProxyConfig, LEGATE_GROUP, "v1alpha1", "ProxyConfig", "proxyconfigs", true, StatusRole::None, true),
+    row(
+        Kind::TrafficPolicy,
+        LEGATE_GROUP,
+        "v1alpha1",
+        "TrafficPolicy",
+        "trafficpolicies",
+        true,
+        StatusRole::Written,
+        true,
+    ),
     row(Kind::Namespace, "", "v1", "Namespace", "namespaces", false, StatusRole::None, false),
     row(Kind::Service, "", "v1", "Service", "services", true, StatusRole::None, false),
     row(
@@ -159,6 +170,11 @@ impl Kind {
     /// Whether this is a route kind (attached to Gateways through parentRefs).
     pub fn is_route(self) -> bool {
         matches!(self, Kind::HttpRoute | Kind::GrpcRoute | Kind::TlsRoute | Kind::TcpRoute | Kind::UdpRoute)
+    }
+
+    /// Whether this is a policy kind (status `ancestors[]`, attached through `targetRefs`).
+    pub fn is_policy(self) -> bool {
+        matches!(self, Kind::BackendTlsPolicy | Kind::TrafficPolicy)
     }
 
     /// Whether Legate writes this kind's status.

@@ -4,6 +4,7 @@
 //! * [`k8s`]: the Kubernetes core types (`k8s-openapi`) Legate reads.
 //! * [`conditions`]: Gateway API condition types and reasons as constants.
 //! * [`backend`]: Legate's `Backend` kind (`gateway.legate.dev/v1alpha1`).
+//! * [`traffic_policy`]: Legate's `TrafficPolicy` kind; [`policy`]: what policy kinds share.
 //! * [`kinds`]: the registry of the kinds Legate reads.
 //!
 //! This crate does no I/O.
@@ -12,10 +13,14 @@ pub mod backend;
 pub mod conditions;
 pub mod gvk;
 pub mod kinds;
+pub mod policy;
 pub mod proxy_config;
+pub mod traffic_policy;
 
 pub use backend::{Backend, BackendEndpoint, BackendSpec, BackendStatus};
+pub use policy::{AncestorRef, PolicyAncestorStatus, PolicyStatus, PolicyTargetRef};
 pub use proxy_config::{ProxyConfig, ProxyConfigSpec, ProxyServiceConfig};
+pub use traffic_policy::{TrafficPolicy, TrafficPolicySpec};
 
 /// Gateway API types, re-exported so that every crate uses one version.
 pub mod gateway {

@@ -25,10 +25,14 @@ fn generated_files_are_up_to_date() {
 #[test]
 fn crds_are_sorted_by_name_and_cover_legate_kinds() {
     let names: Vec<String> = crds::crds().iter().map(|c| c.metadata.name.clone().unwrap()).collect();
-    assert_eq!(names, ["backends.gateway.legate.dev", "proxyconfigs.gateway.legate.dev"]);
+    assert_eq!(
+        names,
+        ["backends.gateway.legate.dev", "proxyconfigs.gateway.legate.dev", "trafficpolicies.gateway.legate.dev"]
+    );
     let stream = crds::stream();
-    assert_eq!(stream.matches("---\n").count(), 2);
+    assert_eq!(stream.matches("---\n").count(), 3);
     assert!(stream.find("name: backends.").unwrap() < stream.find("name: proxyconfigs.").unwrap());
+    assert!(stream.find("name: proxyconfigs.").unwrap() < stream.find("name: trafficpolicies.").unwrap());
 }
 
 #[test]
@@ -128,7 +132,15 @@ fn printer_columns_point_at_fields_of_the_schema() {
     }
     assert_eq!(
         seen,
-        ["Backend:Accepted", "Backend:Age", "ProxyConfig:Replicas", "ProxyConfig:Image", "ProxyConfig:Age"]
+        [
+            "Backend:Accepted",
+            "Backend:Age",
+            "ProxyConfig:Replicas",
+            "ProxyConfig:Image",
+            "ProxyConfig:Age",
+            "TrafficPolicy:Accepted",
+            "TrafficPolicy:Age"
+        ]
     );
 }
 

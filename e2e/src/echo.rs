@@ -5,9 +5,9 @@
 //! {"backend":"v1","method":"GET","path":"/a","query":"x=1","host":"example.com",
 //!  "headers":{"user-agent":"..."},"version":"HTTP/1.1"}
 //! ```
-//! `?status=503` answers with that status; `?delay_ms=200` waits first; `?fail_first=2&key=k`
-//! answers 503 to the first 2 requests carrying key `k` (across every echo server of the
-//! process), then as usual: a flaky backend for retry tests.
+//! `?status=503` answers with that status; `?delay_ms=200` waits first; `?flaky=<key>:<n>`
+//! answers 503 to the first `n` requests naming `key` (per backend), then as usual;
+//! `?unhealthy=<backend>` answers 503 when this backend is the one named.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -20,10 +20,14 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+/// Requests seen per (backend, `flaky` key).
+static FLAKY: std::sync::LazyLock<std::sync::Mutex<BTreeMap<(String, String), u64>>> =
+    std::sync::LazyLock::new(Default::default);
 
 /// What the echo server answers.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,14 +98,17 @@ pub(crate) async fn answer(
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     let mut status = param("status").and_then(|v| v.parse().ok()).unwrap_or(200u16);
-    if let Some(n) = param("fail_first").and_then(|v| v.parse::<u64>().ok()) {
-        static SEEN: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
-        let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
-        let count = seen.entry(param("key").unwrap_or_default()).or_default();
-        *count += 1;
-        if *count <= n {
+    if let Some((key, n)) = param("flaky").as_deref().and_then(|f| f.split_once(':')) {
+        let n: u64 = n.parse().unwrap_or(0);
+        let mut seen = FLAKY.lock().expect("not poisoned");
+        let count = seen.entry((name.clone(), key.to_owned())).or_insert(0);
+        if *count < n {
+            *count += 1;
             status = 503;
         }
+    }
+    if param("unhealthy").is_some_and(|b| b == name) {
+        status = 503;
     }
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in req.headers() {

@@ -81,3 +81,32 @@ spec:
 pub fn to_backend(name: &str, weight: u32) -> String {
     format!("{{ group: gateway.legate.dev, kind: Backend, name: {name}, weight: {weight} }}")
 }
+
+/// A Backend `namespace/name` balancing over several endpoints.
+pub fn backend_of(namespace: &str, name: &str, addrs: &[SocketAddr]) -> String {
+    let endpoints: Vec<String> =
+        addrs.iter().map(|a| format!("{{ address: \"{}\", port: {} }}", a.ip(), a.port())).collect();
+    format!(
+        "apiVersion: gateway.legate.dev/v1alpha1
+kind: Backend
+metadata: {{ name: {name}, namespace: {namespace} }}
+spec:
+  endpoints: [ {} ]
+",
+        endpoints.join(", ")
+    )
+}
+
+/// A TrafficPolicy `namespace/name` with one `target` (flow YAML: `{ group: ..., kind: ...,
+/// name: ... }`), created at `created` (RFC 3339), and the raw `spec` YAML (fields indented by
+/// two spaces).
+pub fn traffic_policy(namespace: &str, name: &str, created: &str, target: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: gateway.legate.dev/v1alpha1
+kind: TrafficPolicy
+metadata: {{ name: {name}, namespace: {namespace}, creationTimestamp: \"{created}\" }}
+spec:
+  targetRefs: [ {target} ]
+{spec}"
+    )
+}

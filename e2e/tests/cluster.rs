@@ -173,6 +173,57 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local cluster: scripts/cluster-tests"]
+async fn a_traffic_policy_applied_with_kubectl_shapes_traffic_and_reports_its_status() {
+    let kube = Kube::from_env();
+    let apps = kube.namespace("traffic-apps");
+    kube.apply(&echo_backend(&apps.name, "v1", 1));
+    kube.apply(&gateway(&apps.name));
+    kube.apply(&route(&apps.name, "shop", "/", &apps.name, "v1"));
+    let addr = kube.programmed_gateway(&apps.name, "gw");
+    let http = Http::default();
+    until_status(&http, &addr, "/", 200, Duration::from_secs(60)).await;
+    assert_eq!(status_of(&http, &addr, "/?delay_ms=1500").await, 200, "no timeout yet");
+
+    kube.apply(&format!(
+        "apiVersion: gateway.legate.dev/v1alpha1
+kind: TrafficPolicy
+metadata: {{ name: quick, namespace: {} }}
+spec:
+  targetRefs: [ {{ group: gateway.networking.k8s.io, kind: HTTPRoute, name: shop }} ]
+  timeouts: {{ request: 500ms }}
+",
+        apps.name
+    ));
+    until_status(&http, &addr, "/?delay_ms=1500", 504, Duration::from_secs(30)).await;
+    let policy = eventually(Duration::from_secs(30), "the policy's Accepted ancestor", || {
+        let d = describe(&kube, "trafficpolicy", &apps.name, "quick");
+        d.contains("Reason: Accepted").then_some(d.clone()).ok_or(d)
+    });
+    for want in ["Ancestor Ref:", "Kind: Gateway", "Name: gw", "Controller Name: legate.dev/gateway-controller"] {
+        assert!(policy.contains(want), "describe trafficpolicy lacks {want:?}:\n{policy}");
+    }
+    let route = describe(&kube, "httproute", &apps.name, "shop");
+    for want in ["Type: gateway.legate.dev/PolicyAffected", &format!("TrafficPolicy: {}/quick", apps.name)] {
+        assert!(route.contains(want), "describe httproute lacks {want:?}:\n{route}");
+    }
+
+    // The CRD's CEL: a target of another kind is refused by the API server.
+    let refused = kube
+        .try_apply(&format!(
+            "apiVersion: gateway.legate.dev/v1alpha1
+kind: TrafficPolicy
+metadata: {{ name: cel-invalid, namespace: {} }}
+spec:
+  targetRefs: [ {{ group: '', kind: Pod, name: p }} ]
+",
+            apps.name
+        ))
+        .expect_err("the API server refuses a TrafficPolicy targeting a Pod");
+    assert!(refused.contains("a targetRef must name a Gateway"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local cluster: scripts/cluster-tests"]
 async fn objects_the_api_server_refuses_never_reach_legate() {
     let kube = Kube::from_env();
     let ns = kube.namespace("refused");

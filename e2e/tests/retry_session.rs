@@ -52,7 +52,7 @@ async fn retries_turn_a_flaky_backend_into_success_within_the_attempts() {
     ];
     for (path, key, want, hits, why) in cases {
         let before = echo.hits.load(Ordering::Relaxed);
-        let r = h.get(&url(&format!("{path}?fail_first=2&key={key}")), "example.com").await.unwrap();
+        let r = h.get(&url(&format!("{path}?flaky={key}:2")), "example.com").await.unwrap();
         let seen = echo.hits.load(Ordering::Relaxed) - before;
         assert_eq!((r.status, seen), (want, hits), "{path}: {why}");
     }

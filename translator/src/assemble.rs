@@ -16,7 +16,7 @@ use crate::ir::*;
 use crate::precedence::{self, Candidate};
 use crate::resources::{ObjKey, Resources};
 use crate::routes::backends;
-use crate::routes::{RedirectSpec, RouteKey, RouteRules, RuleAction};
+use crate::routes::{RedirectSpec, RouteKey, RouteRules, Rule, RuleAction};
 use crate::status::Address;
 use crate::translate::Attachment;
 use crate::xds::cache::Epoched;
@@ -46,6 +46,8 @@ pub struct Cache {
     clusters: Epoched<String, ClusterMemo>,
     /// Clusters given TLS by BackendTLSPolicies.
     pub tls: crate::backend_tls::Cache,
+    /// Virtual hosts and clusters given TrafficPolicy settings.
+    pub traffic: crate::traffic::Cache,
 }
 
 impl Cache {
@@ -54,6 +56,7 @@ impl Cache {
         self.virtual_hosts.sweep();
         self.clusters.sweep();
         self.tls.sweep();
+        self.traffic.sweep();
     }
 
     /// A cluster with its endpoints: a Service's read from its EndpointSlices, reused while
@@ -112,6 +115,7 @@ pub fn gateway_ir(
                 server_names: l.hostname.iter().cloned().collect(),
                 certificates: certificate_names(l, &mut certificates),
                 client_validation,
+                client: None,
             });
         }
         // Most specific SNI first; the catch-all chain last.
@@ -126,6 +130,7 @@ pub fn gateway_ir(
                 tls: tls.clone(),
                 virtual_hosts: virtual_hosts.clone(),
                 streams: streams.clone(),
+                client: None,
             });
         }
     }
@@ -334,7 +339,7 @@ fn virtual_host(
 }
 
 fn routes_for(l: &ListenerState<'_>, contributions: &[(&Attachment<'_>, &str)]) -> Vec<RouteIr> {
-    let mut cands: Vec<(Candidate<'_>, (&RouteKey, &RuleAction))> = vec![];
+    let mut cands: Vec<(Candidate<'_>, (&RouteKey, &Rule))> = vec![];
     for (a, h) in contributions {
         for rule in &a.rules.rules {
             for (j, m) in rule.matches.iter().enumerate() {
@@ -347,7 +352,7 @@ fn routes_for(l: &ListenerState<'_>, contributions: &[(&Attachment<'_>, &str)]) 
                         rule: rule.index,
                         match_index: j,
                     },
-                    (a.key, &rule.action),
+                    (a.key, rule),
                 ));
             }
         }
@@ -355,10 +360,19 @@ fn routes_for(l: &ListenerState<'_>, contributions: &[(&Attachment<'_>, &str)]) 
     cands.sort_by(|a, b| precedence::compare(&a.0, &b.0));
     cands
         .into_iter()
-        .map(|(c, (key, action))| RouteIr {
+        .map(|(c, (key, rule))| RouteIr {
             name: format!("{}/rule/{}/match/{}", key.route_name(), c.rule, c.match_index),
             match_: c.match_.clone(),
-            action: action_ir(action, l, key.kind),
+            action: action_ir(&rule.action, l, key.kind),
+            traffic: None,
+            origin: RuleOrigin {
+                route: Some(key.clone()),
+                rule: rule.index,
+                name: rule.name.clone(),
+                own_timeout: matches!(rule.action, RuleAction::Forward { timeout: Some(_), .. })
+                    && key.kind != Kind::GrpcRoute,
+                own_retry: matches!(&rule.action, RuleAction::Forward { filters, .. } if filters.retry.is_some()),
+            },
         })
         .collect()
 }

@@ -15,14 +15,13 @@ use legate_api::gateway::Gateway;
 use legate_api::k8s::Namespace;
 use tracing::debug_span;
 
-use crate::backend_tls::Policies;
 use crate::conditions::Condition;
 use crate::gateway::{GatewayState, class, listeners};
 use crate::resources::{Dep, ObjKey, Reads, RejectedRule, Resources, SetEntry};
 use crate::routes::{Route, RouteKey, RouteRules, backends, conflicts};
 use crate::status::{BackendStatus, Statuses};
 use crate::translate::{
-    Attachment, Options, Output, RouteOutcome, Target, attach_route, finish_gateway, route_parents,
+    Attachment, Options, Output, PolicyKinds, RouteOutcome, Target, attach_route, finish_gateway, route_parents,
 };
 use crate::{assemble, xds};
 
@@ -227,7 +226,7 @@ impl Engine {
         }
 
         // Gateway status and IR; BackendTLSPolicies take effect through the Gateways' clusters.
-        let mut policies = Policies::resolve(res);
+        let mut policies = PolicyKinds::resolve(res);
         let mut outputs = vec![];
         for (key, gw) in gateways {
             let mut atts = attachments.remove(&key).unwrap_or_default();
@@ -238,7 +237,7 @@ impl Engine {
             statuses.gateways.insert(key, status);
             outputs.extend(out);
         }
-        statuses.backend_tls_policies = policies.statuses(&self.opts.controller_name);
+        policies.finish(&mut statuses, res, &self.opts.controller_name);
         self.assemble.sweep();
         self.xds.sweep();
         Output { gateways: outputs, statuses }

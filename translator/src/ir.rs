@@ -46,6 +46,29 @@ pub struct ListenerIr {
     /// Connections (TLS, TCP) or datagrams (UDP) forwarded whole, most specific SNI first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub streams: Vec<StreamIr>,
+    /// How clients are treated (TrafficPolicy `client`): the socket's PROXY protocol and the
+    /// HTTP settings of a plain HTTP socket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<Arc<ClientIr>>,
+}
+
+/// TrafficPolicy `client` settings. Durations in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientIr {
+    pub policies: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xff_num_trusted_hops: Option<u32>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub proxy_protocol: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_request_headers_kb: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_headers_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http2_max_concurrent_streams: Option<u32>,
 }
 
 /// Where a TLS, TCP or UDP listener sends what it receives: the backends of one route.
@@ -77,6 +100,9 @@ pub struct TlsChainIr {
     /// Client certificates asked for and validated (Gateway `tls.frontend`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_validation: Option<ClientValidationIr>,
+    /// How this listener's clients are treated (TrafficPolicy `client`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<Arc<ClientIr>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -135,6 +161,26 @@ pub struct RouteIr {
     #[serde(rename = "match")]
     pub match_: MatchIr,
     pub action: ActionIr,
+    /// Timeouts, retries and hashing from TrafficPolicies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<Arc<RouteTraffic>>,
+    /// The route and rule this comes from.
+    #[serde(skip)]
+    pub origin: RuleOrigin,
+}
+
+/// The route rule a [`RouteIr`] comes from: what policies target.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuleOrigin {
+    pub route: Option<crate::routes::RouteKey>,
+    /// The rule's index as written and its name.
+    pub rule: usize,
+    pub name: Option<String>,
+    /// The rule sets its own request timeout (HTTPRoute `timeouts`), which a policy's does not
+    /// override.
+    pub own_timeout: bool,
+    /// The rule sets its own retries (HTTPRoute `retry`), which a policy's do not override.
+    pub own_retry: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -374,6 +420,9 @@ pub struct ClusterIr {
     /// TLS to the backend (a BackendTLSPolicy targets the Service port); none: plaintext.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<Arc<UpstreamTls>>,
+    /// How the backend is treated (TrafficPolicy): limits, load balancing, health checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<Arc<ClusterTraffic>>,
     /// Where the endpoints come from.
     #[serde(skip)]
     pub source: EndpointSource,
@@ -429,9 +478,11 @@ pub struct TrustBundle {
 /// Where a cluster's endpoints come from.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum EndpointSource {
-    /// As given in the cluster (a Backend's own endpoints).
+    /// As given in the cluster.
     #[default]
     Given,
+    /// A Legate Backend's own endpoints, as given in the cluster.
+    Backend(ObjKey),
     /// A Service port's EndpointSlices, read when the Gateway's clusters are assembled.
     Service { service: ObjKey, port_name: String },
 }
@@ -456,4 +507,145 @@ pub enum Endpoints {
 pub struct SocketAddr {
     pub address: String,
     pub port: u16,
+}
+
+/// What TrafficPolicies set on a route: its timeouts, retries and the hash of consistent
+/// hashing. Durations in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteTraffic {
+    /// The policies that contributed, `namespace/name`, least specific first.
+    pub policies: Vec<String>,
+    /// The request timeout (0: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryIr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<HashIr>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryIr {
+    pub attempts: u32,
+    /// Envoy `retry_on` conditions.
+    pub retry_on: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub status_codes: Vec<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_try_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backoff_base_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backoff_max_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum HashIr {
+    Header(String),
+    #[serde(rename_all = "camelCase")]
+    Cookie {
+        name: String,
+        ttl_ms: Option<u64>,
+    },
+    SourceIp,
+}
+
+/// What TrafficPolicies set on a cluster. Durations in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterTraffic {
+    /// The policies that contributed, `namespace/name`, least specific first.
+    pub policies: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<CircuitBreakerIr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lb: Option<LbIr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slow_start_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_health: Option<ActiveHealthIr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outlier: Option<OutlierIr>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub http2: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keepalive: Option<KeepaliveIr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buffer_limit_bytes: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CircuitBreakerIr {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_pending_requests: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_requests: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    /// Retry budget: (percent of active requests, minimum concurrent retries).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_budget: Option<(u32, u32)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum LbIr {
+    RoundRobin,
+    LeastRequest,
+    Random,
+    RingHash,
+    Maglev,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveHealthIr {
+    pub kind: HealthKindIr,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum HealthKindIr {
+    #[serde(rename_all = "camelCase")]
+    Http {
+        path: String,
+        expected_statuses: Vec<u32>,
+    },
+    Tcp,
+    Grpc {
+        service: Option<String>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutlierIr {
+    pub consecutive_errors: u32,
+    pub interval_ms: u64,
+    pub base_ejection_ms: u64,
+    pub max_ejection_percent: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeepaliveIr {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probes: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_time_s: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval_s: Option<u32>,
 }

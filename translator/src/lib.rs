@@ -11,11 +11,13 @@ pub mod conditions;
 pub mod gateway;
 pub mod hostname;
 pub mod ir;
+pub mod policy;
 pub mod precedence;
 pub mod render;
 pub mod resources;
 pub mod routes;
 pub mod status;
+pub mod traffic;
 pub mod xds;
 
 mod assemble;

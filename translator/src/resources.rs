@@ -13,7 +13,7 @@ use legate_api::gateway::{BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, Ht
 use legate_api::gvk::{GATEWAY_GROUP, KIND_GATEWAY, LABEL_SERVICE_NAME};
 use legate_api::k8s::{ConfigMap, EndpointSlice, Namespace, ObjectMeta, Secret, Service};
 use legate_api::kinds::Kind;
-use legate_api::{Backend, ProxyConfig};
+use legate_api::{Backend, ProxyConfig, TrafficPolicy};
 use serde::Serialize;
 
 use crate::routes::{Route, RouteKey};
@@ -41,6 +41,8 @@ pub struct Resources {
     pub backends: Objects<Backend>,
     /// Legate ProxyConfigs, referenced by GatewayClass and Gateway `parametersRef`s.
     pub proxy_configs: Objects<ProxyConfig>,
+    /// Legate TrafficPolicies.
+    pub traffic_policies: Objects<TrafficPolicy>,
     /// Rules of routes that could not be decoded because they carry values this version of
     /// Legate does not know (an enum value from a newer Gateway API, say). The route itself was
     /// decoded without them; the translator reports them as invalid rules.
@@ -103,6 +105,7 @@ pub enum Object {
     BackendTlsPolicy(Arc<BackendTlsPolicy>),
     Backend(Arc<Backend>),
     ProxyConfig(Arc<ProxyConfig>),
+    TrafficPolicy(Arc<TrafficPolicy>),
     Namespace(Arc<Namespace>),
     Service(Arc<Service>),
     EndpointSlice(Arc<EndpointSlice>),
@@ -121,6 +124,7 @@ impl Object {
             Object::BackendTlsPolicy(_) => Kind::BackendTlsPolicy,
             Object::Backend(_) => Kind::Backend,
             Object::ProxyConfig(_) => Kind::ProxyConfig,
+            Object::TrafficPolicy(_) => Kind::TrafficPolicy,
             Object::Namespace(_) => Kind::Namespace,
             Object::Service(_) => Kind::Service,
             Object::EndpointSlice(_) => Kind::EndpointSlice,
@@ -139,6 +143,7 @@ impl Object {
             Object::BackendTlsPolicy(o) => &o.metadata,
             Object::Backend(o) => &o.metadata,
             Object::ProxyConfig(o) => &o.metadata,
+            Object::TrafficPolicy(o) => &o.metadata,
             Object::Namespace(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
             Object::EndpointSlice(o) => &o.metadata,
@@ -171,6 +176,7 @@ object_from!(
     BackendTlsPolicy,
     Backend,
     ProxyConfig,
+    TrafficPolicy,
     Namespace,
     Service,
     EndpointSlice,
@@ -235,6 +241,9 @@ impl Resources {
             Object::ProxyConfig(o) => {
                 self.proxy_configs.insert(key, o);
             }
+            Object::TrafficPolicy(o) => {
+                self.traffic_policies.insert(key, o);
+            }
             Object::Namespace(o) => {
                 self.namespaces.insert(key, o);
             }
@@ -283,6 +292,7 @@ impl Resources {
             Kind::BackendTlsPolicy => Object::BackendTlsPolicy(self.backend_tls_policies.remove(key)?),
             Kind::Backend => Object::Backend(self.backends.remove(key)?),
             Kind::ProxyConfig => Object::ProxyConfig(self.proxy_configs.remove(key)?),
+            Kind::TrafficPolicy => Object::TrafficPolicy(self.traffic_policies.remove(key)?),
             Kind::Namespace => Object::Namespace(self.namespaces.remove(key)?),
             Kind::Service => Object::Service(self.services.remove(key)?),
             Kind::EndpointSlice => {
@@ -332,6 +342,7 @@ impl Resources {
             .chain(self.backend_tls_policies.values().map(|o| Object::BackendTlsPolicy(o.clone())))
             .chain(self.backends.values().map(|o| Object::Backend(o.clone())))
             .chain(self.proxy_configs.values().map(|o| Object::ProxyConfig(o.clone())))
+            .chain(self.traffic_policies.values().map(|o| Object::TrafficPolicy(o.clone())))
             .chain(self.namespaces.values().map(|o| Object::Namespace(o.clone())))
             .chain(self.services.values().map(|o| Object::Service(o.clone())))
             .chain(self.endpoint_slices.values().map(|o| Object::EndpointSlice(o.clone())))

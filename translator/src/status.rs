@@ -21,6 +21,7 @@ pub struct Statuses {
     pub routes: BTreeMap<RouteKey, Arc<RouteStatus>>,
     pub backends: BTreeMap<ObjKey, BackendStatus>,
     pub backend_tls_policies: BTreeMap<ObjKey, PolicyStatus>,
+    pub traffic_policies: BTreeMap<ObjKey, PolicyStatus>,
 }
 
 impl Statuses {
@@ -43,6 +44,16 @@ impl Statuses {
                     c.observed_generation,
                 );
             }
+        }
+    }
+
+    /// The status of the policy of `kind` at `key`.
+    pub fn policy(&self, kind: legate_api::kinds::Kind, key: &ObjKey) -> Option<&PolicyStatus> {
+        use legate_api::kinds::Kind;
+        match kind {
+            Kind::BackendTlsPolicy => self.backend_tls_policies.get(key),
+            Kind::TrafficPolicy => self.traffic_policies.get(key),
+            _ => None,
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::routes::{Route, RouteKey, RouteRules};
 use crate::status::{
     Address, GatewayStatus, ListenerSetStatus, ListenerStatus, ParentRef, RouteParentStatus, RouteStatus, Statuses,
 };
+use crate::traffic::TrafficPolicies;
 use crate::{assemble, xds};
 
 /// Translation settings.
@@ -70,6 +71,28 @@ pub struct Output {
     /// Accepted Gateways, by `namespace/name`.
     pub gateways: Vec<GatewayOutput>,
     pub statuses: Statuses,
+}
+
+/// The policies of every kind, resolved once per translation and applied to each Gateway's
+/// IR: TrafficPolicy first (routes and clusters), BackendTLSPolicy on the clusters it gives.
+/// A new policy kind is one more field here, resolved in [`PolicyKinds::resolve`] and applied
+/// in [`finish_gateway`]; its statuses come from its [`crate::policy::Attachments`].
+pub(crate) struct PolicyKinds {
+    pub tls: Policies,
+    pub traffic: TrafficPolicies,
+}
+
+impl PolicyKinds {
+    pub fn resolve(res: &Resources) -> Self {
+        PolicyKinds { tls: Policies::resolve(res), traffic: TrafficPolicies::resolve(res) }
+    }
+
+    /// The policies' statuses, and the conditions they add to Gateways and routes.
+    pub fn finish(self, statuses: &mut Statuses, res: &Resources, controller: &str) {
+        statuses.backend_tls_policies = self.tls.statuses(controller);
+        statuses.traffic_policies = self.traffic.attachments.statuses(controller);
+        self.traffic.attachments.annotate(statuses, res);
+    }
 }
 
 /// A route's rules attached to one listener of one Gateway.
@@ -191,7 +214,7 @@ pub(crate) fn finish_gateway(
     atts: &[Attachment<'_>],
     res: &Resources,
     opts: &Options,
-    policies: &mut Policies,
+    policies: &mut PolicyKinds,
     caches: (&mut assemble::Cache, &mut xds::cache::Generator),
 ) -> (GatewayStatus, Vec<(ObjKey, ListenerSetStatus)>, Option<GatewayOutput>) {
     for a in atts {
@@ -213,8 +236,9 @@ pub(crate) fn finish_gateway(
         AddressMode::LoadBalancer => vec![Address { type_: "IPAddress".into(), value: opts.listen_address.clone() }],
     };
     let mut ir = assemble::gateway_ir(&gw, &bind, atts, res, caches.0);
+    policies.traffic.apply(key, &mut ir, &mut caches.0.traffic);
     let client = client.and_then(Result::ok);
-    policies.apply(key, client.as_ref(), &mut ir, &mut caches.0.tls);
+    policies.tls.apply(key, client.as_ref(), &mut ir, &mut caches.0.tls);
     let xds = xds::generate_with(&ir, caches.1);
     (status, sets, Some(GatewayOutput { gateway: key.clone(), ir, xds }))
 }

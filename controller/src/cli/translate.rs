@@ -49,6 +49,8 @@ pub enum Show {
     Ir,
     Xds,
     Bootstrap,
+    /// The effective TrafficPolicy settings of each route rule, per Gateway.
+    Policy,
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -72,6 +74,10 @@ pub fn run(args: &Args) -> Result<()> {
             print!("{}", args.output.many(&docs));
         }
         Show::Xds => print!("{}", args.output.many(&xds_documents(&out))),
+        Show::Policy => {
+            let docs: Vec<Value> = out.gateways.iter().map(|g| legate_translator::traffic::effective(&g.ir)).collect();
+            print!("{}", args.output.many(&docs));
+        }
         Show::Bootstrap => {
             let docs: Vec<(String, Value)> = out
                 .gateways

@@ -84,16 +84,16 @@ pub const RULES: &[Rule] = &[
     Rule {
         scope: Scope::Cluster,
         group: "gateway.legate.dev",
-        resources: &["backends", "proxyconfigs"],
+        resources: &["backends", "proxyconfigs", "trafficpolicies"],
         verbs: READ,
         why: "Legate's own kinds",
     },
     Rule {
         scope: Scope::Cluster,
         group: "gateway.legate.dev",
-        resources: &["backends/status"],
+        resources: &["backends/status", "trafficpolicies/status"],
         verbs: &["get", "patch"],
-        why: "Backend status conditions",
+        why: "Backend and TrafficPolicy status",
     },
     Rule {
         scope: Scope::Cluster,

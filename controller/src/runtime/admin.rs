@@ -21,6 +21,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/status", get(status))
         .route("/config_dump", get(config_dump))
+        .route("/policy", get(policy))
         .with_state(state)
 }
 
@@ -69,6 +70,15 @@ async fn status(State(s): State<Arc<AppState>>, Query(q): Query<HashMap<String, 
         body = errs + &body;
     }
     body.into_response()
+}
+
+/// The effective TrafficPolicy settings of every route rule, per Gateway (what `legate
+/// translate --show policy` prints).
+async fn policy(State(s): State<Arc<AppState>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let live = s.current();
+    let docs: Vec<serde_json::Value> =
+        live.output.gateways.iter().map(|g| legate_translator::traffic::effective(&g.ir)).collect();
+    format_of(&q).many(&docs).into_response()
 }
 
 async fn config_dump(State(s): State<Arc<AppState>>, Query(q): Query<HashMap<String, String>>) -> Response {

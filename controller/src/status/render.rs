@@ -63,7 +63,7 @@ pub fn owned_status<'a>(kind: Kind, key: &ObjKey, st: &'a Statuses) -> Option<Ow
         Kind::ListenerSet => st.listener_sets.get(key).map(Owned::ListenerSet),
         k if k.is_route() => st.route(k, key).map(|s| Owned::Route(s)),
         Kind::Backend => st.backends.get(key).map(Owned::Backend),
-        Kind::BackendTlsPolicy => st.backend_tls_policies.get(key).map(Owned::Policy),
+        k if k.is_policy() => st.policy(k, key).map(Owned::Policy),
         _ => None,
     }
 }
@@ -87,7 +87,7 @@ impl Kept {
             Kind::ListenerSet => Kept::ListenerSet(st.listener_sets.get(key)?.clone()),
             k if k.is_route() => Kept::Route(st.route(k, key)?.clone()),
             Kind::Backend => Kept::Backend(st.backends.get(key)?.clone()),
-            Kind::BackendTlsPolicy => Kept::Policy(st.backend_tls_policies.get(key)?.clone()),
+            k if k.is_policy() => Kept::Policy(st.policy(k, key)?.clone()),
             _ => return None,
         })
     }
@@ -103,7 +103,7 @@ impl Kept {
             (Some(Kept::Gateway(s)), _) => st.gateways.get(key) == Some(s),
             (Some(Kept::ListenerSet(s)), _) => st.listener_sets.get(key) == Some(s),
             (Some(Kept::Backend(s)), _) => st.backends.get(key) == Some(s),
-            (Some(Kept::Policy(s)), _) => st.backend_tls_policies.get(key) == Some(s),
+            (Some(Kept::Policy(s)), k) => st.policy(k, key) == Some(s),
             (None, _) => Kept::of(kind, key, st).is_none(),
             _ => false,
         }

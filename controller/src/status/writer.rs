@@ -285,9 +285,7 @@ fn desired(kind: Kind, key: &ObjKey, st: &Statuses, prev: &Value, controller: &s
     let owned = match owned_status(kind, key, st) {
         Some(o) => o,
         None if kind.is_route() && has_entries_of(prev, "parents", controller) => Owned::Route(&EMPTY_ROUTE),
-        None if kind == Kind::BackendTlsPolicy && has_entries_of(prev, "ancestors", controller) => {
-            Owned::Policy(&EMPTY_POLICY)
-        }
+        None if kind.is_policy() && has_entries_of(prev, "ancestors", controller) => Owned::Policy(&EMPTY_POLICY),
         None => return None,
     };
     Some(render::render(owned, Some(prev), controller, now))

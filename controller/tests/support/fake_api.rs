@@ -99,6 +99,7 @@ impl FakeApi {
             def(gw, "backendtlspolicies", "BackendTLSPolicy", true, true),
             def(lg, "backends", "Backend", true, true),
             def(lg, "proxyconfigs", "ProxyConfig", true, false),
+            def(lg, "trafficpolicies", "TrafficPolicy", true, true),
             def("", "namespaces", "Namespace", false, true),
             def("", "services", "Service", true, true),
             def("", "secrets", "Secret", true, false),

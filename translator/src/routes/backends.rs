@@ -118,6 +118,7 @@ fn service_cluster(key: ObjKey, svc: &Service, port: Option<i32>) -> Result<Clus
         protocol,
         endpoints: Endpoints::Static(vec![]),
         tls: None,
+        traffic: None,
         source: EndpointSource::Service { port_name: sp.name.clone().unwrap_or_default(), service: key },
     })
 }
@@ -206,6 +207,7 @@ fn backend_cluster(key: &ObjKey, b: &Backend, port: Option<i32>) -> Result<Clust
         protocol,
         endpoints: if all_ip { Endpoints::Static(endpoints) } else { Endpoints::Dns(endpoints) },
         tls: None,
-        source: EndpointSource::Given,
+        traffic: None,
+        source: EndpointSource::Backend(key.clone()),
     })
 }

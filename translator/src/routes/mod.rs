@@ -162,6 +162,15 @@ impl Route {
         each!(self, r => r.spec.parent_refs.iter().flatten().map(|p| parent_ref!(p, namespace)).collect())
     }
 
+    /// The names of its rules as written (`None` for an unnamed rule).
+    pub fn rule_names(&self) -> Vec<Option<String>> {
+        match self {
+            Route::Http(r) => r.spec.rules.iter().flatten().map(|x| x.name.clone()).collect(),
+            Route::Grpc(r) => r.spec.rules.iter().flatten().map(|x| x.name.clone()).collect(),
+            Route::Tls(_) | Route::Tcp(_) | Route::Udp(_) => vec![],
+        }
+    }
+
     /// Whether both are the same shared object.
     pub fn same(&self, other: &Route) -> bool {
         match (self, other) {

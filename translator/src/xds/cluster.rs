@@ -21,7 +21,7 @@ pub fn cluster(c: &ClusterIr) -> (Cluster, Option<ClusterLoadAssignment>) {
         connect_timeout: Some(duration(std::time::Duration::from_secs(5))),
         ..Default::default()
     };
-    if c.protocol == UpstreamProtocol::Http2 {
+    if c.protocol == UpstreamProtocol::Http2 || c.traffic.as_ref().is_some_and(|t| t.http2) {
         let opts = HttpProtocolOptions {
             upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
                 protocol_config: Some(ProtocolConfig::Http2ProtocolOptions(Http2ProtocolOptions::default())),
@@ -30,6 +30,9 @@ pub fn cluster(c: &ClusterIr) -> (Cluster, Option<ClusterLoadAssignment>) {
         };
         out.typed_extension_protocol_options
             .insert("envoy.extensions.upstreams.http.v3.HttpProtocolOptions".into(), pack_any(opts));
+    }
+    if let Some(t) = &c.traffic {
+        super::traffic::cluster(&mut out, t);
     }
     // A refused policy (no usable CA) leaves the cluster without endpoints and without TLS.
     out.transport_socket =

@@ -26,7 +26,7 @@ use envoy_types::util::pack_any;
 use super::cache::VirtualHostCache;
 use super::{ads, names, route::route_configuration};
 use crate::gateway::Protocol;
-use crate::ir::{CertificateRef, ClientValidationIr, ListenerIr};
+use crate::ir::{CertificateRef, ClientIr, ClientValidationIr, ListenerIr};
 
 /// The listener for a socket and the route configurations its chains use.
 pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<super::RouteConfig>) {
@@ -37,7 +37,7 @@ pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<
         Protocol::Http => {
             let rc = names::route_config(&l.name, None);
             routes.push(route_configuration(rc.clone(), &l.virtual_hosts, None, cache));
-            chains.push(FilterChain { filters: vec![hcm(&l.name, &rc)], ..Default::default() });
+            chains.push(FilterChain { filters: vec![hcm(&l.name, &rc, l.client.as_deref())], ..Default::default() });
         }
         Protocol::Https | Protocol::Tls => {
             listener_filters.push(ListenerFilter {
@@ -54,7 +54,7 @@ pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<
                         server_names: c.server_names.clone(),
                         ..Default::default()
                     }),
-                    filters: vec![hcm(&l.name, &rc)],
+                    filters: vec![hcm(&l.name, &rc, c.client.as_deref())],
                     transport_socket: Some(downstream_tls(&c.certificates, HTTP_ALPN, c.client_validation.as_ref())),
                     ..Default::default()
                 });
@@ -63,6 +63,9 @@ pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<
         }
         Protocol::Tcp => chains.extend(l.streams.iter().map(|s| stream::chain(&l.name, s))),
         Protocol::Udp => return (stream::udp_listener(l), routes),
+    }
+    if l.client.as_ref().is_some_and(|c| c.proxy_protocol) {
+        listener_filters.insert(0, super::traffic::proxy_protocol());
     }
     if chains.is_empty() {
         // No route yet: the socket is bound and closes every connection.
@@ -89,8 +92,8 @@ pub fn socket(address: &str, port: u16) -> Address {
     }
 }
 
-fn hcm(listener: &str, route_config: &str) -> Filter {
-    let hcm = HttpConnectionManager {
+fn hcm(listener: &str, route_config: &str, client: Option<&ClientIr>) -> Filter {
+    let mut hcm = HttpConnectionManager {
         stat_prefix: names::stat_prefix(listener),
         route_specifier: Some(RouteSpecifier::Rds(Rds {
             config_source: Some(ads()),
@@ -114,6 +117,9 @@ fn hcm(listener: &str, route_config: &str) -> Filter {
         normalize_path: Some(BoolValue { value: true }),
         ..Default::default()
     };
+    if let Some(c) = client {
+        super::traffic::client(&mut hcm, c);
+    }
     Filter {
         name: "envoy.filters.network.http_connection_manager".into(),
         config_type: Some(ConfigType::TypedConfig(pack_any(hcm))),

@@ -6,6 +6,8 @@ fn r(path: PathMatch) -> RouteIr {
         name: format!("{path:?}"),
         match_: MatchIr { path, ..Default::default() },
         action: ActionIr::Respond { status: 200, body: String::new() },
+        traffic: None,
+        origin: Default::default(),
     }
 }
 fn exact(p: &str) -> RouteIr {
