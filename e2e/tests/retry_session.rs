@@ -17,6 +17,18 @@ fn rule(path: &str, extra: &str) -> String {
     )
 }
 
+/// Starts Legate on `files` and waits until the Gateway on `port` serves `/plain`.
+async fn serving(files: &[(&str, String)], port: u16) -> Legate {
+    let legate = Legate::start(files).await;
+    let url = format!("http://127.0.0.1:{port}/plain");
+    legate
+        .eventually(Duration::from_secs(10), "the routes serve", || async {
+            legate.http.get(&url, "example.com").await.is_ok_and(|r| r.status == 200)
+        })
+        .await;
+    legate
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_turn_a_flaky_backend_into_success_within_the_attempts() {
     let echo = EchoServer::start("127.0.0.1:0", "v1").await.unwrap();
@@ -33,14 +45,9 @@ async fn retries_turn_a_flaky_backend_into_success_within_the_attempts() {
         ("backend.yaml", backend("apps", "v1", echo.addr)),
         ("route.yaml", route("apps", "retry", &[], &rules)),
     ];
-    let legate = Legate::start(&files).await;
+    let legate = serving(&files, port).await;
     let h = &legate.http;
     let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
-    legate
-        .eventually(Duration::from_secs(10), "the routes serve", || async {
-            h.get(&url("/plain"), "example.com").await.is_ok_and(|r| r.status == 200)
-        })
-        .await;
 
     // Each case: a fresh key that fails twice, then the status the client sees and how many
     // requests the backend answered.
@@ -83,14 +90,9 @@ spec:
     );
     let files =
         vec![("gw.yaml", gateway(port)), ("pool.yaml", pool), ("route.yaml", route("apps", "sticky", &[], &rules))];
-    let legate = Legate::start(&files).await;
+    let legate = serving(&files, port).await;
     let h = &legate.http;
     let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
-    legate
-        .eventually(Duration::from_secs(10), "the routes serve", || async {
-            h.get(&url("/plain"), "example.com").await.is_ok_and(|r| r.status == 200)
-        })
-        .await;
     let spread = |backends: &[String]| backends.iter().collect::<std::collections::BTreeSet<_>>().len();
 
     // Without a session, round robin over both endpoints.

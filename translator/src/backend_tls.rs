@@ -169,14 +169,7 @@ impl Policies {
                 let ancestors = gateways
                     .iter()
                     .map(|gw| PolicyAncestorStatus {
-                        ancestor_ref: ParentRef {
-                            group: GATEWAY_GROUP.into(),
-                            kind: KIND_GATEWAY.into(),
-                            namespace: gw.namespace.clone(),
-                            name: gw.name.clone(),
-                            section_name: None,
-                            port: None,
-                        },
+                        ancestor_ref: ParentRef::gateway(gw),
                         controller_name: controller.to_owned(),
                         conditions: vec![accepted.clone(), resolved.clone()],
                     })

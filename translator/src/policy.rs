@@ -294,7 +294,7 @@ impl Attachments {
                 } else {
                     Condition::new(types::ACCEPTED, true, reasons::ACCEPTED, "policy is accepted", g)
                 };
-                ancestors.push(entry(gateway_ref(gw), vec![accepted]));
+                ancestors.push(entry(ParentRef::gateway(gw), vec![accepted]));
             }
             for t in &e.missing {
                 let accepted = Condition::new(
@@ -375,17 +375,6 @@ fn level(t: &Target) -> String {
         (Kind::Service | Kind::Backend, _) => format!("{} {}", t.kind.name(), t.key.name),
         (_, None) => format!("{} {}", t.kind.name(), t.key.name),
         (_, Some(r)) => format!("{} {} rule {r}", t.kind.name(), t.key.name),
-    }
-}
-
-fn gateway_ref(gw: &ObjKey) -> ParentRef {
-    ParentRef {
-        group: GATEWAY_GROUP.into(),
-        kind: KIND_GATEWAY.into(),
-        namespace: gw.namespace.clone(),
-        name: gw.name.clone(),
-        section_name: None,
-        port: None,
     }
 }
 

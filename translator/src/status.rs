@@ -136,6 +136,20 @@ pub struct ParentRef {
     pub port: Option<i32>,
 }
 
+impl ParentRef {
+    /// A reference to the Gateway `gw` as a whole (a policy's ancestor).
+    pub fn gateway(gw: &ObjKey) -> ParentRef {
+        ParentRef {
+            group: legate_api::gvk::GATEWAY_GROUP.into(),
+            kind: legate_api::gvk::KIND_GATEWAY.into(),
+            namespace: gw.namespace.clone(),
+            name: gw.name.clone(),
+            section_name: None,
+            port: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct BackendStatus {
     pub conditions: Vec<Condition>,

@@ -121,7 +121,9 @@ fn build_rule(
         .enumerate()
         .map(|(i, b)| backend_filters(b).map_err(|e| e.at(format_args!("backendRefs[{i}]"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut timeout = rule.timeouts.as_ref().map(timeout).transpose().map_err(Problem::unsupported)?.flatten();
+    let timeouts = rule.timeouts.as_ref();
+    let request = timeouts.and_then(|t| t.request.as_deref()).map(duration_or_off).transpose()?;
+    let backend_request = timeouts.and_then(|t| t.backend_request.as_deref()).map(duration_or_off).transpose()?;
     if let Some(p) = &rule.session_persistence {
         let spec = session_spec!(
             p,
@@ -131,12 +133,11 @@ fn build_rule(
         ir_filters.session = Some(Box::new(session(spec).map_err(|e| e.at("sessionPersistence"))?));
     }
     if let Some(r) = &rule.retry {
-        ir_filters.retry = retry(r, rule.timeouts.as_ref()).map_err(|e| e.at("retry"))?;
-        if ir_filters.retry.is_some() {
-            // Retries: `request` bounds them all, `backendRequest` each attempt.
-            timeout = rule.timeouts.as_ref().and_then(|t| t.request.as_deref()).map(duration_or_off).transpose()?;
-        }
+        ir_filters.retry = retry(r, backend_request.flatten()).map_err(|e| e.at("retry"))?;
     }
+    // The route timeout: `request`, else `backendRequest`; with retries `request` bounds them
+    // all and `backendRequest` each attempt. `Some(None)` disables it.
+    let timeout = request.or(backend_request.filter(|_| ir_filters.retry.is_none()));
 
     let action = if let Some(r) = redirect {
         RuleAction::Redirect(r)
@@ -267,19 +268,14 @@ fn path_modifier<T: std::fmt::Debug>(
     }
 }
 
-/// The route timeout: `request` if set, else `backendRequest`. `Some(None)` disables it.
-fn timeout(t: &HttpRouteRulesTimeouts) -> Result<Option<Duration>, String> {
-    let pick = t.request.as_deref().or(t.backend_request.as_deref());
-    pick.map(|s| parse_duration(s).map(|d| if d.is_zero() { None } else { Some(d) })).transpose()
-}
-
 /// A timeout, `0s` meaning none.
 fn duration_or_off(s: &str) -> Result<Duration, Problem> {
     parse_duration(s).map(|d| (!d.is_zero()).then_some(d)).map_err(Problem::unsupported)
 }
 
-/// The rule's retries; `None` when `attempts` is 0. Unset attempts: one retry.
-fn retry(r: &HttpRouteRulesRetry, timeouts: Option<&HttpRouteRulesTimeouts>) -> Result<Option<Box<Retry>>, Problem> {
+/// The rule's retries, each attempt bounded by `per_try`; `None` when `attempts` is 0. Unset
+/// attempts: one retry.
+fn retry(r: &HttpRouteRulesRetry, per_try: Option<std::time::Duration>) -> Result<Option<Box<Retry>>, Problem> {
     let attempts = match r.attempts {
         None => 1,
         Some(0) => return Ok(None),
@@ -299,7 +295,6 @@ fn retry(r: &HttpRouteRulesRetry, timeouts: Option<&HttpRouteRulesTimeouts>) -> 
     let ms = |d: std::time::Duration| d.as_millis() as u64;
     let backoff =
         r.backoff.as_deref().map(parse_duration).transpose().map_err(|e| Problem::unsupported(e).at("backoff"))?;
-    let per_try = timeouts.and_then(|t| t.backend_request.as_deref()).map(duration_or_off).transpose()?.flatten();
     Ok(Some(Box::new(Retry {
         codes,
         attempts,

@@ -9,7 +9,7 @@
 //! `Access-Control-Allow-Origin` (the origin), `-Allow-Credentials` and `-Expose-Headers`.
 
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::{Cors as CorsFilter, CorsPolicy};
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{HttpFilter, http_filter};
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
 use envoy_types::pb::envoy::r#type::matcher::v3::{RegexMatcher, StringMatcher, string_matcher::MatchPattern};
 use envoy_types::pb::google::protobuf::{Any, BoolValue};
 use envoy_types::util::pack_any;
@@ -21,11 +21,7 @@ pub const FILTER: &str = "envoy.filters.http.cors";
 
 /// The HTTP filter, placed first so that preflights are answered before anything else runs.
 pub fn http_filter() -> HttpFilter {
-    HttpFilter {
-        name: FILTER.into(),
-        config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(CorsFilter::default()))),
-        ..Default::default()
-    }
+    super::http_filter(FILTER, CorsFilter::default())
 }
 
 /// A route's policy.

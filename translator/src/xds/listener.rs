@@ -15,7 +15,7 @@ use envoy_types::pb::envoy::extensions::filters::http::grpc_web::v3::GrpcWeb;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    HttpConnectionManager, HttpFilter, Rds, http_connection_manager::RouteSpecifier, http_filter,
+    HttpConnectionManager, Rds, http_connection_manager::RouteSpecifier,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, Secret, TlsCertificate, secret,
@@ -102,17 +102,9 @@ fn hcm(listener: &str, route_config: &str, client: Option<&ClientIr>) -> Filter 
         http_filters: vec![
             super::cors::http_filter(),
             // gRPC-Web from browsers to the same routes as gRPC (a no-op for other requests).
-            HttpFilter {
-                name: "envoy.filters.http.grpc_web".into(),
-                config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(GrpcWeb::default()))),
-                ..Default::default()
-            },
+            super::http_filter("envoy.filters.http.grpc_web", GrpcWeb::default()),
             super::session::http_filter(),
-            HttpFilter {
-                name: "envoy.filters.http.router".into(),
-                config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Router::default()))),
-                ..Default::default()
-            },
+            super::http_filter("envoy.filters.http.router", Router::default()),
         ],
         normalize_path: Some(BoolValue { value: true }),
         ..Default::default()

@@ -20,6 +20,7 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{HttpFilter, http_filter};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 use std::sync::Arc;
 
@@ -97,6 +98,15 @@ pub fn ads() -> envoy_types::pb::envoy::config::core::v3::ConfigSource {
     ConfigSource {
         resource_api_version: ApiVersion::V3 as i32,
         config_source_specifier: Some(ConfigSourceSpecifier::Ads(AggregatedConfigSource {})),
+        ..Default::default()
+    }
+}
+
+/// An HTTP filter of a connection manager named `name` with `config` (any filter message).
+pub fn http_filter<M: prost::Name>(name: &str, config: M) -> HttpFilter {
+    HttpFilter {
+        name: name.into(),
+        config_type: Some(http_filter::ConfigType::TypedConfig(envoy_types::util::pack_any(config))),
         ..Default::default()
     }
 }

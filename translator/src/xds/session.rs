@@ -7,7 +7,7 @@ use envoy_types::pb::envoy::config::core::v3::TypedExtensionConfig;
 use envoy_types::pb::envoy::extensions::filters::http::stateful_session::v3::{
     StatefulSession, StatefulSessionPerRoute, stateful_session_per_route,
 };
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{HttpFilter, http_filter};
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
 use envoy_types::pb::envoy::extensions::http::stateful_session::{
     cookie::v3::CookieBasedSessionState, header::v3::HeaderBasedSessionState,
 };
@@ -22,11 +22,7 @@ pub const FILTER: &str = "envoy.filters.http.stateful_session";
 
 /// The HTTP filter, without a state of its own: only routes with a session use it.
 pub fn http_filter() -> HttpFilter {
-    HttpFilter {
-        name: FILTER.into(),
-        config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(StatefulSession::default()))),
-        ..Default::default()
-    }
+    super::http_filter(FILTER, StatefulSession::default())
 }
 
 /// A rule's session state.

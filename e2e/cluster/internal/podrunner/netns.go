@@ -1,7 +1,6 @@
 package podrunner
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -17,6 +16,8 @@ import (
 
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+
+	"legate.dev/e2e/cluster/internal/ipcmd"
 )
 
 // uidHex is a pod UID as lowercase hex (the dashes dropped), at least n characters.
@@ -32,16 +33,6 @@ func uidHex(uid string, n int) string {
 // netnsPath is where `ip netns` keeps a named network namespace.
 func netnsPath(name string) string { return filepath.Join("/run/netns", name) }
 
-func ipCmd(args ...string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
-
 // setupNetwork creates the pod's network namespace with lo up and eth0 (the peer of the host
 // veth on the bridge) holding ip/prefix: the pod reaches the bridge's subnet on-link and
 // nothing else (no default route). A namespace or veth left by an earlier run is replaced.
@@ -56,7 +47,7 @@ func setupNetwork(netns, veth, bridge string, ip net.IP, prefix int, sysctls []c
 		{"-n", netns, "link", "set", "eth0", "up"},
 	}
 	for _, s := range steps {
-		if err := ipCmd(s...); err != nil {
+		if err := ipcmd.Run(s...); err != nil {
 			teardownNetwork(netns, veth)
 			return err
 		}
@@ -74,12 +65,12 @@ func teardownNetwork(netns, veth string) {
 	if netns != "" {
 		if _, err := os.Stat(netnsPath(netns)); err == nil {
 			killNetnsPids(netns)
-			_ = ipCmd("netns", "del", netns)
+			_ = ipcmd.Run("netns", "del", netns)
 		}
 	}
 	if veth != "" {
 		if _, err := net.InterfaceByName(veth); err == nil {
-			_ = ipCmd("link", "del", veth)
+			_ = ipcmd.Run("link", "del", veth)
 		}
 	}
 }
