@@ -2,8 +2,6 @@
 //! errors that name the file, the document and the field. Shared by `legate translate` and the
 //! file provider of `legate standalone`.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -40,6 +38,9 @@ impl fmt::Display for LoadError {
     }
 }
 
+/// Objects by kind and key.
+pub type RawObjects = imbl::OrdMap<(Kind, ObjKey), RawObject>;
+
 /// One object as read: decoded once, shared (never deep-cloned) by everything that holds it,
 /// and kept whole as JSON for printing it back with its status.
 #[derive(Clone, Debug)]
@@ -75,17 +76,18 @@ pub use legate_api::kinds::Kind;
 #[derive(Clone, Debug, Default)]
 pub struct Loaded {
     pub resources: Resources,
-    pub objects: Vec<RawObject>,
+    /// The objects by kind and key: a persistent map, shared (not copied) by every snapshot
+    /// that holds it.
+    pub objects: RawObjects,
     pub skipped: Vec<String>,
     pub duplicates: Vec<LoadError>,
-    first: HashMap<(Kind, ObjKey), (PathBuf, usize)>,
     /// Objects are taken without the API server's checks ([`Loaded::unchecked`]).
     unchecked: bool,
 }
 
 impl Loaded {
     /// A set of objects already known to be distinct, and the world they make.
-    pub fn from_parts(resources: Resources, objects: Vec<RawObject>) -> Self {
+    pub fn from_parts(resources: Resources, objects: RawObjects) -> Self {
         Loaded { resources, objects, ..Default::default() }
     }
 
@@ -99,26 +101,18 @@ impl Loaded {
     /// Puts an object in; a second definition of one kind and key is left out and noted in
     /// [`Loaded::duplicates`].
     pub fn push(&mut self, o: RawObject) {
-        if self.first.len() < self.objects.len() {
-            // Built by `from_parts`: learn what is already in.
-            self.first = self.objects.iter().map(|o| (o.id(), (o.file.clone(), o.document))).collect();
-        }
-        match self.first.entry(o.id()) {
-            Entry::Occupied(e) => {
-                let (f, d) = e.get();
-                self.duplicates.push(LoadError {
-                    file: o.file.clone(),
-                    document: o.document,
-                    object: Some(format!("{:?} {}", o.kind, o.key)),
-                    field: None,
-                    message: format!("already defined in {} document {d}", f.display()),
-                });
-            }
-            Entry::Vacant(e) => {
-                e.insert((o.file.clone(), o.document));
-                self.resources.apply(o.object.clone());
-                self.objects.push(o);
-            }
+        let id = o.id();
+        if let Some(first) = self.objects.get(&id) {
+            self.duplicates.push(LoadError {
+                file: o.file.clone(),
+                document: o.document,
+                object: Some(format!("{:?} {}", o.kind, o.key)),
+                field: None,
+                message: format!("already defined in {} document {}", first.file.display(), first.document),
+            });
+        } else {
+            self.resources.apply(o.object.clone());
+            self.objects.insert(id, o);
         }
     }
 }

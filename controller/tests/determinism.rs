@@ -28,7 +28,7 @@ fn shuffle<T>(v: &mut [T], seed: &mut u64) {
 /// The same objects put in force in another order (the world's maps and indexes are built
 /// in that order).
 fn shuffled(l: &Loaded, seed: &mut u64) -> Loaded {
-    let mut objects = l.objects.clone();
+    let mut objects: Vec<_> = l.objects.values().cloned().collect();
     shuffle(&mut objects, seed);
     let mut out = Loaded::default();
     for o in objects {

@@ -141,7 +141,7 @@ fn incremental_equals_full_on_every_golden_case() {
     for (n, path) in common::golden_cases().into_iter().enumerate() {
         let loaded = common::load_case(&path).unwrap();
         for seed in 1..=4u64 {
-            run(&loaded.objects, seed * 7919 + n as u64, 60, &path.display().to_string());
+            run(&loaded.objects.values().cloned().collect::<Vec<_>>(), seed * 7919 + n as u64, 60, &path.display().to_string());
         }
     }
 }
@@ -184,6 +184,6 @@ fn incremental_equals_full_on_a_generated_world() {
     let loaded = load::load_paths(&[file]).unwrap();
     assert!(loaded.objects.len() > 40);
     for seed in 1..=6u64 {
-        run(&loaded.objects, seed * 104_729, 150, "generated world");
+        run(&loaded.objects.values().cloned().collect::<Vec<_>>(), seed * 104_729, 150, "generated world");
     }
 }

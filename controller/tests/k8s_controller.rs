@@ -34,7 +34,7 @@ fn expected(path: &Path) -> Vec<Value> {
 /// [`expected`] for the file's objects without those of `kinds`.
 fn expected_without(path: &Path, kinds: &[load::Kind]) -> Vec<Value> {
     let mut loaded = common::load_case(path).unwrap();
-    loaded.objects.retain(|o| !kinds.contains(&o.kind));
+    loaded.objects = loaded.objects.into_iter().filter(|((kind, _), _)| !kinds.contains(kind)).collect();
     if kinds.contains(&load::Kind::Backend) {
         loaded.resources.backends.clear();
     }

@@ -19,7 +19,11 @@ use serde::Serialize;
 use crate::routes::{Route, RouteKey};
 
 /// Objects of one kind by `namespace/name` (namespace empty for cluster-scoped kinds).
-pub type Objects<T> = BTreeMap<ObjKey, Arc<T>>;
+/// A persistent ordered map: cloning it is O(1) and a clone shares every node it does not
+/// change, so a snapshot of the world costs nothing and two snapshots are compared (`diff`) in
+/// time proportional to what changed.
+pub type Map<K, V> = imbl::OrdMap<K, V>;
+pub type Objects<T> = Map<ObjKey, Arc<T>>;
 
 /// Everything the translator looks at. Read the maps freely; change them only through
 /// [`Resources::apply`] and [`Resources::delete`], which keep the indexes in step.
@@ -29,7 +33,7 @@ pub struct Resources {
     pub gateways: Objects<Gateway>,
     pub listener_sets: Objects<ListenerSet>,
     /// Routes of every kind, by kind then `namespace/name`.
-    pub routes: BTreeMap<RouteKey, Route>,
+    pub routes: Map<RouteKey, Route>,
     pub reference_grants: Objects<ReferenceGrant>,
     pub backend_tls_policies: Objects<BackendTlsPolicy>,
     pub namespaces: Objects<Namespace>,
@@ -46,13 +50,13 @@ pub struct Resources {
     /// Rules of routes that could not be decoded because they carry values this version of
     /// Legate does not know (an enum value from a newer Gateway API, say). The route itself was
     /// decoded without them; the translator reports them as invalid rules.
-    pub rejected_rules: BTreeMap<RouteKey, Arc<[RejectedRule]>>,
+    pub rejected_rules: Map<RouteKey, Arc<[RejectedRule]>>,
     /// Index: EndpointSlices by the Service they belong to (`kubernetes.io/service-name`).
-    pub slices: BTreeMap<ObjKey, Objects<EndpointSlice>>,
+    pub slices: Map<ObjKey, Objects<EndpointSlice>>,
     /// Index: ReferenceGrants by namespace.
-    pub grants: BTreeMap<String, Objects<ReferenceGrant>>,
+    pub grants: Map<String, Objects<ReferenceGrant>>,
     /// Index: ListenerSets by the Gateway their `parentRef` names.
-    pub sets_by_gateway: BTreeMap<ObjKey, Objects<SetEntry>>,
+    pub sets_by_gateway: Map<ObjKey, Objects<SetEntry>>,
 }
 
 /// A ListenerSet with its listeners in the Gateway's listener type (the two have one shape), so
@@ -356,10 +360,10 @@ fn slice_service(s: &EndpointSlice) -> Option<ObjKey> {
     Some(ObjKey::new(namespace_of(&s.metadata), svc.clone()))
 }
 
-fn remove_indexed<K, T>(index: &mut BTreeMap<K::Owned, Objects<T>>, at: &K, key: &ObjKey)
+fn remove_indexed<K, T>(index: &mut Map<K::Owned, Objects<T>>, at: &K, key: &ObjKey)
 where
     K: Ord + ?Sized + ToOwned,
-    K::Owned: Ord + std::borrow::Borrow<K>,
+    K::Owned: Ord + Clone + std::borrow::Borrow<K>,
 {
     if let Some(m) = index.get_mut(at) {
         m.remove(key);
@@ -427,7 +431,7 @@ impl Dep {
             Dep::Backend(k, v) => same(res.backends.get(k), v.as_ref()),
             Dep::Grants(ns, v) => {
                 let now = res.grants.get(ns);
-                now.map_or(0, BTreeMap::len) == v.len()
+                now.map_or(0, Map::len) == v.len()
                     && now.into_iter().flat_map(|m| m.values()).zip(v).all(|(a, b)| Arc::ptr_eq(a, b))
             }
         }

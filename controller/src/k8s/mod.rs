@@ -469,7 +469,7 @@ impl Loop {
             objects: snap
                 .loaded
                 .objects
-                .iter()
+                .values()
                 .filter(|o| o.kind.status_written())
                 .map(|o| ((o.kind, o.key.clone()), o.value.clone()))
                 .collect(),

@@ -10,7 +10,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::load::{self, Kind, LoadError, Loaded, RawObject};
+use crate::load::{self, Kind, LoadError, Loaded, RawObject, RawObjects};
 use legate_translator::{ObjKey, Resources};
 
 type Id = (Kind, ObjKey);
@@ -37,8 +37,8 @@ pub struct FileProvider {
     files: BTreeMap<PathBuf, FileState>,
     /// Which files define each object.
     owners: HashMap<Id, BTreeSet<PathBuf>>,
-    /// The objects in force and the world they make.
-    objects: BTreeMap<Id, RawObject>,
+    /// The objects in force and the world they make (persistent maps: a snapshot shares them).
+    objects: RawObjects,
     world: Resources,
 }
 
@@ -59,7 +59,7 @@ impl FileProvider {
             root: root.into(),
             files: BTreeMap::new(),
             owners: HashMap::new(),
-            objects: BTreeMap::new(),
+            objects: RawObjects::new(),
             world: Resources::default(),
         }
     }
@@ -110,7 +110,7 @@ impl FileProvider {
                         info!("{s}");
                     }
                     state.inner_duplicates = fresh.duplicates;
-                    let mut good: BTreeMap<Id, RawObject> = fresh.objects.into_iter().map(|o| (o.id(), o)).collect();
+                    let mut good: BTreeMap<Id, RawObject> = fresh.objects.into_iter().collect();
                     // An object whose content did not change stays the same shared object.
                     for (id, o) in &mut good {
                         if let Some(old) = state.good.get(id).filter(|old| old.value == o.value) {
@@ -184,7 +184,7 @@ impl FileProvider {
     /// The world in force: the typed objects (shared, not copied), the raw objects in kind and
     /// key order, and one message per object defined more than once.
     pub fn snapshot(&self) -> (Loaded, Vec<String>) {
-        let loaded = Loaded::from_parts(self.world.clone(), self.objects.values().cloned().collect());
+        let loaded = Loaded::from_parts(self.world.clone(), self.objects.clone());
         (loaded, self.duplicates())
     }
 

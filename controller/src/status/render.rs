@@ -12,7 +12,7 @@ use legate_translator::status::{
 use legate_translator::{ObjKey, Output};
 use serde_json::{Value, json};
 
-use crate::load::{Kind, Loaded, RawObject};
+use crate::load::{Kind, Loaded, RawObject, RawObjects};
 
 /// Every Gateway API / Legate object of the input with the status Legate would write, in a
 /// stable order (kind, then namespace/name). The objects' own `status` is the previous one.
@@ -22,16 +22,16 @@ pub fn status_documents(loaded: &Loaded, out: &Output, controller: &str, now: &s
 
 /// [`status_documents`] with the previous status of each object given by `previous`.
 pub fn status_documents_with(
-    objects: &[RawObject],
+    objects: &RawObjects,
     out: &Output,
     controller: &str,
     now: &str,
     previous: impl Fn(&RawObject) -> Option<Value>,
 ) -> Vec<Value> {
-    let mut objects: Vec<_> = objects.iter().filter(|o| o.kind.status_printed()).collect();
-    objects.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
+    // In kind, then key order, as the map holds them.
+    let objects = objects.values().filter(|o| o.kind.status_printed());
     let st = &out.statuses;
-    objects.into_iter().map(|o| document(o, owned_status(o.kind, &o.key, st), previous(o), controller, now)).collect()
+    objects.map(|o| document(o, owned_status(o.kind, &o.key, st), previous(o), controller, now)).collect()
 }
 
 /// One object's status document.
@@ -140,9 +140,8 @@ pub struct Renderer {
 impl Renderer {
     /// The status documents of `objects` (kind then key order), as [`status_documents`] would
     /// print them.
-    pub fn render(&mut self, objects: &[RawObject], out: &Output, controller: &str, now: &str) -> Vec<Arc<Value>> {
-        let mut objects: Vec<&RawObject> = objects.iter().filter(|o| o.kind.status_printed()).collect();
-        objects.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
+    pub fn render(&mut self, objects: &RawObjects, out: &Output, controller: &str, now: &str) -> Vec<Arc<Value>> {
+        let objects = objects.values().filter(|o| o.kind.status_printed());
         let st = &out.statuses;
         let mut rendered = 0;
         self.generation += 1;
@@ -150,7 +149,6 @@ impl Renderer {
         // Memos are updated in place (no key is copied for an object seen before); those of
         // objects gone are dropped at the end.
         let docs: Vec<Arc<Value>> = objects
-            .into_iter()
             .map(|o| {
                 let of_kind = self.memos.entry(o.kind).or_default();
                 if !of_kind.contains_key(&o.key) {

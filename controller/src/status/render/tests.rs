@@ -25,7 +25,7 @@ fn only_changed_objects_are_rendered_again_and_the_documents_match_a_full_render
     // Route b edited (a new object), at a later time: b and the Gateway (its attached route
     // count is unchanged, so not even the Gateway) — only b is rendered again.
     let mut l2 = Loaded::default();
-    for o in &l.objects {
+    for o in l.objects.values() {
         if o.key.name == "b" {
             load::add_value(&mut l2, Path::new("w.yaml"), 4, (*o.value).clone()).unwrap();
         } else {
