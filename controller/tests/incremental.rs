@@ -141,7 +141,12 @@ fn incremental_equals_full_on_every_golden_case() {
     for (n, path) in common::golden_cases().into_iter().enumerate() {
         let loaded = common::load_case(&path).unwrap();
         for seed in 1..=4u64 {
-            run(&loaded.objects.values().cloned().collect::<Vec<_>>(), seed * 7919 + n as u64, 60, &path.display().to_string());
+            run(
+                &loaded.objects.values().cloned().collect::<Vec<_>>(),
+                seed * 7919 + n as u64,
+                60,
+                &path.display().to_string(),
+            );
         }
     }
 }
