@@ -17,6 +17,7 @@ pub mod render;
 pub mod resources;
 pub mod routes;
 pub mod status;
+pub mod ratelimit;
 pub mod traffic;
 pub mod xds;
 

@@ -235,6 +235,9 @@ pub fn effective(ir: &GatewayIr) -> Value {
             if let Some(t) = &r.traffic {
                 doc["route"] = serde_json::to_value(t).unwrap_or_default();
             }
+            if let Some(l) = &r.rate_limit {
+                doc["rateLimit"] = serde_json::to_value(l).unwrap_or_default();
+            }
             doc["backends"] = Value::Object(backends);
             rules.entry((name, vh.listener.clone())).or_insert(doc);
         }

@@ -54,6 +54,10 @@ pub struct Args {
     /// The xDS (ADS) server's address; the Envoy fleet connects to it.
     #[arg(long, env = "LEGATE_XDS_ADDRESS", default_value = "0.0.0.0:18000")]
     pub xds_address: SocketAddr,
+    /// Redis for the global rate limits' counters (redis://[[user]:password@]host[:port][/db]),
+    /// shared by every replica; without it each replica counts alone, in memory.
+    #[arg(long, env = "LEGATE_REDIS_URL")]
+    pub redis_url: Option<String>,
     /// Legate's admin HTTP server: /healthz, /readyz, /metrics, /status, /config_dump.
     #[arg(long, env = "LEGATE_ADMIN_ADDRESS", default_value = "0.0.0.0:19900")]
     pub admin_address: SocketAddr,
@@ -254,6 +258,7 @@ pub async fn start(args: Args, client: Client, plugins: Plugins) -> Result<Contr
     app.ready_needs_acks = false;
     let w = writer.clone();
     app.extra_metrics.push(Box::new(move || w.metrics().render()));
+    let xds_opts = crate::ratelimit::serve(args.redis_url.as_deref(), &mut app)?;
     let state = Arc::new(app);
 
     let mut tasks = vec![];
@@ -261,8 +266,8 @@ pub async fn start(args: Args, client: Client, plugins: Plugins) -> Result<Contr
     let xds_cache = cache.clone();
     let xds = async move {
         match xds_tls {
-            Some(tls) => legate_xds::serve_tls(xds_listener, xds_cache, Default::default(), tls, xds_stop).await,
-            None => legate_xds::serve_with_listener(xds_listener, xds_cache, Default::default(), xds_stop).await,
+            Some(tls) => legate_xds::serve_tls(xds_listener, xds_cache, xds_opts, tls, xds_stop).await,
+            None => legate_xds::serve_with_listener(xds_listener, xds_cache, xds_opts, xds_stop).await,
         }
     };
     tasks.push(tokio::spawn(async move {

@@ -55,6 +55,10 @@ pub struct Args {
     /// Where bootstraps and Envoy logs go (default: a fresh temporary directory).
     #[arg(long, env = "LEGATE_RUN_DIR")]
     pub run_dir: Option<PathBuf>,
+    /// Redis for the global rate limits' counters (redis://[[user]:password@]host[:port][/db]),
+    /// shared with other Legate processes using it; without it, counted in this process.
+    #[arg(long, env = "LEGATE_REDIS_URL")]
+    pub redis_url: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -94,7 +98,9 @@ pub async fn run(args: Args) -> Result<()> {
         .await
         .with_context(|| format!("binding the admin server on {}", args.admin_address))?;
     let admin_addr = admin_listener.local_addr()?;
-    let state = Arc::new(AppState::new(cache.clone(), args.controller_name.clone()));
+    let mut app = AppState::new(cache.clone(), args.controller_name.clone());
+    let xds_opts = crate::ratelimit::serve(args.redis_url.as_deref(), &mut app)?;
+    let state = Arc::new(app);
 
     let stop = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -102,7 +108,7 @@ pub async fn run(args: Args) -> Result<()> {
     let xds_task = tokio::spawn(legate_xds::serve_with_listener(
         xds_listener,
         cache.clone(),
-        Default::default(),
+        xds_opts,
         stop(shutdown_rx.clone()),
     ));
     let admin_task = tokio::spawn(admin::serve(admin_listener, state.clone(), stop(shutdown_rx.clone())));

@@ -13,6 +13,7 @@ pub mod matcher;
 pub mod names;
 pub mod route;
 pub mod session;
+pub mod ratelimit;
 pub mod traffic;
 pub mod upstream_tls;
 
