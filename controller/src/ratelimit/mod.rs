@@ -35,8 +35,8 @@ pub const UNAVAILABLE_HEADER: &str = "x-legate-ratelimit";
 /// Where the counters are.
 pub enum Counters {
     Redis(Redis),
-    /// This process alone: `counter key → (window, count)`.
-    Memory(Mutex<HashMap<String, (u64, u64)>>),
+    /// This process alone: `counter key → (window, count, expiry in seconds since the epoch)`.
+    Memory(Mutex<HashMap<String, (u64, u64, u64)>>),
 }
 
 impl Counters {
@@ -44,8 +44,8 @@ impl Counters {
         Counters::Memory(Mutex::new(HashMap::new()))
     }
 
-    /// Adds `by` to each `(key, window, ttl)` counter; their new values.
-    async fn incr(&self, counters: &[(String, u64, u64)], by: u64) -> Result<Vec<u64>, RedisError> {
+    /// Adds `by` to each `(key, window, ttl)` counter at `now`; their new values.
+    async fn incr(&self, counters: &[(String, u64, u64)], by: u64, now: u64) -> Result<Vec<u64>, RedisError> {
         match self {
             Counters::Redis(r) => {
                 let keys: Vec<(String, u64)> = counters.iter().map(|(k, w, ttl)| (format!("{k}:{w}"), *ttl)).collect();
@@ -54,16 +54,15 @@ impl Counters {
             Counters::Memory(m) => {
                 let mut m = m.lock().unwrap();
                 if m.len() > 100_000 {
-                    // Forget counters of windows that are over (their window is older).
-                    let newest: HashMap<&str, u64> = counters.iter().map(|(k, w, _)| (k.as_str(), *w)).collect();
-                    m.retain(|k, (w, _)| newest.get(k.as_str()).is_none_or(|n| w >= n));
+                    // Forget the counters whose window is over.
+                    m.retain(|_, (_, _, expires)| *expires > now);
                 }
                 Ok(counters
                     .iter()
-                    .map(|(k, w, _)| {
-                        let e = m.entry(k.clone()).or_insert((*w, 0));
+                    .map(|(k, w, ttl)| {
+                        let e = m.entry(k.clone()).or_insert((*w, 0, now + ttl));
                         if e.0 != *w {
-                            *e = (*w, 0);
+                            *e = (*w, 0, now + ttl);
                         }
                         e.1 += by;
                         e.1
@@ -178,7 +177,7 @@ impl Service {
             .flatten()
             .map(|l| (l.counter.clone(), now / l.unit_seconds, l.unit_seconds + 1))
             .collect();
-        let counts = if counters.is_empty() { Ok(vec![]) } else { self.counters.incr(&counters, by).await };
+        let counts = if counters.is_empty() { Ok(vec![]) } else { self.counters.incr(&counters, by, now).await };
         let counts = match counts {
             Ok(c) => {
                 self.stats.backend_up.store(1, Ordering::Relaxed);

@@ -164,6 +164,7 @@ fn generic(key: &str, value: impl Into<String>) -> Action {
         action_specifier: Some(action::ActionSpecifier::GenericKey(action::GenericKey {
             descriptor_value: value.into(),
             descriptor_key: key.into(),
+            ..Default::default()
         })),
     }
 }
