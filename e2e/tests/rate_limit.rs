@@ -115,7 +115,8 @@ async fn serving(legate: &Legate, port: u16, hosts: &[&str]) {
 async fn local_limits_answer_429_with_rate_limit_headers_per_client_and_per_header() {
     let echo = EchoServer::start("127.0.0.1:0", "v1").await.unwrap();
     let port = free_port();
-    let mut files = vec![("gw.yaml".to_owned(), gateway(port)), ("echo.yaml".into(), backend("apps", "echo", echo.addr))];
+    let mut files =
+        vec![("gw.yaml".to_owned(), gateway(port)), ("echo.yaml".into(), backend("apps", "echo", echo.addr))];
     for name in ["shared", "per-ip", "per-user", "shadow"] {
         files.push(echo_route(name));
     }
@@ -165,7 +166,10 @@ async fn local_limits_answer_429_with_rate_limit_headers_per_client_and_per_head
     assert_eq!(statuses(3, ONE, port, "shadow.example.com", &[]).await, [200, 200, 200]);
 
     // Status and the effective limits.
-    assert_eq!(accepted(&legate.status_of("RateLimitPolicy", "apps", "per-ip").await), ("True".into(), "Accepted".into()));
+    assert_eq!(
+        accepted(&legate.status_of("RateLimitPolicy", "apps", "per-ip").await),
+        ("True".into(), "Accepted".into())
+    );
     let policy = legate.admin_get("/policy?o=json").await.unwrap();
     let text = String::from_utf8_lossy(&policy.body);
     assert!(text.contains("\"rateLimit\""), "{text}");

@@ -13,11 +13,11 @@ pub mod hostname;
 pub mod ir;
 pub mod policy;
 pub mod precedence;
+pub mod ratelimit;
 pub mod render;
 pub mod resources;
 pub mod routes;
 pub mod status;
-pub mod ratelimit;
 pub mod traffic;
 pub mod xds;
 

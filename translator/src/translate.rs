@@ -15,12 +15,12 @@ use crate::engine::Engine;
 use crate::gateway::attach::{self, Attached, RouteView};
 use crate::gateway::{GatewayState, ListenerState, listener_sets};
 use crate::ir::GatewayIr;
+use crate::ratelimit::RateLimitPolicies;
 use crate::resources::{Index, ObjKey, Resources, set_parent};
 use crate::routes::{Route, RouteKey, RouteRules};
 use crate::status::{
     Address, GatewayStatus, ListenerSetStatus, ListenerStatus, ParentRef, RouteParentStatus, RouteStatus, Statuses,
 };
-use crate::ratelimit::RateLimitPolicies;
 use crate::traffic::TrafficPolicies;
 use crate::{assemble, xds};
 

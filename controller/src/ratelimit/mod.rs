@@ -172,11 +172,8 @@ impl Service {
     async fn decide(&self, req: &RateLimitRequest, now: u64) -> RateLimitResponse {
         let by = u64::from(req.hits_addend.max(1));
         let limits: Vec<Option<Limit>> = req.descriptors.iter().map(Limit::of).collect();
-        let counters: Vec<(String, u64, u64)> = limits
-            .iter()
-            .flatten()
-            .map(|l| (l.counter.clone(), now / l.unit_seconds, l.unit_seconds + 1))
-            .collect();
+        let counters: Vec<(String, u64, u64)> =
+            limits.iter().flatten().map(|l| (l.counter.clone(), now / l.unit_seconds, l.unit_seconds + 1)).collect();
         let counts = if counters.is_empty() { Ok(vec![]) } else { self.counters.incr(&counters, by, now).await };
         let counts = match counts {
             Ok(c) => {
@@ -277,7 +274,10 @@ pub fn serve(
 
 #[tonic::async_trait]
 impl RateLimitService for Service {
-    async fn should_rate_limit(&self, request: Request<RateLimitRequest>) -> Result<Response<RateLimitResponse>, Status> {
+    async fn should_rate_limit(
+        &self,
+        request: Request<RateLimitRequest>,
+    ) -> Result<Response<RateLimitResponse>, Status> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         Ok(Response::new(self.decide(request.get_ref(), now).await))
     }
@@ -293,7 +293,12 @@ impl Stats {
              legate_ratelimit_requests_total counter"
         );
         for (d, n) in Decision::ALL.iter().zip(&self.decisions) {
-            let _ = writeln!(o, "legate_ratelimit_requests_total{{decision=\"{}\"}} {}", d.label(), n.load(Ordering::Relaxed));
+            let _ = writeln!(
+                o,
+                "legate_ratelimit_requests_total{{decision=\"{}\"}} {}",
+                d.label(),
+                n.load(Ordering::Relaxed)
+            );
         }
         let _ = writeln!(
             o,
@@ -306,7 +311,11 @@ impl Stats {
             "# HELP legate_ratelimit_backend_up Whether the last counter operation succeeded.\n# TYPE \
              legate_ratelimit_backend_up gauge"
         );
-        let _ = writeln!(o, "legate_ratelimit_backend_up{{backend=\"{backend}\"}} {}", self.backend_up.load(Ordering::Relaxed));
+        let _ = writeln!(
+            o,
+            "legate_ratelimit_backend_up{{backend=\"{backend}\"}} {}",
+            self.backend_up.load(Ordering::Relaxed)
+        );
         o
     }
 

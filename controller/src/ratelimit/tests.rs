@@ -12,12 +12,8 @@ fn descriptor(pairs: &[(&str, &str)]) -> RateLimitDescriptor {
 }
 
 fn limit(requests: &str, extra: &[(&str, &str)]) -> RateLimitDescriptor {
-    let mut pairs = vec![
-        (keys::POLICY, "apps/rl"),
-        (keys::LIMIT, "0"),
-        (keys::RATE, requests),
-        (keys::FAILURE, "closed"),
-    ];
+    let mut pairs =
+        vec![(keys::POLICY, "apps/rl"), (keys::LIMIT, "0"), (keys::RATE, requests), (keys::FAILURE, "closed")];
     pairs.extend_from_slice(extra);
     descriptor(&pairs)
 }
@@ -72,7 +68,11 @@ async fn an_unreachable_redis_follows_the_failure_mode() {
     assert_eq!(closed.response_headers_to_add[0].key, UNAVAILABLE_HEADER);
     let open = limit("5/1", &[]);
     let open = descriptor(
-        &open.entries.iter().map(|e| (e.key.as_str(), if e.value == "closed" { "open" } else { &e.value })).collect::<Vec<_>>(),
+        &open
+            .entries
+            .iter()
+            .map(|e| (e.key.as_str(), if e.value == "closed" { "open" } else { &e.value }))
+            .collect::<Vec<_>>(),
     );
     assert_eq!(code(&s.decide(&request(vec![open]), 1).await), rate_limit_response::Code::Ok);
     let text = s.stats.render("redis");

@@ -105,12 +105,8 @@ pub async fn run(args: Args) -> Result<()> {
     let stop = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let xds_task = tokio::spawn(legate_xds::serve_with_listener(
-        xds_listener,
-        cache.clone(),
-        xds_opts,
-        stop(shutdown_rx.clone()),
-    ));
+    let xds_task =
+        tokio::spawn(legate_xds::serve_with_listener(xds_listener, cache.clone(), xds_opts, stop(shutdown_rx.clone())));
     let admin_task = tokio::spawn(admin::serve(admin_listener, state.clone(), stop(shutdown_rx.clone())));
     info!(%xds_addr, %admin_addr, envoy = %envoy.display(), resources = %args.resources.display(), "legate standalone started");
     eprintln!(

@@ -14,9 +14,18 @@ fn spec(yaml: &str) -> RateLimitPolicySpec {
 #[case::nothing("shadow: true", Some("set local, global or both"))]
 #[case::local("local: { requests: 5, unit: Second }", None)]
 #[case::local_by_header("local: { requests: 5, unit: Second, key: { type: Header, header: x-user } }", None)]
-#[case::local_by_path("local: { requests: 5, unit: Second, key: { type: Path } }", Some("local.key: a local limit is keyed by ClientIP or Header"))]
-#[case::header_without_name("global: { limits: [ { requests: 5, unit: Minute, key: { type: Header } } ] }", Some("global.limits[0].key: type Header needs header"))]
-#[case::claim_without_name("global: { limits: [ { requests: 5, unit: Minute, key: { type: JWTClaim } } ] }", Some("global.limits[0].key: type JWTClaim needs claim"))]
+#[case::local_by_path(
+    "local: { requests: 5, unit: Second, key: { type: Path } }",
+    Some("local.key: a local limit is keyed by ClientIP or Header")
+)]
+#[case::header_without_name(
+    "global: { limits: [ { requests: 5, unit: Minute, key: { type: Header } } ] }",
+    Some("global.limits[0].key: type Header needs header")
+)]
+#[case::claim_without_name(
+    "global: { limits: [ { requests: 5, unit: Minute, key: { type: JWTClaim } } ] }",
+    Some("global.limits[0].key: type JWTClaim needs claim")
+)]
 #[case::no_limits("global: { limits: [] }", Some("global.limits: at least one limit"))]
 #[case::zero("local: { requests: 0, unit: Hour }", Some("local.requests must be at least 1"))]
 fn specs_are_checked(#[case] yaml: &str, #[case] error: Option<&str>) {
@@ -43,7 +52,10 @@ fn local_and_global_are_each_one_policys_and_shadow_merges_on_its_own() {
     ]);
     let l = limits(&m, "httproute/apps/r/rule/0").unwrap();
     // The rule's local limit whole: no burst inherited from the Gateway's.
-    assert_eq!(l.local, Some(LocalLimitIr { requests: 3, unit_seconds: 60, burst: 0, key: Some(LimitKeyIr::ClientIp) }));
+    assert_eq!(
+        l.local,
+        Some(LocalLimitIr { requests: 3, unit_seconds: 60, burst: 0, key: Some(LimitKeyIr::ClientIp) })
+    );
     let g = l.global.unwrap();
     assert_eq!((g.policy.as_str(), g.fail_closed, g.limits.len()), ("apps/p0", true, 1));
     assert!(!l.shadow);
@@ -52,7 +64,8 @@ fn local_and_global_are_each_one_policys_and_shadow_merges_on_its_own() {
 
 #[test]
 fn a_route_key_names_the_rule() {
-    let m = merged(&[json!({ "global": { "limits": [ { "requests": 1, "unit": "Hour", "key": { "type": "Route" } } ] } })]);
+    let m =
+        merged(&[json!({ "global": { "limits": [ { "requests": 1, "unit": "Hour", "key": { "type": "Route" } } ] } })]);
     let g = limits(&m, "grpcroute/apps/g/rule/2").unwrap().global.unwrap();
     assert_eq!(g.limits[0].key, Some(LimitKeyIr::Route("grpcroute/apps/g/rule/2".into())));
 }

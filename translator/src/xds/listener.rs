@@ -38,7 +38,10 @@ pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<
             let rc = names::route_config(&l.name, None);
             routes.push(route_configuration(rc.clone(), &l.virtual_hosts, None, cache));
             let limits = super::ratelimit::http_filters(l.virtual_hosts.iter().map(|v| &**v));
-            chains.push(FilterChain { filters: vec![hcm(&l.name, &rc, l.client.as_deref(), limits)], ..Default::default() });
+            chains.push(FilterChain {
+                filters: vec![hcm(&l.name, &rc, l.client.as_deref(), limits)],
+                ..Default::default()
+            });
         }
         Protocol::Https | Protocol::Tls => {
             listener_filters.push(ListenerFilter {

@@ -11,9 +11,9 @@ pub mod json;
 pub mod listener;
 pub mod matcher;
 pub mod names;
+pub mod ratelimit;
 pub mod route;
 pub mod session;
-pub mod ratelimit;
 pub mod traffic;
 pub mod upstream_tls;
 
