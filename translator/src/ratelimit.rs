@@ -177,7 +177,7 @@ type Changes = Vec<Option<Arc<RateLimitIr>>>;
 /// host they were made from and the limits are the same.
 #[derive(Default)]
 pub struct Cache {
-    virtual_hosts: Epoched<(ObjKey, String), (Arc<VirtualHostIr>, Changes, Arc<VirtualHostIr>)>,
+    virtual_hosts: Epoched<(ObjKey, String), crate::traffic::Made<VirtualHostIr, Changes>>,
 }
 
 impl Cache {

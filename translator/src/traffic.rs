@@ -494,7 +494,7 @@ fn cluster_traffic(m: &Merged) -> Option<ClusterTraffic> {
 type Changes = Vec<(Option<Arc<RouteTraffic>>, Vec<Option<String>>)>;
 
 /// What an IR object was made from (the object and the settings) and what it became.
-type Made<T, S> = (Arc<T>, S, Arc<T>);
+pub(crate) type Made<T, S> = (Arc<T>, S, Arc<T>);
 
 /// Virtual hosts and clusters with traffic settings kept between translations: the same `Arc`
 /// while the IR they were made from and the settings are the same.

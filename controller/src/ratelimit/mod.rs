@@ -34,7 +34,7 @@ pub const UNAVAILABLE_HEADER: &str = "x-legate-ratelimit";
 
 /// Where the counters are.
 pub enum Counters {
-    Redis(Redis),
+    Redis(Box<Redis>),
     /// This process alone: `counter key → (window, count, expiry in seconds since the epoch)`.
     Memory(Mutex<HashMap<String, (u64, u64, u64)>>),
 }
@@ -262,7 +262,7 @@ pub fn serve(
     app: &mut crate::runtime::state::AppState,
 ) -> Result<legate_xds::ServerOptions, RedisError> {
     let counters = match redis_url.filter(|u| !u.is_empty()) {
-        Some(u) => Counters::Redis(Redis::new(redis::RedisUrl::parse(u)?)),
+        Some(u) => Counters::Redis(Box::new(Redis::new(redis::RedisUrl::parse(u)?))),
         None => Counters::memory(),
     };
     let service = Service::new(counters);

@@ -62,7 +62,7 @@ async fn an_unreachable_redis_follows_the_failure_mode() {
     // A port nothing listens on (bound then closed).
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let redis = Redis::new(RedisUrl::parse(&format!("redis://127.0.0.1:{port}")).unwrap());
-    let s = Service::new(Counters::Redis(redis));
+    let s = Service::new(Counters::Redis(Box::new(redis)));
     let closed = s.decide(&request(vec![limit("5/1", &[])]), 1).await;
     assert_eq!(code(&closed), rate_limit_response::Code::OverLimit);
     assert_eq!(closed.response_headers_to_add[0].key, UNAVAILABLE_HEADER);
