@@ -84,11 +84,11 @@ async fn statuses(n: usize, from: Ipv4Addr, port: u16, host: &str, headers: &[(&
     out
 }
 
-/// The `Accepted` condition of a policy's first ancestor: (status, reason).
-fn accepted(status: &Value) -> (String, String) {
+/// The condition `type_` of a policy's first ancestor: (status, reason).
+fn condition(status: &Value, type_: &str) -> (String, String) {
     let c = status["ancestors"][0]["conditions"]
         .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == "Accepted"))
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
         .cloned()
         .unwrap_or(Value::Null);
     (c["status"].as_str().unwrap_or("").to_owned(), c["reason"].as_str().unwrap_or("").to_owned())
@@ -167,7 +167,7 @@ async fn local_limits_answer_429_with_rate_limit_headers_per_client_and_per_head
 
     // Status and the effective limits.
     assert_eq!(
-        accepted(&legate.status_of("RateLimitPolicy", "apps", "per-ip").await),
+        condition(&legate.status_of("RateLimitPolicy", "apps", "per-ip").await, "Accepted"),
         ("True".into(), "Accepted".into())
     );
     let policy = legate.admin_get("/policy?o=json").await.unwrap();
@@ -248,6 +248,8 @@ async fn global_limits_are_shared_by_two_legates_through_redis_and_follow_the_fa
     let shadowed = metric(&a, "legate_ratelimit_requests_total{decision=\"shadow_over_limit\"}").await;
     assert!(shadowed >= Some(2.0), "shadow_over_limit {shadowed:?}");
 
+    assert_eq!(backend_condition(&a, "closed").await, ("True".into(), "Available".into()));
+
     // Redis goes away: Open passes, Closed refuses with 429 and says why.
     redis.kill();
     let open = get(ONE, port_a, "open.example.com", &[]).await;
@@ -261,6 +263,17 @@ async fn global_limits_are_shared_by_two_legates_through_redis_and_follow_the_fa
     assert!(errors >= Some(1.0), "backend errors {errors:?}");
     let failed_open = metric(&a, "legate_ratelimit_requests_total{decision=\"failure_open\"}").await;
     assert!(failed_open >= Some(1.0), "failure_open {failed_open:?}");
+    // And the policies' status: the backend is unavailable, through every Gateway ancestor.
+    b.eventually(Duration::from_secs(10), "RateLimitBackend turns False", || async {
+        backend_condition(&b, "closed").await == ("False".into(), "Unavailable".into())
+    })
+    .await;
+}
+
+/// The `gateway.legate.dev/RateLimitBackend` condition of RateLimitPolicy `apps/<name>`'s
+/// first ancestor: (status, reason).
+async fn backend_condition(legate: &Legate, name: &str) -> (String, String) {
+    condition(&legate.status_of("RateLimitPolicy", "apps", name).await, "gateway.legate.dev/RateLimitBackend")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

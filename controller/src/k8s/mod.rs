@@ -258,7 +258,7 @@ pub async fn start(args: Args, client: Client, plugins: Plugins) -> Result<Contr
     app.ready_needs_acks = false;
     let w = writer.clone();
     app.extra_metrics.push(Box::new(move || w.metrics().render()));
-    let xds_opts = crate::ratelimit::serve(args.redis_url.as_deref(), &mut app)?;
+    let (xds_opts, rate_limit) = crate::ratelimit::serve(args.redis_url.as_deref(), &mut app)?;
     let state = Arc::new(app);
 
     let mut tasks = vec![];
@@ -329,6 +329,7 @@ pub async fn start(args: Args, client: Client, plugins: Plugins) -> Result<Contr
         reported: BTreeSet::new(),
         rejections: vec![],
         pending: false,
+        rate_limit,
     };
     tasks.push(tokio::spawn(lp.run(changes, shutdown_rx).instrument(info_span!("controller"))));
     info!(%xds_address, %admin_address, namespaces = ?args.watch_namespaces, "legate controller started");
@@ -372,6 +373,8 @@ struct Loop {
     rejections: Vec<EnvoyRejection>,
     /// Whether a reconcile was skipped because the watches had not all listed yet.
     pending: bool,
+    /// The rate-limit service's backend, whose health RateLimitPolicy statuses tell.
+    rate_limit: crate::ratelimit::Backend,
 }
 
 impl Loop {
@@ -400,6 +403,7 @@ impl Loop {
                     false
                 }
                 _ = resync.tick(), if self.fleet_pending => false,
+                true = self.rate_limit.changed() => false,
                 _ = shutdown.changed() => break,
             };
             if settle {
@@ -466,6 +470,7 @@ impl Loop {
         apply_fleet_status(&mut out, &fleet);
         let folded = self.folded(&versions);
         apply_rejections(&mut out, &folded);
+        self.rate_limit.apply(&mut out);
 
         let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
         let status = self.renderer.render(&snap.loaded.objects, &out, &self.engine.options().controller_name, &now);

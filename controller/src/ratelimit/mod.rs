@@ -24,7 +24,10 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
     RateLimitService, RateLimitServiceServer,
 };
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
+use legate_api::conditions::legate as lg;
+use legate_translator::conditions::Condition;
 use legate_translator::xds::ratelimit::keys;
+use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 use self::redis::{Redis, RedisError};
@@ -98,13 +101,24 @@ impl Decision {
     }
 }
 
-/// The service's counters of its own.
-#[derive(Default)]
+/// The service's counters of its own, and whether its backend answers.
 pub struct Stats {
     decisions: [AtomicU64; 5],
     backend_errors: AtomicU64,
     backend_up: AtomicU64,
-    last_error: Mutex<Option<String>>,
+    /// None while the backend answers, else its last error; notifies when that flips.
+    health: watch::Sender<Option<String>>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            decisions: Default::default(),
+            backend_errors: AtomicU64::new(0),
+            backend_up: AtomicU64::new(1),
+            health: watch::Sender::new(None),
+        }
+    }
 }
 
 /// One limit of a request, as its descriptor says.
@@ -147,9 +161,7 @@ pub struct Service {
 
 impl Service {
     pub fn new(counters: Counters) -> Self {
-        let stats = Stats::default();
-        stats.backend_up.store(1, Ordering::Relaxed);
-        Service { counters, stats: std::sync::Arc::new(stats) }
+        Service { counters, stats: std::sync::Arc::new(Stats::default()) }
     }
 
     /// The counters backing it, as `/metrics` and logs name them.
@@ -178,13 +190,14 @@ impl Service {
         let counts = match counts {
             Ok(c) => {
                 self.stats.backend_up.store(1, Ordering::Relaxed);
+                self.stats.health.send_if_modified(|h| h.take().is_some());
                 Ok(c)
             }
             Err(e) => {
                 self.stats.backend_errors.fetch_add(1, Ordering::Relaxed);
                 self.stats.backend_up.store(0, Ordering::Relaxed);
                 tracing::warn!(error = %e, "rate-limit counters unreachable");
-                *self.stats.last_error.lock().unwrap() = Some(e.to_string());
+                self.stats.health.send_if_modified(|h| h.replace(e.to_string()).is_none());
                 Err(e)
             }
         };
@@ -260,16 +273,18 @@ fn unit(seconds: u64) -> rate_limit_response::rate_limit::Unit {
 pub fn serve(
     redis_url: Option<&str>,
     app: &mut crate::runtime::state::AppState,
-) -> Result<legate_xds::ServerOptions, RedisError> {
+) -> Result<(legate_xds::ServerOptions, Backend), RedisError> {
     let counters = match redis_url.filter(|u| !u.is_empty()) {
         Some(u) => Counters::Redis(Box::new(Redis::new(redis::RedisUrl::parse(u)?))),
         None => Counters::memory(),
     };
     let service = Service::new(counters);
-    let (stats, backend) = (service.stats(), service.backend());
-    tracing::info!(%backend, "rate-limit service: global limits counted in {backend}");
-    app.extra_metrics.push(Box::new(move || stats.render(&backend)));
-    Ok(legate_xds::ServerOptions { extra_services: Some(service.into_routes()), ..Default::default() })
+    let (stats, name) = (service.stats(), service.backend());
+    tracing::info!("rate-limit service: global limits counted in {name}");
+    let backend = Backend { name: name.clone(), health: stats.health.subscribe() };
+    app.extra_metrics.push(Box::new(move || stats.render(&name)));
+    let opts = legate_xds::ServerOptions { extra_services: Some(service.into_routes()), ..Default::default() };
+    Ok((opts, backend))
 }
 
 #[tonic::async_trait]
@@ -318,10 +333,61 @@ impl Stats {
         );
         o
     }
+}
 
-    /// Whether the backend answered its last operation, and its last error.
-    pub fn health(&self) -> (bool, Option<String>) {
-        (self.backend_up.load(Ordering::Relaxed) == 1, self.last_error.lock().unwrap().clone())
+/// What the runtime folds into statuses: the backend's name and health.
+#[derive(Clone)]
+pub struct Backend {
+    name: String,
+    health: watch::Receiver<Option<String>>,
+}
+
+impl Backend {
+    /// Completes when the backend goes down or comes back (a status to fold again).
+    pub async fn changed(&mut self) -> bool {
+        self.health.changed().await.is_ok()
+    }
+
+    /// Adds `gateway.legate.dev/RateLimitBackend` to every Gateway ancestor of the
+    /// RateLimitPolicies whose global limits are in effect: True while the counters answer,
+    /// False (reason Unavailable, the error and what each failure mode does) when they do not.
+    pub fn apply(&mut self, out: &mut legate_translator::Output) {
+        let down = self.health.borrow_and_update().clone();
+        let mut policies = std::collections::BTreeSet::new();
+        for g in &out.gateways {
+            for vh in g.ir.listeners.iter().flat_map(|l| &l.virtual_hosts) {
+                policies.extend(
+                    vh.routes.iter().filter_map(|r| Some(r.rate_limit.as_ref()?.global.as_ref()?.policy.clone())),
+                );
+            }
+        }
+        for p in policies {
+            let Some((ns, name)) = p.split_once('/') else { continue };
+            let Some(st) = out.statuses.rate_limit_policies.get_mut(&legate_translator::ObjKey::new(ns, name)) else {
+                continue;
+            };
+            for a in st.ancestors.iter_mut().filter(|a| a.ancestor_ref.kind == "Gateway") {
+                let g = a.conditions.first().map(|c| c.observed_generation).unwrap_or(0);
+                let c = match &down {
+                    None => Condition::new(
+                        lg::RATE_LIMIT_BACKEND,
+                        true,
+                        lg::BACKEND_AVAILABLE,
+                        format!("global limits are counted in {}", self.name),
+                        g,
+                    ),
+                    Some(e) => Condition::new(
+                        lg::RATE_LIMIT_BACKEND,
+                        false,
+                        lg::BACKEND_UNAVAILABLE,
+                        format!("{e}: requests pass (failureMode Open) or are refused with 429 (Closed)"),
+                        g,
+                    ),
+                };
+                a.conditions.retain(|c| c.type_ != lg::RATE_LIMIT_BACKEND);
+                a.conditions.push(c);
+            }
+        }
     }
 }
 

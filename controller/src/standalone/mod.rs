@@ -99,7 +99,7 @@ pub async fn run(args: Args) -> Result<()> {
         .with_context(|| format!("binding the admin server on {}", args.admin_address))?;
     let admin_addr = admin_listener.local_addr()?;
     let mut app = AppState::new(cache.clone(), args.controller_name.clone());
-    let xds_opts = crate::ratelimit::serve(args.redis_url.as_deref(), &mut app)?;
+    let (xds_opts, mut rate_limit) = crate::ratelimit::serve(args.redis_url.as_deref(), &mut app)?;
     let state = Arc::new(app);
 
     let stop = |mut rx: watch::Receiver<bool>| async move {
@@ -160,13 +160,13 @@ pub async fn run(args: Args) -> Result<()> {
             }
         }
         if std::mem::take(&mut retranslate) {
-            last_nacks =
-                reconcile(&provider, &file_errors, (&mut engine, &mut renderer), &state, &mut infra, &write_bootstrap)
-                    .await;
+            let runtime = (&mut engine, &mut renderer, &mut rate_limit);
+            last_nacks = reconcile(&provider, &file_errors, runtime, &state, &mut infra, &write_bootstrap).await;
         }
         tokio::select! {
             Some(()) = change_rx.recv() => reread = true,
             Ok(()) = ledger_rx.changed() => retranslate = nacks(&state) != last_nacks,
+            true = rate_limit.changed() => retranslate = true,
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
         }
@@ -184,7 +184,7 @@ pub async fn run(args: Args) -> Result<()> {
 async fn reconcile(
     provider: &FileProvider,
     file_errors: &[String],
-    (engine, renderer): (&mut Engine, &mut Renderer),
+    (engine, renderer, rate_limit): (&mut Engine, &mut Renderer, &mut crate::ratelimit::Backend),
     state: &AppState,
     infra: &mut HostInfra,
     write_bootstrap: &infra::BootstrapWriter,
@@ -208,6 +208,7 @@ async fn reconcile(
     remove_other_snapshots(&state.cache, &versions);
     let mut out = output;
     let nacks = apply_nacks(&mut out, &versions, &state.cache);
+    rate_limit.apply(&mut out);
     let status = renderer.render(&loaded.objects, &out, &state.controller, &now());
     *state.live.write().unwrap() = Arc::new(Live { loaded, output: out, versions, file_errors: errors, status });
     nacks
