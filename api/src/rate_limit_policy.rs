@@ -48,10 +48,16 @@ use crate::policy::{PolicyStatus, PolicyTargetRef};
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "has(self.local) || has(self.global)",
-    "message": "set local, global or both"
-}]))]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "has(self.local) || has(self.global) || has(self.connections)",
+        "message": "set local, global or connections"
+    },
+    {
+        "rule": "!has(self.connections) || self.targetRefs.all(r, r.kind == 'Gateway')",
+        "message": "connections applies to Gateways and their listeners; target only Gateways with it"
+    }
+]))]
 pub struct RateLimitPolicySpec {
     /// What the policy attaches to, in its namespace: a Gateway (sectionName: a listener), an
     /// HTTPRoute or GRPCRoute (sectionName: a rule name).
@@ -71,6 +77,24 @@ pub struct RateLimitPolicySpec {
     /// requests over the limit pass).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow: Option<bool>,
+    /// Concurrent client connections per Envoy (Gateway and listener targets only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<ConnectionLimit>,
+}
+
+/// A cap on the connections each Envoy holds open on a listener. Applies per port like
+/// TrafficPolicy `client`: a listener's own when the listeners sharing its port agree (or it
+/// is alone there; each HTTPS listener has its own), else the Gateway's.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionLimit {
+    /// Connections beyond this many are closed.
+    #[schemars(range(min = 1, max = 1000000))]
+    pub max: u32,
+    /// How long an excess connection is held before it is closed (default: at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = crate::traffic_policy::DURATION_PATTERN))]
+    pub delay: Option<String>,
 }
 
 /// A time unit of a rate.

@@ -119,6 +119,7 @@ pub fn gateway_ir(
                 certificates: certificate_names(l, &mut certificates),
                 client_validation,
                 client: None,
+                connection_limit: None,
             });
         }
         // Most specific SNI first; the catch-all chain last.
@@ -134,6 +135,7 @@ pub fn gateway_ir(
                 virtual_hosts: virtual_hosts.clone(),
                 streams: streams.clone(),
                 client: None,
+                connection_limit: None,
             });
         }
     }

@@ -50,6 +50,9 @@ pub struct ListenerIr {
     /// HTTP settings of a plain HTTP socket.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<Arc<ClientIr>>,
+    /// Concurrent connections per Envoy (RateLimitPolicy `connections`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_limit: Option<ConnectionLimitIr>,
 }
 
 /// TrafficPolicy `client` settings. Durations in milliseconds.
@@ -103,6 +106,9 @@ pub struct TlsChainIr {
     /// How this listener's clients are treated (TrafficPolicy `client`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<Arc<ClientIr>>,
+    /// Concurrent connections per Envoy (RateLimitPolicy `connections`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_limit: Option<ConnectionLimitIr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -712,4 +718,14 @@ pub enum LimitKeyIr {
     Path,
     /// The route rule (`<kind>/<namespace>/<name>/rule/<i>`).
     Route(String),
+}
+
+/// A cap on concurrent connections (RateLimitPolicy `connections`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionLimitIr {
+    pub policies: Vec<String>,
+    pub max: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
 }

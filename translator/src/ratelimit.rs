@@ -21,7 +21,7 @@ use crate::resources::{ObjKey, Resources};
 use crate::xds::cache::Epoched;
 
 /// Fields merged as a whole.
-const ATOMIC: &[&str] = &["/local", "/global"];
+const ATOMIC: &[&str] = &["/local", "/global", "/connections"];
 
 /// Every RateLimitPolicy of a translation, resolved.
 pub struct RateLimitPolicies {
@@ -79,13 +79,57 @@ impl RateLimitPolicies {
                 *vh = cache.virtual_host(gw, vh, changes);
             }
         }
+        self.apply_connections(gw, ir);
     }
+
+    /// The connection limit of each socket and HTTPS chain (see [`crate::policy::per_socket`]).
+    fn apply_connections(&mut self, gw: &ObjKey, ir: &mut GatewayIr) {
+        let a = &mut self.attachments;
+        let gw_target = Target::gateway(gw, None);
+        let mut merged = |listener: Option<&str>| {
+            let mut chain = vec![gw_target.clone()];
+            chain.extend(listener.map(|l| Target::gateway(gw, Some(l))));
+            // Only `connections`: listeners that differ in other fields still agree on it.
+            let m = a.chain(&chain, gw, ATOMIC);
+            let from = m.from.iter().filter(|(p, _)| p.starts_with("/connections"));
+            let value = m.value.get("connections").map(|c| serde_json::json!({ "connections": c }));
+            Merged {
+                value: value.unwrap_or(Value::Null),
+                from: from.map(|(p, k)| (p.clone(), k.clone())).collect(),
+                policies: m.policies,
+            }
+        };
+        let mut chosen = vec![];
+        for l in &mut ir.listeners {
+            let (socket, chains) = crate::policy::per_socket(l, &mut merged);
+            l.connection_limit = connection_limit(&socket);
+            chosen.push(socket);
+            for (c, m) in l.tls.iter_mut().zip(chains) {
+                c.connection_limit = connection_limit(&m);
+                chosen.push(m);
+            }
+        }
+        for m in chosen.iter().filter(|m| !m.from.is_empty()) {
+            self.attachments.used(m, &[]);
+        }
+    }
+}
+
+/// The connection limit of a merged spec.
+fn connection_limit(m: &Merged) -> Option<ConnectionLimitIr> {
+    let from = m.from.get("/connections")?;
+    let c = spec(&m.value).connections?;
+    let delay_ms = c.delay.and_then(|d| crate::routes::checks::parse_duration(&d).ok()).map(|d| d.as_millis() as u64);
+    Some(ConnectionLimitIr { policies: vec![from.to_string()], max: c.max, delay_ms })
 }
 
 /// A spec's keys, checked beyond what its schema checks.
 pub fn validate(s: &RateLimitPolicySpec) -> Result<(), String> {
-    if s.local.is_none() && s.global.is_none() {
-        return Err("set local, global or both".into());
+    if s.local.is_none() && s.global.is_none() && s.connections.is_none() {
+        return Err("set local, global or connections".into());
+    }
+    if let Some(d) = s.connections.as_ref().and_then(|c| c.delay.as_ref()) {
+        crate::routes::checks::parse_duration(d).map_err(|e| format!("connections.delay: {e}"))?;
     }
     let mut keys: Vec<(String, &LimitKey)> = vec![];
     if let Some(k) = s.local.as_ref().and_then(|l| l.key.as_ref()) {
@@ -120,6 +164,9 @@ pub fn validate(s: &RateLimitPolicySpec) -> Result<(), String> {
 
 /// The limits of a merged spec for the route rule `rule`.
 fn limits(m: &Merged, rule: &str) -> Option<RateLimitIr> {
+    // `connections` is the listener's, not the route's.
+    let from = m.from.iter().filter(|(p, _)| !p.starts_with("/connections"));
+    let m = &Merged { from: from.map(|(p, k)| (p.clone(), k.clone())).collect(), ..m.clone() };
     if m.from.is_empty() {
         return None;
     }

@@ -172,20 +172,10 @@ impl TrafficPolicies {
         };
         let mut chosen = vec![];
         for l in &mut ir.listeners {
-            let mut members: Vec<&str> = l.virtual_hosts.iter().map(|v| v.listener.as_str()).collect();
-            members.extend(l.tls.iter().map(|c| c.listener.as_str()));
-            members.extend(l.streams.iter().map(|s| s.listener.as_str()));
-            members.sort();
-            members.dedup();
-            let per_listener: Vec<Merged> = members.iter().map(|m| merged(Some(m))).collect();
-            let socket = match per_listener.split_first() {
-                Some((first, rest)) if rest.iter().all(|x| x.value == first.value) => first.clone(),
-                _ => merged(None),
-            };
+            let (socket, chains) = crate::policy::per_socket(l, &mut merged);
             l.client = client_ir(&socket).map(Arc::new);
             chosen.push(socket);
-            for c in &mut l.tls {
-                let m = merged(Some(&c.listener));
+            for (c, m) in l.tls.iter_mut().zip(chains) {
                 c.client = client_ir(&m).map(Arc::new);
                 chosen.push(m);
             }

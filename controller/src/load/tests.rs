@@ -172,7 +172,7 @@ const RATE: &str = "apiVersion: gateway.legate.dev/v1alpha1\nkind: RateLimitPoli
 )]
 #[case::a_rate_limit_policy_without_limits(
     &RATE.replace("local: { requests: 5, unit: Second }", "shadow: true"),
-    "in.yaml: document 1 (RateLimitPolicy n/l): field spec: set local, global or both"
+    "in.yaml: document 1 (RateLimitPolicy n/l): field spec: set local, global or connections"
 )]
 #[case::a_rate_limit_policy_on_a_service(
     &RATE.replace("group: gateway.networking.k8s.io, kind: HTTPRoute", "group: \"\", kind: Service"),
@@ -197,6 +197,10 @@ const RATE: &str = "apiVersion: gateway.legate.dev/v1alpha1\nkind: RateLimitPoli
 #[case::a_global_limit_without_limits(
     &RATE.replace("local: { requests: 5, unit: Second }", "global: { failureMode: Closed, limits: [] }"),
     "in.yaml: document 1 (RateLimitPolicy n/l): field spec.global.limits: "
+)]
+#[case::a_connection_limit_on_a_route(
+    &RATE.replace("local: { requests: 5, unit: Second }", "connections: { max: 10 }"),
+    "in.yaml: document 1 (RateLimitPolicy n/l): field spec: connections applies to Gateways and their listeners; target only Gateways with it"
 )]
 #[case::a_bad_label(
     "apiVersion: v1\nkind: Secret\nmetadata: { name: s, labels: { app: -x } }\n",

@@ -38,8 +38,9 @@ pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<
             let rc = names::route_config(&l.name, None);
             routes.push(route_configuration(rc.clone(), &l.virtual_hosts, None, cache));
             let limits = super::ratelimit::http_filters(l.virtual_hosts.iter().map(|v| &**v));
+            let cap = super::ratelimit::connection_limit(l.connection_limit.as_ref());
             chains.push(FilterChain {
-                filters: vec![hcm(&l.name, &rc, l.client.as_deref(), limits)],
+                filters: cap.into_iter().chain([hcm(&l.name, &rc, l.client.as_deref(), limits)]).collect(),
                 ..Default::default()
             });
         }
@@ -60,7 +61,10 @@ pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<
                         server_names: c.server_names.clone(),
                         ..Default::default()
                     }),
-                    filters: vec![hcm(&l.name, &rc, c.client.as_deref(), limits)],
+                    filters: super::ratelimit::connection_limit(c.connection_limit.as_ref())
+                        .into_iter()
+                        .chain([hcm(&l.name, &rc, c.client.as_deref(), limits)])
+                        .collect(),
                     transport_socket: Some(downstream_tls(&c.certificates, HTTP_ALPN, c.client_validation.as_ref())),
                     ..Default::default()
                 });

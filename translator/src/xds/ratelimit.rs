@@ -19,6 +19,7 @@ use std::time::Duration;
 use envoy_types::pb::envoy::config::core::v3::{
     ApiVersion, GrpcService, RuntimeFractionalPercent, grpc_service::EnvoyGrpc, grpc_service::TargetSpecifier,
 };
+use envoy_types::pb::envoy::config::listener::v3::{Filter, filter};
 use envoy_types::pb::envoy::config::ratelimit::v3::RateLimitServiceConfig;
 use envoy_types::pb::envoy::config::route::v3::rate_limit::{Action, action};
 use envoy_types::pb::envoy::config::route::v3::{RateLimit, RouteAction};
@@ -27,14 +28,15 @@ use envoy_types::pb::envoy::extensions::common::ratelimit::v3::{
 };
 use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
 use envoy_types::pb::envoy::extensions::filters::http::ratelimit::v3::RateLimit as RateLimitFilter;
+use envoy_types::pb::envoy::extensions::filters::network::connection_limit::v3::ConnectionLimit;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
 use envoy_types::pb::envoy::r#type::metadata::v3::{MetadataKey, metadata_key};
 use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, TokenBucket, fractional_percent};
-use envoy_types::pb::google::protobuf::{Any, UInt32Value};
+use envoy_types::pb::google::protobuf::{Any, UInt32Value, UInt64Value};
 use envoy_types::util::pack_any;
 
 use super::duration;
-use crate::ir::{GlobalLimitsIr, LimitKeyIr, LocalLimitIr, RateLimitIr, VirtualHostIr};
+use crate::ir::{ConnectionLimitIr, GlobalLimitsIr, LimitKeyIr, LocalLimitIr, RateLimitIr, VirtualHostIr};
 
 pub const LOCAL_FILTER: &str = "envoy.filters.http.local_ratelimit";
 pub const GLOBAL_FILTER: &str = "envoy.filters.http.ratelimit";
@@ -226,4 +228,20 @@ fn key_action(k: &LimitKeyIr) -> (&'static str, Action) {
             )
         }
     }
+}
+
+/// The network filter capping a chain's concurrent connections, placed before its connection
+/// manager (none without a limit).
+pub fn connection_limit(c: Option<&ConnectionLimitIr>) -> Option<Filter> {
+    let c = c?;
+    let config = ConnectionLimit {
+        stat_prefix: "legate_connection_limit".into(),
+        max_connections: Some(UInt64Value { value: u64::from(c.max) }),
+        delay: c.delay_ms.map(|ms| duration(Duration::from_millis(ms))),
+        runtime_enabled: None,
+    };
+    Some(Filter {
+        name: "envoy.filters.network.connection_limit".into(),
+        config_type: Some(filter::ConfigType::TypedConfig(pack_any(config))),
+    })
 }
