@@ -9,6 +9,7 @@
 //!   `x-legate-ratelimit: backend-unavailable`, and `/metrics` says the backend is down;
 //!   shadow passes and counts (`decision="shadow_over_limit"`).
 //! * global in memory: one process without Redis counts alone.
+//! * connections: a listener capped at 2 connections closes a third held at the same time.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -285,4 +286,60 @@ async fn without_redis_a_single_legate_counts_global_limits_in_memory() {
     assert_eq!(statuses(5, ONE, port, "global.example.com", &[]).await, [200, 200, 200, 200, 429]);
     assert_eq!(metric(&legate, "legate_ratelimit_backend_up{backend=\"memory\"}").await, Some(1.0));
     assert_eq!(metric(&legate, "legate_ratelimit_requests_total{decision=\"over_limit\"}").await, Some(1.0));
+}
+
+/// A connection from 127.0.0.1 on `port` with one kept-alive request for `host` sent: its
+/// status line once answered (None when the connection is closed without an answer).
+async fn kept_alive(port: u16, host: &str) -> (tokio::net::TcpStream, Option<String>) {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let req = format!("GET / HTTP/1.1\r\nhost: {host}\r\n\r\n");
+    // A refused connection may already be closed: a failed write is a refusal too.
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return (s, None);
+    }
+    let mut buf = vec![];
+    let mut chunk = [0u8; 4096];
+    let read = async {
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    (s, text.lines().next().filter(|l| l.starts_with("HTTP/")).map(str::to_owned))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_connection_limit_closes_connections_beyond_it() {
+    let echo = EchoServer::start("127.0.0.1:0", "v1").await.unwrap();
+    let port = free_port();
+    let listener = "{ group: gateway.networking.k8s.io, kind: Gateway, name: gw, sectionName: http }";
+    let files = [
+        ("gw.yaml", gateway(port)),
+        ("echo.yaml", backend("apps", "echo", echo.addr)),
+        ("conn.yaml", echo_route("conn").1),
+        ("cap.yaml", rate_limit_policy("infra", "cap", "2026-01-01T00:00:00Z", listener, "  connections: { max: 2 }\n")),
+    ];
+    let legate = Legate::start(&files).await;
+    serving(&legate, port, &["conn"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Two connections held open, each served.
+    let (a, first) = kept_alive(port, "conn.example.com").await;
+    let (_b, second) = kept_alive(port, "conn.example.com").await;
+    assert_eq!(first.as_deref(), Some("HTTP/1.1 200 OK"));
+    assert_eq!(second.as_deref(), Some("HTTP/1.1 200 OK"));
+    // A third is closed unanswered.
+    let (_c, third) = kept_alive(port, "conn.example.com").await;
+    assert_eq!(third, None, "the third concurrent connection is closed");
+    // Once one closes, a new connection is served again.
+    drop(a);
+    legate
+        .eventually(Duration::from_secs(5), "a connection is served again", || async {
+            kept_alive(port, "conn.example.com").await.1.as_deref() == Some("HTTP/1.1 200 OK")
+        })
+        .await;
 }
