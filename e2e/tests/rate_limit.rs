@@ -321,7 +321,10 @@ async fn a_listener_connection_limit_closes_connections_beyond_it() {
         ("gw.yaml", gateway(port)),
         ("echo.yaml", backend("apps", "echo", echo.addr)),
         ("conn.yaml", echo_route("conn").1),
-        ("cap.yaml", rate_limit_policy("infra", "cap", "2026-01-01T00:00:00Z", listener, "  connections: { max: 2 }\n")),
+        (
+            "cap.yaml",
+            rate_limit_policy("infra", "cap", "2026-01-01T00:00:00Z", listener, "  connections: { max: 2 }\n"),
+        ),
     ];
     let legate = Legate::start(&files).await;
     serving(&legate, port, &["conn"]).await;
