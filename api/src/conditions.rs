@@ -82,4 +82,11 @@ pub mod legate {
     pub const POLICY_AFFECTED: &str = "gateway.legate.dev/PolicyAffected";
     /// The reason of [`POLICY_AFFECTED`].
     pub const AFFECTED: &str = "Affected";
+    /// On a RateLimitPolicy with global limits (each ancestor): whether the rate-limit
+    /// service reaches its counters (Redis).
+    pub const RATE_LIMIT_BACKEND: &str = "gateway.legate.dev/RateLimitBackend";
+    /// [`RATE_LIMIT_BACKEND`] True: the counters answer.
+    pub const BACKEND_AVAILABLE: &str = "Available";
+    /// [`RATE_LIMIT_BACKEND`] False: the counters cannot be reached; the failure mode decides.
+    pub const BACKEND_UNAVAILABLE: &str = "Unavailable";
 }

@@ -5,6 +5,7 @@
 //! * [`conditions`]: Gateway API condition types and reasons as constants.
 //! * [`backend`]: Legate's `Backend` kind (`gateway.legate.dev/v1alpha1`).
 //! * [`traffic_policy`]: Legate's `TrafficPolicy` kind; [`policy`]: what policy kinds share.
+//! * [`rate_limit_policy`]: Legate's `RateLimitPolicy` kind.
 //! * [`kinds`]: the registry of the kinds Legate reads.
 //!
 //! This crate does no I/O.
@@ -15,11 +16,13 @@ pub mod gvk;
 pub mod kinds;
 pub mod policy;
 pub mod proxy_config;
+pub mod rate_limit_policy;
 pub mod traffic_policy;
 
 pub use backend::{Backend, BackendEndpoint, BackendSpec, BackendStatus};
 pub use policy::{AncestorRef, PolicyAncestorStatus, PolicyStatus, PolicyTargetRef};
 pub use proxy_config::{ProxyConfig, ProxyConfigSpec, ProxyServiceConfig};
+pub use rate_limit_policy::{RateLimitPolicy, RateLimitPolicySpec};
 pub use traffic_policy::{TrafficPolicy, TrafficPolicySpec};
 
 /// Gateway API types, re-exported so that every crate uses one version.

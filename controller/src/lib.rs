@@ -7,6 +7,7 @@ pub mod load;
 pub mod manifests;
 pub mod output;
 pub mod providers;
+pub mod ratelimit;
 pub mod runtime;
 pub mod standalone;
 pub mod status;

@@ -225,6 +225,7 @@ fn chart_custom_values() {
         "xdsPort": 18001,
         "adminPort": 19901,
         "resources": { "limits": { "cpu": "2" } },
+        "rateLimit": { "redisUrl": "redis://redis.infra:6379" },
     });
     let Some(objects) = render("chart_custom_values", "infra", values) else { return };
     assert!(kinds_and_names(&objects).contains(&"ProxyConfig/envoy".to_string()));
@@ -244,10 +245,12 @@ fn chart_custom_values() {
             "--admin-address=0.0.0.0:19901",
             "--leader-election-namespace=$(POD_NAMESPACE)",
             "--log=legate=debug",
+            "--redis-url=redis://redis.infra:6379",
         ]
     );
     let parsed = parsed_controller_args(c.args.as_deref().unwrap());
     assert_eq!(parsed.watch_namespaces, ["team-a", "team-b"]);
+    assert_eq!(parsed.redis_url.as_deref(), Some("redis://redis.infra:6379"));
     assert_eq!((parsed.xds_address.port(), parsed.admin_address.port()), (18001, 19901));
     // Helm merges values: the default requests and memory limit stay.
     assert_eq!(

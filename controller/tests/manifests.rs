@@ -27,10 +27,15 @@ fn crds_are_sorted_by_name_and_cover_legate_kinds() {
     let names: Vec<String> = crds::crds().iter().map(|c| c.metadata.name.clone().unwrap()).collect();
     assert_eq!(
         names,
-        ["backends.gateway.legate.dev", "proxyconfigs.gateway.legate.dev", "trafficpolicies.gateway.legate.dev"]
+        [
+            "backends.gateway.legate.dev",
+            "proxyconfigs.gateway.legate.dev",
+            "ratelimitpolicies.gateway.legate.dev",
+            "trafficpolicies.gateway.legate.dev"
+        ]
     );
     let stream = crds::stream();
-    assert_eq!(stream.matches("---\n").count(), 3);
+    assert_eq!(stream.matches("---\n").count(), 4);
     assert!(stream.find("name: backends.").unwrap() < stream.find("name: proxyconfigs.").unwrap());
     assert!(stream.find("name: proxyconfigs.").unwrap() < stream.find("name: trafficpolicies.").unwrap());
 }
@@ -138,6 +143,8 @@ fn printer_columns_point_at_fields_of_the_schema() {
             "ProxyConfig:Replicas",
             "ProxyConfig:Image",
             "ProxyConfig:Age",
+            "RateLimitPolicy:Accepted",
+            "RateLimitPolicy:Age",
             "TrafficPolicy:Accepted",
             "TrafficPolicy:Age"
         ]

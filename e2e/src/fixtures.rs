@@ -101,9 +101,19 @@ spec:
 /// name: ... }`), created at `created` (RFC 3339), and the raw `spec` YAML (fields indented by
 /// two spaces).
 pub fn traffic_policy(namespace: &str, name: &str, created: &str, target: &str, spec: &str) -> String {
+    policy("TrafficPolicy", namespace, name, created, target, spec)
+}
+
+/// A RateLimitPolicy, as [`traffic_policy`].
+pub fn rate_limit_policy(namespace: &str, name: &str, created: &str, target: &str, spec: &str) -> String {
+    policy("RateLimitPolicy", namespace, name, created, target, spec)
+}
+
+/// A Legate policy of `kind`, as [`traffic_policy`].
+pub fn policy(kind: &str, namespace: &str, name: &str, created: &str, target: &str, spec: &str) -> String {
     format!(
         "apiVersion: gateway.legate.dev/v1alpha1
-kind: TrafficPolicy
+kind: {kind}
 metadata: {{ name: {name}, namespace: {namespace}, creationTimestamp: \"{created}\" }}
 spec:
   targetRefs: [ {target} ]

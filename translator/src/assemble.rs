@@ -48,6 +48,8 @@ pub struct Cache {
     pub tls: crate::backend_tls::Cache,
     /// Virtual hosts and clusters given TrafficPolicy settings.
     pub traffic: crate::traffic::Cache,
+    /// Virtual hosts given RateLimitPolicy limits.
+    pub rate_limit: crate::ratelimit::Cache,
 }
 
 impl Cache {
@@ -57,6 +59,7 @@ impl Cache {
         self.clusters.sweep();
         self.tls.sweep();
         self.traffic.sweep();
+        self.rate_limit.sweep();
     }
 
     /// A cluster with its endpoints: a Service's read from its EndpointSlices, reused while
@@ -116,6 +119,7 @@ pub fn gateway_ir(
                 certificates: certificate_names(l, &mut certificates),
                 client_validation,
                 client: None,
+                connection_limit: None,
             });
         }
         // Most specific SNI first; the catch-all chain last.
@@ -131,6 +135,7 @@ pub fn gateway_ir(
                 virtual_hosts: virtual_hosts.clone(),
                 streams: streams.clone(),
                 client: None,
+                connection_limit: None,
             });
         }
     }
@@ -365,6 +370,7 @@ fn routes_for(l: &ListenerState<'_>, contributions: &[(&Attachment<'_>, &str)]) 
             match_: c.match_.clone(),
             action: action_ir(&rule.action, l, key.kind),
             traffic: None,
+            rate_limit: None,
             origin: RuleOrigin {
                 route: Some(key.clone()),
                 rule: rule.index,

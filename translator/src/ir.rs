@@ -50,6 +50,9 @@ pub struct ListenerIr {
     /// HTTP settings of a plain HTTP socket.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<Arc<ClientIr>>,
+    /// Concurrent connections per Envoy (RateLimitPolicy `connections`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_limit: Option<ConnectionLimitIr>,
 }
 
 /// TrafficPolicy `client` settings. Durations in milliseconds.
@@ -103,6 +106,9 @@ pub struct TlsChainIr {
     /// How this listener's clients are treated (TrafficPolicy `client`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<Arc<ClientIr>>,
+    /// Concurrent connections per Envoy (RateLimitPolicy `connections`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_limit: Option<ConnectionLimitIr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -164,6 +170,9 @@ pub struct RouteIr {
     /// Timeouts, retries and hashing from TrafficPolicies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traffic: Option<Arc<RouteTraffic>>,
+    /// Request rate limits from RateLimitPolicies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<Arc<RateLimitIr>>,
     /// The route and rule this comes from.
     #[serde(skip)]
     pub origin: RuleOrigin,
@@ -648,4 +657,75 @@ pub struct KeepaliveIr {
     pub idle_time_s: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interval_s: Option<u32>,
+}
+
+/// A route's rate limits (RateLimitPolicy), merged along Gateway → listener → route → rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitIr {
+    /// The policies that contributed, `namespace/name`, least specific first.
+    pub policies: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local: Option<LocalLimitIr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub global: Option<GlobalLimitsIr>,
+    /// Count, never refuse.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
+}
+
+/// A per-Envoy token bucket.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalLimitIr {
+    pub requests: u32,
+    pub unit_seconds: u64,
+    pub burst: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<LimitKeyIr>,
+}
+
+/// Limits counted by Legate's rate-limit service, shared by every Envoy.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GlobalLimitsIr {
+    /// The policy the limits come from (`namespace/name`): counters are that policy's.
+    pub policy: String,
+    /// Refuse requests when the counters cannot be reached.
+    pub fail_closed: bool,
+    pub limits: Vec<GlobalLimitIr>,
+}
+
+/// One shared fixed-window limit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GlobalLimitIr {
+    /// Its index in the policy's `global.limits`.
+    pub index: usize,
+    pub requests: u32,
+    pub unit_seconds: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<LimitKeyIr>,
+}
+
+/// What a limit counts by.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum LimitKeyIr {
+    ClientIp,
+    Header(String),
+    JwtClaim(String),
+    Path,
+    /// The route rule (`<kind>/<namespace>/<name>/rule/<i>`).
+    Route(String),
+}
+
+/// A cap on concurrent connections (RateLimitPolicy `connections`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionLimitIr {
+    pub policies: Vec<String>,
+    pub max: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
 }

@@ -13,6 +13,7 @@ pub mod hostname;
 pub mod ir;
 pub mod policy;
 pub mod precedence;
+pub mod ratelimit;
 pub mod render;
 pub mod resources;
 pub mod routes;

@@ -403,6 +403,25 @@ impl Merged {
     }
 }
 
+/// The settings of listener-level fields for socket `l` and each of its TLS chains, given
+/// `merged` (the Gateway's settings merged with a listener's, or the Gateway's alone for None):
+/// a chain takes its listener's; the socket takes its listeners' when they all agree (or it
+/// has one), else the Gateway's.
+pub fn per_socket(l: &crate::ir::ListenerIr, mut merged: impl FnMut(Option<&str>) -> Merged) -> (Merged, Vec<Merged>) {
+    let mut members: Vec<&str> = l.virtual_hosts.iter().map(|v| v.listener.as_str()).collect();
+    members.extend(l.tls.iter().map(|c| c.listener.as_str()));
+    members.extend(l.streams.iter().map(|s| s.listener.as_str()));
+    members.sort();
+    members.dedup();
+    let per_listener: Vec<Merged> = members.iter().map(|m| merged(Some(m))).collect();
+    let socket = match per_listener.split_first() {
+        Some((first, rest)) if rest.iter().all(|x| x.value == first.value) => first.clone(),
+        _ => merged(None),
+    };
+    let chains = l.tls.iter().map(|c| merged(Some(&c.listener))).collect();
+    (socket, chains)
+}
+
 /// Merges `over` into `into` field by field: objects key by key, anything else (and objects
 /// at `atomic` paths) replaced whole. Records where each field comes from.
 pub fn merge_into(

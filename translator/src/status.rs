@@ -22,6 +22,7 @@ pub struct Statuses {
     pub backends: BTreeMap<ObjKey, BackendStatus>,
     pub backend_tls_policies: BTreeMap<ObjKey, PolicyStatus>,
     pub traffic_policies: BTreeMap<ObjKey, PolicyStatus>,
+    pub rate_limit_policies: BTreeMap<ObjKey, PolicyStatus>,
 }
 
 impl Statuses {
@@ -53,6 +54,7 @@ impl Statuses {
         match kind {
             Kind::BackendTlsPolicy => self.backend_tls_policies.get(key),
             Kind::TrafficPolicy => self.traffic_policies.get(key),
+            Kind::RateLimitPolicy => self.rate_limit_policies.get(key),
             _ => None,
         }
     }

@@ -172,20 +172,10 @@ impl TrafficPolicies {
         };
         let mut chosen = vec![];
         for l in &mut ir.listeners {
-            let mut members: Vec<&str> = l.virtual_hosts.iter().map(|v| v.listener.as_str()).collect();
-            members.extend(l.tls.iter().map(|c| c.listener.as_str()));
-            members.extend(l.streams.iter().map(|s| s.listener.as_str()));
-            members.sort();
-            members.dedup();
-            let per_listener: Vec<Merged> = members.iter().map(|m| merged(Some(m))).collect();
-            let socket = match per_listener.split_first() {
-                Some((first, rest)) if rest.iter().all(|x| x.value == first.value) => first.clone(),
-                _ => merged(None),
-            };
+            let (socket, chains) = crate::policy::per_socket(l, &mut merged);
             l.client = client_ir(&socket).map(Arc::new);
             chosen.push(socket);
-            for c in &mut l.tls {
-                let m = merged(Some(&c.listener));
+            for (c, m) in l.tls.iter_mut().zip(chains) {
                 c.client = client_ir(&m).map(Arc::new);
                 chosen.push(m);
             }
@@ -234,6 +224,9 @@ pub fn effective(ir: &GatewayIr) -> Value {
             }
             if let Some(t) = &r.traffic {
                 doc["route"] = serde_json::to_value(t).unwrap_or_default();
+            }
+            if let Some(l) = &r.rate_limit {
+                doc["rateLimit"] = serde_json::to_value(l).unwrap_or_default();
             }
             doc["backends"] = Value::Object(backends);
             rules.entry((name, vh.listener.clone())).or_insert(doc);
@@ -491,7 +484,7 @@ fn cluster_traffic(m: &Merged) -> Option<ClusterTraffic> {
 type Changes = Vec<(Option<Arc<RouteTraffic>>, Vec<Option<String>>)>;
 
 /// What an IR object was made from (the object and the settings) and what it became.
-type Made<T, S> = (Arc<T>, S, Arc<T>);
+pub(crate) type Made<T, S> = (Arc<T>, S, Arc<T>);
 
 /// Virtual hosts and clusters with traffic settings kept between translations: the same `Arc`
 /// while the IR they were made from and the settings are the same.

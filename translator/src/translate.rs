@@ -15,6 +15,7 @@ use crate::engine::Engine;
 use crate::gateway::attach::{self, Attached, RouteView};
 use crate::gateway::{GatewayState, ListenerState, listener_sets};
 use crate::ir::GatewayIr;
+use crate::ratelimit::RateLimitPolicies;
 use crate::resources::{Index, ObjKey, Resources, set_parent};
 use crate::routes::{Route, RouteKey, RouteRules};
 use crate::status::{
@@ -80,11 +81,16 @@ pub struct Output {
 pub(crate) struct PolicyKinds {
     pub tls: Policies,
     pub traffic: TrafficPolicies,
+    pub rate_limit: RateLimitPolicies,
 }
 
 impl PolicyKinds {
     pub fn resolve(res: &Resources) -> Self {
-        PolicyKinds { tls: Policies::resolve(res), traffic: TrafficPolicies::resolve(res) }
+        PolicyKinds {
+            tls: Policies::resolve(res),
+            traffic: TrafficPolicies::resolve(res),
+            rate_limit: RateLimitPolicies::resolve(res),
+        }
     }
 
     /// The policies' statuses, and the conditions they add to Gateways and routes.
@@ -92,6 +98,8 @@ impl PolicyKinds {
         statuses.backend_tls_policies = self.tls.statuses(controller);
         statuses.traffic_policies = self.traffic.attachments.statuses(controller);
         self.traffic.attachments.annotate(statuses, res);
+        statuses.rate_limit_policies = self.rate_limit.attachments.statuses(controller);
+        self.rate_limit.attachments.annotate(statuses, res);
     }
 }
 
@@ -237,6 +245,7 @@ pub(crate) fn finish_gateway(
     };
     let mut ir = assemble::gateway_ir(&gw, &bind, atts, res, caches.0);
     policies.traffic.apply(key, &mut ir, &mut caches.0.traffic);
+    policies.rate_limit.apply(key, &mut ir, &mut caches.0.rate_limit);
     let client = client.and_then(Result::ok);
     policies.tls.apply(key, client.as_ref(), &mut ir, &mut caches.0.tls);
     let xds = xds::generate_with(&ir, caches.1);

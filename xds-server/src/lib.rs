@@ -91,6 +91,9 @@ pub struct ServerOptions {
     /// [`Snapshot::vhds_resources`]). SotW clients always get whole route configurations.
     /// Default true.
     pub virtual_hosts_over_vhds: bool,
+    /// More gRPC services served beside ADS on the same server and port (e.g. a rate-limit
+    /// service that Envoy reaches through its xDS cluster). Default none.
+    pub extra_services: Option<tonic::service::Routes>,
 }
 
 impl Default for ServerOptions {
@@ -99,6 +102,7 @@ impl Default for ServerOptions {
             ack_timeout: session::DEFAULT_ACK_TIMEOUT,
             subscription_timeout: session::DEFAULT_SUBSCRIPTION_TIMEOUT,
             virtual_hosts_over_vhds: true,
+            extra_services: None,
         }
     }
 }

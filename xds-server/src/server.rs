@@ -292,16 +292,18 @@ pub async fn serve_with_listener(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Error> {
     let (close_tx, close_rx) = watch::channel(false);
+    let extra = opts.extra_services.clone();
     let service = AdsServer::new(cache).with_options(opts).with_closing_signal(close_rx).into_service();
-    run(listener, service, None, close_tx, shutdown).await
+    run(listener, service, extra, None, close_tx, shutdown).await
 }
 
-/// Runs the ADS service on `listener` (with `tls` when given) until `shutdown`; then tells every
+/// Runs the ADS service (and the `extra` services) on `listener` (with `tls` when given) until `shutdown`; then tells every
 /// open stream to end (`close_tx`) and returns. Shared by [`serve_with_listener`] and
 /// [`crate::serve_tls`].
 pub(crate) async fn run(
     listener: tokio::net::TcpListener,
     service: AggregatedDiscoveryServiceServer<AdsServer>,
+    extra: Option<tonic::service::Routes>,
     tls: Option<tonic::transport::ServerTlsConfig>,
     close_tx: watch::Sender<bool>,
     shutdown: impl Future<Output = ()> + Send,
@@ -315,7 +317,7 @@ pub(crate) async fn run(
     }
     builder
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-        .add_service(service)
+        .add_routes(extra.unwrap_or_default().add_service(service))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             shutdown.await;
             let _ = close_tx.send(true);

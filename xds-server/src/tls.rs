@@ -92,9 +92,10 @@ pub async fn serve_tls(
         .client_auth_optional(false)
         .timeout(std::time::Duration::from_secs(10));
     let (close_tx, close_rx) = watch::channel(false);
+    let extra = opts.extra_services.clone();
     let service =
         AdsServer::new(cache).with_options(opts).with_closing_signal(close_rx).with_peer_authorization().into_service();
-    crate::server::run(listener, service, Some(config), close_tx, shutdown).await
+    crate::server::run(listener, service, extra, Some(config), close_tx, shutdown).await
 }
 
 #[cfg(test)]

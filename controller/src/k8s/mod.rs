@@ -54,6 +54,10 @@ pub struct Args {
     /// The xDS (ADS) server's address; the Envoy fleet connects to it.
     #[arg(long, env = "LEGATE_XDS_ADDRESS", default_value = "0.0.0.0:18000")]
     pub xds_address: SocketAddr,
+    /// Redis for the global rate limits' counters (redis://[[user]:password@]host[:port][/db]),
+    /// shared by every replica; without it each replica counts alone, in memory.
+    #[arg(long, env = "LEGATE_REDIS_URL")]
+    pub redis_url: Option<String>,
     /// Legate's admin HTTP server: /healthz, /readyz, /metrics, /status, /config_dump.
     #[arg(long, env = "LEGATE_ADMIN_ADDRESS", default_value = "0.0.0.0:19900")]
     pub admin_address: SocketAddr,
@@ -254,6 +258,7 @@ pub async fn start(args: Args, client: Client, plugins: Plugins) -> Result<Contr
     app.ready_needs_acks = false;
     let w = writer.clone();
     app.extra_metrics.push(Box::new(move || w.metrics().render()));
+    let (xds_opts, rate_limit) = crate::ratelimit::serve(args.redis_url.as_deref(), &mut app)?;
     let state = Arc::new(app);
 
     let mut tasks = vec![];
@@ -261,8 +266,8 @@ pub async fn start(args: Args, client: Client, plugins: Plugins) -> Result<Contr
     let xds_cache = cache.clone();
     let xds = async move {
         match xds_tls {
-            Some(tls) => legate_xds::serve_tls(xds_listener, xds_cache, Default::default(), tls, xds_stop).await,
-            None => legate_xds::serve_with_listener(xds_listener, xds_cache, Default::default(), xds_stop).await,
+            Some(tls) => legate_xds::serve_tls(xds_listener, xds_cache, xds_opts, tls, xds_stop).await,
+            None => legate_xds::serve_with_listener(xds_listener, xds_cache, xds_opts, xds_stop).await,
         }
     };
     tasks.push(tokio::spawn(async move {
@@ -324,6 +329,7 @@ pub async fn start(args: Args, client: Client, plugins: Plugins) -> Result<Contr
         reported: BTreeSet::new(),
         rejections: vec![],
         pending: false,
+        rate_limit,
     };
     tasks.push(tokio::spawn(lp.run(changes, shutdown_rx).instrument(info_span!("controller"))));
     info!(%xds_address, %admin_address, namespaces = ?args.watch_namespaces, "legate controller started");
@@ -367,6 +373,8 @@ struct Loop {
     rejections: Vec<EnvoyRejection>,
     /// Whether a reconcile was skipped because the watches had not all listed yet.
     pending: bool,
+    /// The rate-limit service's backend, whose health RateLimitPolicy statuses tell.
+    rate_limit: crate::ratelimit::Backend,
 }
 
 impl Loop {
@@ -395,6 +403,7 @@ impl Loop {
                     false
                 }
                 _ = resync.tick(), if self.fleet_pending => false,
+                true = self.rate_limit.changed() => false,
                 _ = shutdown.changed() => break,
             };
             if settle {
@@ -461,6 +470,7 @@ impl Loop {
         apply_fleet_status(&mut out, &fleet);
         let folded = self.folded(&versions);
         apply_rejections(&mut out, &folded);
+        self.rate_limit.apply(&mut out);
 
         let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
         let status = self.renderer.render(&snap.loaded.objects, &out, &self.engine.options().controller_name, &now);

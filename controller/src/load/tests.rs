@@ -102,6 +102,8 @@ const ROUTE: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n
 
 const TRAFFIC: &str = "apiVersion: gateway.legate.dev/v1alpha1\nkind: TrafficPolicy\nmetadata: { name: t, namespace: n }\nspec:\n  targetRefs: [ { group: gateway.networking.k8s.io, kind: HTTPRoute, name: r } ]\n  timeouts: { request: 5s }\n";
 
+const RATE: &str = "apiVersion: gateway.legate.dev/v1alpha1\nkind: RateLimitPolicy\nmetadata: { name: l, namespace: n }\nspec:\n  targetRefs: [ { group: gateway.networking.k8s.io, kind: HTTPRoute, name: r } ]\n  local: { requests: 5, unit: Second }\n";
+
 /// What file mode refuses, as the API server would: file, document, object, field and why.
 #[rstest::rstest]
 #[case::a_string_for_a_port(
@@ -168,6 +170,38 @@ const TRAFFIC: &str = "apiVersion: gateway.legate.dev/v1alpha1\nkind: TrafficPol
     &TRAFFIC.replace("timeouts: { request: 5s }", "retry: { attempts: 11 }"),
     "in.yaml: document 1 (TrafficPolicy n/t): field spec.retry.attempts: must be less than or equal to 10 (it is 11)"
 )]
+#[case::a_rate_limit_policy_without_limits(
+    &RATE.replace("local: { requests: 5, unit: Second }", "shadow: true"),
+    "in.yaml: document 1 (RateLimitPolicy n/l): field spec: set local, global or connections"
+)]
+#[case::a_rate_limit_policy_on_a_service(
+    &RATE.replace("group: gateway.networking.k8s.io, kind: HTTPRoute", "group: \"\", kind: Service"),
+    "in.yaml: document 1 (RateLimitPolicy n/l): field spec.targetRefs: a targetRef must name a Gateway, HTTPRoute or GRPCRoute (group gateway.networking.k8s.io)"
+)]
+#[case::a_rate_limit_of_zero(
+    &RATE.replace("requests: 5", "requests: 0"),
+    "in.yaml: document 1 (RateLimitPolicy n/l): field spec.local.requests: must be greater than or equal to 1 (it is 0)"
+)]
+#[case::a_rate_limit_without_a_unit(
+    &RATE.replace(", unit: Second", ""),
+    "in.yaml: document 1 (RateLimitPolicy n/l): field spec.local.unit: "
+)]
+#[case::a_header_key_without_a_header(
+    &RATE.replace("unit: Second", "unit: Second, key: { type: Header }"),
+    "in.yaml: document 1 (RateLimitPolicy n/l): field spec.local.key: type Header needs header"
+)]
+#[case::a_local_limit_per_path(
+    &RATE.replace("unit: Second", "unit: Second, key: { type: Path }"),
+    "in.yaml: document 1 (RateLimitPolicy n/l): field spec.local: a local limit is keyed by ClientIP or Header"
+)]
+#[case::a_global_limit_without_limits(
+    &RATE.replace("local: { requests: 5, unit: Second }", "global: { failureMode: Closed, limits: [] }"),
+    "in.yaml: document 1 (RateLimitPolicy n/l): field spec.global.limits: "
+)]
+#[case::a_connection_limit_on_a_route(
+    &RATE.replace("local: { requests: 5, unit: Second }", "connections: { max: 10 }"),
+    "in.yaml: document 1 (RateLimitPolicy n/l): field spec: connections applies to Gateways and their listeners; target only Gateways with it"
+)]
 #[case::a_bad_label(
     "apiVersion: v1\nkind: Secret\nmetadata: { name: s, labels: { app: -x } }\n",
     "in.yaml: document 1 (Secret default/s): field metadata.labels[app]: invalid value \"-x\": a label value must be empty or at most 63 alphanumeric characters, '-', '_' or '.', starting and ending with an alphanumeric character"
@@ -188,6 +222,13 @@ fn file_mode_refuses_what_the_api_server_refuses(#[case] text: &str, #[case] err
 #[test]
 fn a_valid_traffic_policy_is_read() {
     assert_eq!(load(TRAFFIC).unwrap().objects.len(), 1);
+}
+
+#[test]
+fn a_valid_rate_limit_policy_is_read() {
+    let global =
+        "global: { failureMode: Open, limits: [ { requests: 9, unit: Hour, key: { type: JWTClaim, claim: sub } } ] }";
+    assert_eq!(load(&RATE.replace("local: { requests: 5, unit: Second }", global)).unwrap().objects.len(), 1);
 }
 
 #[test]

@@ -55,6 +55,10 @@ pub struct Args {
     /// Where bootstraps and Envoy logs go (default: a fresh temporary directory).
     #[arg(long, env = "LEGATE_RUN_DIR")]
     pub run_dir: Option<PathBuf>,
+    /// Redis for the global rate limits' counters (redis://[[user]:password@]host[:port][/db]),
+    /// shared with other Legate processes using it; without it, counted in this process.
+    #[arg(long, env = "LEGATE_REDIS_URL")]
+    pub redis_url: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -94,17 +98,15 @@ pub async fn run(args: Args) -> Result<()> {
         .await
         .with_context(|| format!("binding the admin server on {}", args.admin_address))?;
     let admin_addr = admin_listener.local_addr()?;
-    let state = Arc::new(AppState::new(cache.clone(), args.controller_name.clone()));
+    let mut app = AppState::new(cache.clone(), args.controller_name.clone());
+    let (xds_opts, mut rate_limit) = crate::ratelimit::serve(args.redis_url.as_deref(), &mut app)?;
+    let state = Arc::new(app);
 
     let stop = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let xds_task = tokio::spawn(legate_xds::serve_with_listener(
-        xds_listener,
-        cache.clone(),
-        Default::default(),
-        stop(shutdown_rx.clone()),
-    ));
+    let xds_task =
+        tokio::spawn(legate_xds::serve_with_listener(xds_listener, cache.clone(), xds_opts, stop(shutdown_rx.clone())));
     let admin_task = tokio::spawn(admin::serve(admin_listener, state.clone(), stop(shutdown_rx.clone())));
     info!(%xds_addr, %admin_addr, envoy = %envoy.display(), resources = %args.resources.display(), "legate standalone started");
     eprintln!(
@@ -158,13 +160,13 @@ pub async fn run(args: Args) -> Result<()> {
             }
         }
         if std::mem::take(&mut retranslate) {
-            last_nacks =
-                reconcile(&provider, &file_errors, (&mut engine, &mut renderer), &state, &mut infra, &write_bootstrap)
-                    .await;
+            let runtime = (&mut engine, &mut renderer, &mut rate_limit);
+            last_nacks = reconcile(&provider, &file_errors, runtime, &state, &mut infra, &write_bootstrap).await;
         }
         tokio::select! {
             Some(()) = change_rx.recv() => reread = true,
             Ok(()) = ledger_rx.changed() => retranslate = nacks(&state) != last_nacks,
+            true = rate_limit.changed() => retranslate = true,
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
         }
@@ -182,7 +184,7 @@ pub async fn run(args: Args) -> Result<()> {
 async fn reconcile(
     provider: &FileProvider,
     file_errors: &[String],
-    (engine, renderer): (&mut Engine, &mut Renderer),
+    (engine, renderer, rate_limit): (&mut Engine, &mut Renderer, &mut crate::ratelimit::Backend),
     state: &AppState,
     infra: &mut HostInfra,
     write_bootstrap: &infra::BootstrapWriter,
@@ -206,6 +208,7 @@ async fn reconcile(
     remove_other_snapshots(&state.cache, &versions);
     let mut out = output;
     let nacks = apply_nacks(&mut out, &versions, &state.cache);
+    rate_limit.apply(&mut out);
     let status = renderer.render(&loaded.objects, &out, &state.controller, &now());
     *state.live.write().unwrap() = Arc::new(Live { loaded, output: out, versions, file_errors: errors, status });
     nacks

@@ -15,7 +15,7 @@ use envoy_types::pb::envoy::extensions::filters::http::grpc_web::v3::GrpcWeb;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    HttpConnectionManager, Rds, http_connection_manager::RouteSpecifier,
+    HttpConnectionManager, HttpFilter, Rds, http_connection_manager::RouteSpecifier,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, Secret, TlsCertificate, secret,
@@ -37,7 +37,12 @@ pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<
         Protocol::Http => {
             let rc = names::route_config(&l.name, None);
             routes.push(route_configuration(rc.clone(), &l.virtual_hosts, None, cache));
-            chains.push(FilterChain { filters: vec![hcm(&l.name, &rc, l.client.as_deref())], ..Default::default() });
+            let limits = super::ratelimit::http_filters(l.virtual_hosts.iter().map(|v| &**v));
+            let cap = super::ratelimit::connection_limit(l.connection_limit.as_ref());
+            chains.push(FilterChain {
+                filters: cap.into_iter().chain([hcm(&l.name, &rc, l.client.as_deref(), limits)]).collect(),
+                ..Default::default()
+            });
         }
         Protocol::Https | Protocol::Tls => {
             listener_filters.push(ListenerFilter {
@@ -47,6 +52,8 @@ pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<
             });
             for c in &l.tls {
                 let rc = names::route_config(&l.name, Some(&c.listener));
+                let mine = l.virtual_hosts.iter().filter(|v| v.listener == c.listener);
+                let limits = super::ratelimit::http_filters(mine.map(|v| &**v));
                 routes.push(route_configuration(rc.clone(), &l.virtual_hosts, Some(&c.listener), cache));
                 chains.push(FilterChain {
                     name: c.listener.clone(),
@@ -54,7 +61,10 @@ pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<
                         server_names: c.server_names.clone(),
                         ..Default::default()
                     }),
-                    filters: vec![hcm(&l.name, &rc, c.client.as_deref())],
+                    filters: super::ratelimit::connection_limit(c.connection_limit.as_ref())
+                        .into_iter()
+                        .chain([hcm(&l.name, &rc, c.client.as_deref(), limits)])
+                        .collect(),
                     transport_socket: Some(downstream_tls(&c.certificates, HTTP_ALPN, c.client_validation.as_ref())),
                     ..Default::default()
                 });
@@ -92,7 +102,8 @@ pub fn socket(address: &str, port: u16) -> Address {
     }
 }
 
-fn hcm(listener: &str, route_config: &str, client: Option<&ClientIr>) -> Filter {
+/// An HTTP connection manager; `limits`: the rate-limit filters its routes need.
+fn hcm(listener: &str, route_config: &str, client: Option<&ClientIr>, limits: Vec<HttpFilter>) -> Filter {
     let mut hcm = HttpConnectionManager {
         stat_prefix: names::stat_prefix(listener),
         route_specifier: Some(RouteSpecifier::Rds(Rds {
@@ -109,6 +120,8 @@ fn hcm(listener: &str, route_config: &str, client: Option<&ClientIr>) -> Filter 
         normalize_path: Some(BoolValue { value: true }),
         ..Default::default()
     };
+    let session = hcm.http_filters.len() - 2; // rate limits go before the session and the router
+    hcm.http_filters.splice(session..session, limits);
     if let Some(c) = client {
         super::traffic::client(&mut hcm, c);
     }

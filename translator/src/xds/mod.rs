@@ -11,6 +11,7 @@ pub mod json;
 pub mod listener;
 pub mod matcher;
 pub mod names;
+pub mod ratelimit;
 pub mod route;
 pub mod session;
 pub mod traffic;

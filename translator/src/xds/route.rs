@@ -321,6 +321,9 @@ fn route(r: &RouteIr) -> Route {
             if let Some(t) = &r.traffic {
                 super::traffic::route(&mut a, t);
             }
+            if let Some(rl) = &r.rate_limit {
+                super::ratelimit::route(&mut a, &mut out.typed_per_filter_config, rl);
+            }
             Action::Route(a)
         }
     });
