@@ -82,4 +82,7 @@ pub mod legate {
     pub const POLICY_AFFECTED: &str = "gateway.legate.dev/PolicyAffected";
     /// The reason of [`POLICY_AFFECTED`].
     pub const AFFECTED: &str = "Affected";
+    /// A policy's `ResolvedRefs` reason: a Secret, ConfigMap or backend it refers to is
+    /// missing or unusable.
+    pub const INVALID_REF: &str = "InvalidRef";
 }

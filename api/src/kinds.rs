@@ -21,6 +21,7 @@ pub enum Kind {
     Backend,
     ProxyConfig,
     TrafficPolicy,
+    AuthPolicy,
     Namespace,
     Service,
     EndpointSlice,
@@ -120,6 +121,7 @@ pub const KINDS: &[KindInfo] = &[
         StatusRole::Written,
         true,
     ),
+    row(Kind::AuthPolicy, LEGATE_GROUP, "v1alpha1", "AuthPolicy", "authpolicies", true, StatusRole::Written, true),
     row(Kind::Namespace, "", "v1", "Namespace", "namespaces", false, StatusRole::None, false),
     row(Kind::Service, "", "v1", "Service", "services", true, StatusRole::None, false),
     row(
@@ -174,7 +176,7 @@ impl Kind {
 
     /// Whether this is a policy kind (status `ancestors[]`, attached through `targetRefs`).
     pub fn is_policy(self) -> bool {
-        matches!(self, Kind::BackendTlsPolicy | Kind::TrafficPolicy)
+        matches!(self, Kind::BackendTlsPolicy | Kind::TrafficPolicy | Kind::AuthPolicy)
     }
 
     /// Whether Legate writes this kind's status.

@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod echo;
 pub mod fixtures;
 pub mod harness;
+pub mod jwt;
 pub mod stream;
 pub mod tls;
 pub mod tls_backend;

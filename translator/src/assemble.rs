@@ -48,6 +48,8 @@ pub struct Cache {
     pub tls: crate::backend_tls::Cache,
     /// Virtual hosts and clusters given TrafficPolicy settings.
     pub traffic: crate::traffic::Cache,
+    /// Virtual hosts given AuthPolicy settings.
+    pub auth: crate::auth::Cache,
 }
 
 impl Cache {
@@ -57,6 +59,7 @@ impl Cache {
         self.clusters.sweep();
         self.tls.sweep();
         self.traffic.sweep();
+        self.auth.sweep();
     }
 
     /// A cluster with its endpoints: a Service's read from its EndpointSlices, reused while
@@ -365,6 +368,7 @@ fn routes_for(l: &ListenerState<'_>, contributions: &[(&Attachment<'_>, &str)]) 
             match_: c.match_.clone(),
             action: action_ir(&rule.action, l, key.kind),
             traffic: None,
+            auth: None,
             origin: RuleOrigin {
                 route: Some(key.clone()),
                 rule: rule.index,

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::gateway::Protocol;
+
+mod auth;
 use crate::resources::ObjKey;
+pub use auth::*;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct GatewayIr {
@@ -164,6 +167,9 @@ pub struct RouteIr {
     /// Timeouts, retries and hashing from TrafficPolicies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traffic: Option<Arc<RouteTraffic>>,
+    /// Authentication and authorization from AuthPolicies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<Arc<RouteAuth>>,
     /// The route and rule this comes from.
     #[serde(skip)]
     pub origin: RuleOrigin,

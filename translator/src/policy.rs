@@ -137,6 +137,9 @@ pub struct Attachments {
     used: BTreeSet<ObjKey>,
     /// Gateway or route → (Gateway, policy, what it targets) for the PolicyAffected condition.
     affected: BTreeMap<(Kind, ObjKey), BTreeMap<ObjKey, Affecting>>,
+    /// For kinds that refer to other objects ([`Attachments::refs`]): the policies whose
+    /// references do not resolve, with why (the `ResolvedRefs` condition).
+    refs: Option<BTreeMap<ObjKey, String>>,
 }
 
 impl Attachments {
@@ -149,6 +152,7 @@ impl Attachments {
             ancestors: BTreeMap::new(),
             used: BTreeSet::new(),
             affected: BTreeMap::new(),
+            refs: None,
         };
         for Input { key, meta, target_refs: refs, mut spec, invalid } in policies {
             if let Some(o) = spec.as_object_mut() {
@@ -197,6 +201,11 @@ impl Attachments {
             }
         }
         out
+    }
+
+    /// Gives the policies a `ResolvedRefs` condition: false for those listed (with why).
+    pub fn refs(&mut self, unresolved: BTreeMap<ObjKey, String>) {
+        self.refs = Some(unresolved);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -294,7 +303,14 @@ impl Attachments {
                 } else {
                     Condition::new(types::ACCEPTED, true, reasons::ACCEPTED, "policy is accepted", g)
                 };
-                ancestors.push(entry(ParentRef::gateway(gw), vec![accepted]));
+                let mut conditions = vec![accepted];
+                conditions.extend(self.refs.as_ref().map(|r| match r.get(key) {
+                    Some(m) => Condition::new(types::RESOLVED_REFS, false, lg::INVALID_REF, m.clone(), g),
+                    None => {
+                        Condition::new(types::RESOLVED_REFS, true, reasons::RESOLVED_REFS, "all references resolved", g)
+                    }
+                }));
+                ancestors.push(entry(ParentRef::gateway(gw), conditions));
             }
             for t in &e.missing {
                 let accepted = Condition::new(

@@ -13,7 +13,7 @@ use legate_api::gateway::{BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, Ht
 use legate_api::gvk::{GATEWAY_GROUP, KIND_GATEWAY, LABEL_SERVICE_NAME};
 use legate_api::k8s::{ConfigMap, EndpointSlice, Namespace, ObjectMeta, Secret, Service};
 use legate_api::kinds::Kind;
-use legate_api::{Backend, ProxyConfig, TrafficPolicy};
+use legate_api::{AuthPolicy, Backend, ProxyConfig, TrafficPolicy};
 use serde::Serialize;
 
 use crate::routes::{Route, RouteKey};
@@ -43,6 +43,8 @@ pub struct Resources {
     pub proxy_configs: Objects<ProxyConfig>,
     /// Legate TrafficPolicies.
     pub traffic_policies: Objects<TrafficPolicy>,
+    /// Legate AuthPolicies.
+    pub auth_policies: Objects<AuthPolicy>,
     /// Rules of routes that could not be decoded because they carry values this version of
     /// Legate does not know (an enum value from a newer Gateway API, say). The route itself was
     /// decoded without them; the translator reports them as invalid rules.
@@ -106,6 +108,7 @@ pub enum Object {
     Backend(Arc<Backend>),
     ProxyConfig(Arc<ProxyConfig>),
     TrafficPolicy(Arc<TrafficPolicy>),
+    AuthPolicy(Arc<AuthPolicy>),
     Namespace(Arc<Namespace>),
     Service(Arc<Service>),
     EndpointSlice(Arc<EndpointSlice>),
@@ -125,6 +128,7 @@ impl Object {
             Object::Backend(_) => Kind::Backend,
             Object::ProxyConfig(_) => Kind::ProxyConfig,
             Object::TrafficPolicy(_) => Kind::TrafficPolicy,
+            Object::AuthPolicy(_) => Kind::AuthPolicy,
             Object::Namespace(_) => Kind::Namespace,
             Object::Service(_) => Kind::Service,
             Object::EndpointSlice(_) => Kind::EndpointSlice,
@@ -144,6 +148,7 @@ impl Object {
             Object::Backend(o) => &o.metadata,
             Object::ProxyConfig(o) => &o.metadata,
             Object::TrafficPolicy(o) => &o.metadata,
+            Object::AuthPolicy(o) => &o.metadata,
             Object::Namespace(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
             Object::EndpointSlice(o) => &o.metadata,
@@ -177,6 +182,7 @@ object_from!(
     Backend,
     ProxyConfig,
     TrafficPolicy,
+    AuthPolicy,
     Namespace,
     Service,
     EndpointSlice,
@@ -244,6 +250,9 @@ impl Resources {
             Object::TrafficPolicy(o) => {
                 self.traffic_policies.insert(key, o);
             }
+            Object::AuthPolicy(o) => {
+                self.auth_policies.insert(key, o);
+            }
             Object::Namespace(o) => {
                 self.namespaces.insert(key, o);
             }
@@ -293,6 +302,7 @@ impl Resources {
             Kind::Backend => Object::Backend(self.backends.remove(key)?),
             Kind::ProxyConfig => Object::ProxyConfig(self.proxy_configs.remove(key)?),
             Kind::TrafficPolicy => Object::TrafficPolicy(self.traffic_policies.remove(key)?),
+            Kind::AuthPolicy => Object::AuthPolicy(self.auth_policies.remove(key)?),
             Kind::Namespace => Object::Namespace(self.namespaces.remove(key)?),
             Kind::Service => Object::Service(self.services.remove(key)?),
             Kind::EndpointSlice => {
@@ -343,6 +353,7 @@ impl Resources {
             .chain(self.backends.values().map(|o| Object::Backend(o.clone())))
             .chain(self.proxy_configs.values().map(|o| Object::ProxyConfig(o.clone())))
             .chain(self.traffic_policies.values().map(|o| Object::TrafficPolicy(o.clone())))
+            .chain(self.auth_policies.values().map(|o| Object::AuthPolicy(o.clone())))
             .chain(self.namespaces.values().map(|o| Object::Namespace(o.clone())))
             .chain(self.services.values().map(|o| Object::Service(o.clone())))
             .chain(self.endpoint_slices.values().map(|o| Object::EndpointSlice(o.clone())))

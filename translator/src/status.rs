@@ -22,6 +22,7 @@ pub struct Statuses {
     pub backends: BTreeMap<ObjKey, BackendStatus>,
     pub backend_tls_policies: BTreeMap<ObjKey, PolicyStatus>,
     pub traffic_policies: BTreeMap<ObjKey, PolicyStatus>,
+    pub auth_policies: BTreeMap<ObjKey, PolicyStatus>,
 }
 
 impl Statuses {
@@ -53,6 +54,7 @@ impl Statuses {
         match kind {
             Kind::BackendTlsPolicy => self.backend_tls_policies.get(key),
             Kind::TrafficPolicy => self.traffic_policies.get(key),
+            Kind::AuthPolicy => self.auth_policies.get(key),
             _ => None,
         }
     }

@@ -236,6 +236,9 @@ pub fn effective(ir: &GatewayIr) -> Value {
                 doc["route"] = serde_json::to_value(t).unwrap_or_default();
             }
             doc["backends"] = Value::Object(backends);
+            if let Some(a) = &r.auth {
+                doc["auth"] = serde_json::to_value(a).unwrap_or_default();
+            }
             rules.entry((name, vh.listener.clone())).or_insert(doc);
         }
     }

@@ -10,6 +10,7 @@ use tracing::debug_span;
 use crate::conditions::{Condition, Problem, is_true};
 use std::sync::Arc;
 
+use crate::auth::AuthPolicies;
 use crate::backend_tls::{self, Policies};
 use crate::engine::Engine;
 use crate::gateway::attach::{self, Attached, RouteView};
@@ -80,11 +81,16 @@ pub struct Output {
 pub(crate) struct PolicyKinds {
     pub tls: Policies,
     pub traffic: TrafficPolicies,
+    pub auth: AuthPolicies,
 }
 
 impl PolicyKinds {
     pub fn resolve(res: &Resources) -> Self {
-        PolicyKinds { tls: Policies::resolve(res), traffic: TrafficPolicies::resolve(res) }
+        PolicyKinds {
+            tls: Policies::resolve(res),
+            traffic: TrafficPolicies::resolve(res),
+            auth: AuthPolicies::resolve(res),
+        }
     }
 
     /// The policies' statuses, and the conditions they add to Gateways and routes.
@@ -92,6 +98,8 @@ impl PolicyKinds {
         statuses.backend_tls_policies = self.tls.statuses(controller);
         statuses.traffic_policies = self.traffic.attachments.statuses(controller);
         self.traffic.attachments.annotate(statuses, res);
+        statuses.auth_policies = self.auth.attachments.statuses(controller);
+        self.auth.attachments.annotate(statuses, res);
     }
 }
 
@@ -237,6 +245,7 @@ pub(crate) fn finish_gateway(
     };
     let mut ir = assemble::gateway_ir(&gw, &bind, atts, res, caches.0);
     policies.traffic.apply(key, &mut ir, &mut caches.0.traffic);
+    policies.auth.apply(key, &mut ir, &mut caches.0.auth);
     let client = client.and_then(Result::ok);
     policies.tls.apply(key, client.as_ref(), &mut ir, &mut caches.0.tls);
     let xds = xds::generate_with(&ir, caches.1);

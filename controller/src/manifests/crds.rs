@@ -2,12 +2,15 @@
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
-use legate_api::{Backend, ProxyConfig, TrafficPolicy};
+use legate_api::{AuthPolicy, Backend, ProxyConfig, TrafficPolicy};
 
 /// Every Legate CRD, sorted by name (`<plural>.<group>`).
 pub fn crds() -> Vec<CustomResourceDefinition> {
     let mut crds: Vec<CustomResourceDefinition> =
-        [Backend::crd(), ProxyConfig::crd(), TrafficPolicy::crd()].into_iter().map(known_formats).collect();
+        [AuthPolicy::crd(), Backend::crd(), ProxyConfig::crd(), TrafficPolicy::crd()]
+            .into_iter()
+            .map(known_formats)
+            .collect();
     crds.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     crds
 }

@@ -84,16 +84,16 @@ pub const RULES: &[Rule] = &[
     Rule {
         scope: Scope::Cluster,
         group: "gateway.legate.dev",
-        resources: &["backends", "proxyconfigs", "trafficpolicies"],
+        resources: &["backends", "proxyconfigs", "trafficpolicies", "authpolicies"],
         verbs: READ,
         why: "Legate's own kinds",
     },
     Rule {
         scope: Scope::Cluster,
         group: "gateway.legate.dev",
-        resources: &["backends/status", "trafficpolicies/status"],
+        resources: &["backends/status", "trafficpolicies/status", "authpolicies/status"],
         verbs: &["get", "patch"],
-        why: "Backend and TrafficPolicy status",
+        why: "Backend and policy status",
     },
     Rule {
         scope: Scope::Cluster,

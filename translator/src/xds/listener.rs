@@ -15,7 +15,7 @@ use envoy_types::pb::envoy::extensions::filters::http::grpc_web::v3::GrpcWeb;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    HttpConnectionManager, Rds, http_connection_manager::RouteSpecifier,
+    HttpConnectionManager, HttpFilter, Rds, http_connection_manager::RouteSpecifier,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, Secret, TlsCertificate, secret,
@@ -37,7 +37,11 @@ pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<
         Protocol::Http => {
             let rc = names::route_config(&l.name, None);
             routes.push(route_configuration(rc.clone(), &l.virtual_hosts, None, cache));
-            chains.push(FilterChain { filters: vec![hcm(&l.name, &rc, l.client.as_deref())], ..Default::default() });
+            let auth = super::auth::http_filters(&l.virtual_hosts, None);
+            chains.push(FilterChain {
+                filters: vec![hcm(&l.name, &rc, l.client.as_deref(), auth)],
+                ..Default::default()
+            });
         }
         Protocol::Https | Protocol::Tls => {
             listener_filters.push(ListenerFilter {
@@ -54,7 +58,12 @@ pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<
                         server_names: c.server_names.clone(),
                         ..Default::default()
                     }),
-                    filters: vec![hcm(&l.name, &rc, c.client.as_deref())],
+                    filters: vec![hcm(
+                        &l.name,
+                        &rc,
+                        c.client.as_deref(),
+                        super::auth::http_filters(&l.virtual_hosts, Some(&c.listener)),
+                    )],
                     transport_socket: Some(downstream_tls(&c.certificates, HTTP_ALPN, c.client_validation.as_ref())),
                     ..Default::default()
                 });
@@ -92,7 +101,8 @@ pub fn socket(address: &str, port: u16) -> Address {
     }
 }
 
-fn hcm(listener: &str, route_config: &str, client: Option<&ClientIr>) -> Filter {
+/// A connection manager; `auth`: the AuthPolicy filters its routes use.
+fn hcm(listener: &str, route_config: &str, client: Option<&ClientIr>, auth: Vec<HttpFilter>) -> Filter {
     let mut hcm = HttpConnectionManager {
         stat_prefix: names::stat_prefix(listener),
         route_specifier: Some(RouteSpecifier::Rds(Rds {
@@ -103,9 +113,11 @@ fn hcm(listener: &str, route_config: &str, client: Option<&ClientIr>) -> Filter 
             super::cors::http_filter(),
             // gRPC-Web from browsers to the same routes as gRPC (a no-op for other requests).
             super::http_filter("envoy.filters.http.grpc_web", GrpcWeb::default()),
-            super::session::http_filter(),
-            super::http_filter("envoy.filters.http.router", Router::default()),
-        ],
+        ]
+        .into_iter()
+        .chain(auth)
+        .chain([super::session::http_filter(), super::http_filter("envoy.filters.http.router", Router::default())])
+        .collect(),
         normalize_path: Some(BoolValue { value: true }),
         ..Default::default()
     };

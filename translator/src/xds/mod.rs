@@ -2,6 +2,7 @@
 //! load assignments, TLS secrets), for delivery over ADS; plus the static bootstrap form and
 //! Envoy's JSON rendering.
 
+pub mod auth;
 pub mod bootstrap;
 pub mod cache;
 pub mod cluster;

@@ -7,6 +7,7 @@ fn r(path: PathMatch) -> RouteIr {
         match_: MatchIr { path, ..Default::default() },
         action: ActionIr::Respond { status: 200, body: String::new() },
         traffic: None,
+        auth: None,
         origin: Default::default(),
     }
 }

@@ -1,0 +1,139 @@
+//! What AuthPolicies set on a route: the sections in effect (each from one policy), with the
+//! Secrets and ConfigMaps they refer to already read. Secret contents are never serialized:
+//! the IR is printed (`legate translate --show ir`, the admin pages).
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+/// The authentication and authorization of one route rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteAuth {
+    /// The policies contributing a section, `namespace/name`, least specific first.
+    pub policies: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<Arc<JwtIr>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<Arc<BasicAuthIr>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Arc<ApiKeyIr>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<Arc<AuthzIr>>,
+    /// Why a section cannot be enforced (a missing Secret, say): the route fails closed,
+    /// answering 500.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broken: Option<String>,
+}
+
+/// JWT validation: one requirement (named after its policy) over the policy's providers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtIr {
+    /// The requirement's name: the policy, `namespace/name`.
+    pub requirement: String,
+    pub providers: Vec<JwtProviderIr>,
+    /// A request without a token passes.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtProviderIr {
+    /// Unique in a connection manager: `<policy namespace>/<policy>/<provider>`.
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub audiences: Vec<String>,
+    pub jwks: JwksIr,
+    pub clock_skew_s: u32,
+    /// The header (and value prefix) the token is read from; neither: `Authorization: Bearer`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<(String, String)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_param: Option<String>,
+    /// Claim → request header.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub claim_to_headers: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub forward: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum JwksIr {
+    /// The JWKS JSON (public keys).
+    Local(String),
+    /// Fetched by Envoy from `uri` through `cluster`.
+    Remote { uri: String, cluster: String, cache_ms: u64 },
+}
+
+impl Default for JwksIr {
+    fn default() -> Self {
+        JwksIr::Local(String::new())
+    }
+}
+
+/// HTTP basic authentication.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BasicAuthIr {
+    /// The user names (the htpasswd lines are not printed).
+    pub users: Vec<String>,
+    #[serde(skip)]
+    pub htpasswd: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forward_username_header: Option<String>,
+}
+
+/// API keys.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyIr {
+    /// The client ids (the keys are not printed).
+    pub clients: Vec<String>,
+    /// (client id, key), by client id.
+    #[serde(skip)]
+    pub keys: Vec<(String, String)>,
+    pub sources: Vec<KeySourceIr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forward_client_id_header: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hide_credentials: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum KeySourceIr {
+    Header(String),
+    QueryParam(String),
+    Cookie(String),
+}
+
+/// Allow/deny rules: a request matching a deny rule is refused; else one matching an allow
+/// rule passes; else `default_allow` decides.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthzIr {
+    pub default_allow: bool,
+    pub allow: Vec<AuthzRuleIr>,
+    pub deny: Vec<AuthzRuleIr>,
+}
+
+/// Conditions all of which a request meets; each list matches when any of its entries does.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthzRuleIr {
+    /// (address, prefix length).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cidrs: Vec<(String, u32)>,
+    /// (jwt_authn metadata key: the provider's Envoy name, claim path, values): every claim
+    /// listed matches one of its values.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<(String, Vec<String>, Vec<String>)>,
+    /// (header, values; empty: present): every header listed matches.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, Vec<String>)>,
+}

@@ -1,0 +1,331 @@
+//! AuthPolicy in Envoy's terms. A connection manager gets the auth filters its routes use, and
+//! only those (in the order jwt_authn, basic_auth, api_key_auth, rbac); each route enables
+//! its own through `typed_per_filter_config`:
+//!
+//! * `jwt_authn`: every provider of the chain's routes (named `<ns>/<policy>/<provider>`,
+//!   payload in dynamic metadata under the provider's own name, for `authorization` claims)
+//!   and one requirement per policy; a route names its requirement. Routes without one pass.
+//! * `basic_auth`, `api_key_auth`: disabled by default; a route enables them with its users
+//!   or keys (`FilterConfig`). `basic_auth` forwards the user name in a header set per filter
+//!   instance, so there is one instance per header asked for.
+//! * `rbac`: no policy of its own; a route's `RBACPerRoute` holds its allow/deny rules.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::core::v3::{CidrRange, DataSource, data_source::Specifier};
+use envoy_types::pb::envoy::config::rbac::v3::{self as rbac, Permission, Policy, Principal, permission, principal};
+use envoy_types::pb::envoy::config::route::v3::{FilterConfig, HeaderMatcher, Route, header_matcher};
+use envoy_types::pb::envoy::extensions::filters::http::api_key_auth::v3 as api_key;
+use envoy_types::pb::envoy::extensions::filters::http::basic_auth::v3::{BasicAuth, BasicAuthPerRoute};
+use envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3 as jwt;
+use envoy_types::pb::envoy::extensions::filters::http::rbac::v3::{Rbac, RbacPerRoute};
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
+use envoy_types::pb::envoy::r#type::matcher::v3::{
+    ListMatcher, MetadataMatcher, StringMatcher, ValueMatcher, list_matcher, metadata_matcher, string_matcher,
+    value_matcher,
+};
+use envoy_types::pb::google::protobuf::{Any, Empty, UInt32Value};
+use envoy_types::util::pack_any;
+
+use crate::ir::*;
+
+pub const JWT: &str = "envoy.filters.http.jwt_authn";
+pub const BASIC: &str = "envoy.filters.http.basic_auth";
+pub const API_KEY: &str = "envoy.filters.http.api_key_auth";
+pub const RBAC: &str = "envoy.filters.http.rbac";
+
+/// The auth filters of a connection manager serving `vhs` (those of Gateway listener
+/// `listener` only, for an HTTPS chain).
+pub fn http_filters(vhs: &[Arc<VirtualHostIr>], listener: Option<&str>) -> Vec<HttpFilter> {
+    let auths: Vec<&RouteAuth> = vhs
+        .iter()
+        .filter(|v| listener.is_none_or(|l| v.listener == l))
+        .flat_map(|v| &v.routes)
+        .filter_map(|r| r.auth.as_deref())
+        .filter(|a| a.broken.is_none())
+        .collect();
+    let mut out = vec![];
+    let mut providers = HashMap::new();
+    let mut requirements = HashMap::new();
+    for j in auths.iter().filter_map(|a| a.jwt.as_deref()) {
+        for p in &j.providers {
+            providers.entry(p.name.clone()).or_insert_with(|| provider(p));
+        }
+        requirements.entry(j.requirement.clone()).or_insert_with(|| requirement(j));
+    }
+    if !providers.is_empty() {
+        let config = jwt::JwtAuthentication { providers, requirement_map: requirements, ..Default::default() };
+        out.push(super::http_filter(JWT, config));
+    }
+    let mut basic: BTreeMap<String, &BasicAuthIr> = BTreeMap::new();
+    for b in auths.iter().filter_map(|a| a.basic_auth.as_deref()) {
+        basic.entry(basic_name(b)).or_insert(b);
+    }
+    for (name, b) in basic {
+        let config = BasicAuth {
+            users: Some(inline(&b.htpasswd)),
+            forward_username_header: b.forward_username_header.clone().unwrap_or_default(),
+            ..Default::default()
+        };
+        out.push(HttpFilter { disabled: true, ..super::http_filter(&name, config) });
+    }
+    if let Some(k) = auths.iter().find_map(|a| a.api_key.as_deref()) {
+        let config = api_key::ApiKeyAuth { credentials: credentials(k), key_sources: key_sources(k), forwarding: None };
+        out.push(HttpFilter { disabled: true, ..super::http_filter(API_KEY, config) });
+    }
+    if auths.iter().any(|a| a.authorization.as_deref().and_then(rules).is_some()) {
+        out.push(super::http_filter(RBAC, Rbac::default()));
+    }
+    out
+}
+
+/// A route's auth: its per-filter configurations.
+pub fn per_route(out: &mut Route, a: &RouteAuth) {
+    if a.broken.is_some() {
+        return;
+    }
+    let cfg = &mut out.typed_per_filter_config;
+    if let Some(j) = &a.jwt {
+        let per = jwt::PerRouteConfig {
+            requirement_specifier: Some(jwt::per_route_config::RequirementSpecifier::RequirementName(
+                j.requirement.clone(),
+            )),
+        };
+        cfg.insert(JWT.into(), pack_any(per));
+    }
+    if let Some(b) = &a.basic_auth {
+        cfg.insert(basic_name(b), enable(pack_any(BasicAuthPerRoute { users: Some(inline(&b.htpasswd)) })));
+    }
+    if let Some(k) = &a.api_key {
+        let per = api_key::ApiKeyAuthPerRoute {
+            credentials: credentials(k),
+            key_sources: key_sources(k),
+            allowed_clients: vec![],
+            forwarding: Some(api_key::Forwarding {
+                header: k.forward_client_id_header.clone().unwrap_or_default(),
+                hide_credentials: k.hide_credentials,
+            }),
+        };
+        cfg.insert(API_KEY.into(), enable(pack_any(per)));
+    }
+    if let Some(rules) = a.authorization.as_deref().and_then(rules) {
+        cfg.insert(
+            RBAC.into(),
+            pack_any(RbacPerRoute { rbac: Some(Rbac { rules: Some(rules), ..Default::default() }) }),
+        );
+    }
+}
+
+/// A per-route configuration that also enables a filter disabled by default.
+fn enable(config: Any) -> Any {
+    pack_any(FilterConfig { config: Some(config), is_optional: false, disabled: false })
+}
+
+fn inline(s: &str) -> DataSource {
+    DataSource { specifier: Some(Specifier::InlineString(s.into())), ..Default::default() }
+}
+
+/// The basic_auth instance forwarding the user name in the header `b` asks for.
+fn basic_name(b: &BasicAuthIr) -> String {
+    match &b.forward_username_header {
+        Some(h) => format!("{BASIC}/{}", h.to_ascii_lowercase()),
+        None => BASIC.into(),
+    }
+}
+
+fn provider(p: &JwtProviderIr) -> jwt::JwtProvider {
+    let source = match &p.jwks {
+        JwksIr::Local(text) => jwt::jwt_provider::JwksSourceSpecifier::LocalJwks(inline(text)),
+        JwksIr::Remote { uri, cluster, cache_ms } => {
+            jwt::jwt_provider::JwksSourceSpecifier::RemoteJwks(jwt::RemoteJwks {
+                http_uri: Some(envoy_types::pb::envoy::config::core::v3::HttpUri {
+                    uri: uri.clone(),
+                    timeout: Some(super::duration(std::time::Duration::from_secs(5))),
+                    http_upstream_type: Some(
+                        envoy_types::pb::envoy::config::core::v3::http_uri::HttpUpstreamType::Cluster(cluster.clone()),
+                    ),
+                }),
+                cache_duration: Some(super::duration(std::time::Duration::from_millis(*cache_ms))),
+                ..Default::default()
+            })
+        }
+    };
+    let short = p.name.rsplit('/').next().unwrap_or(&p.name);
+    jwt::JwtProvider {
+        issuer: p.issuer.clone().unwrap_or_default(),
+        audiences: p.audiences.clone(),
+        forward: p.forward,
+        from_headers: p
+            .header
+            .iter()
+            .map(|(name, prefix)| jwt::JwtHeader { name: name.clone(), value_prefix: prefix.clone() })
+            .collect(),
+        from_params: p.query_param.iter().cloned().collect(),
+        clock_skew_seconds: p.clock_skew_s,
+        payload_in_metadata: short.into(),
+        claim_to_headers: p
+            .claim_to_headers
+            .iter()
+            .map(|(claim, header)| jwt::JwtClaimToHeader {
+                header_name: header.clone(),
+                claim_name: claim.clone(),
+                ..Default::default()
+            })
+            .collect(),
+        jwks_source_specifier: Some(source),
+        ..Default::default()
+    }
+}
+
+/// A policy's requirement: a valid token of one of its providers (or none, when optional).
+fn requirement(j: &JwtIr) -> jwt::JwtRequirement {
+    use jwt::jwt_requirement::RequiresType;
+    let one = |name: &str| jwt::JwtRequirement { requires_type: Some(RequiresType::ProviderName(name.into())) };
+    let mut any: Vec<jwt::JwtRequirement> = j.providers.iter().map(|p| one(&p.name)).collect();
+    if j.optional {
+        any.push(jwt::JwtRequirement { requires_type: Some(RequiresType::AllowMissing(Empty {})) });
+    }
+    if any.len() == 1 {
+        return any.remove(0);
+    }
+    jwt::JwtRequirement {
+        requires_type: Some(RequiresType::RequiresAny(jwt::JwtRequirementOrList { requirements: any })),
+    }
+}
+
+fn credentials(k: &ApiKeyIr) -> Vec<api_key::Credential> {
+    k.keys.iter().map(|(client, key)| api_key::Credential { key: key.clone(), client: client.clone() }).collect()
+}
+
+fn key_sources(k: &ApiKeyIr) -> Vec<api_key::KeySource> {
+    k.sources
+        .iter()
+        .map(|s| match s {
+            KeySourceIr::Header(h) => api_key::KeySource { header: h.clone(), ..Default::default() },
+            KeySourceIr::QueryParam(q) => api_key::KeySource { query: q.clone(), ..Default::default() },
+            KeySourceIr::Cookie(c) => api_key::KeySource { cookie: c.clone(), ..Default::default() },
+        })
+        .collect()
+}
+
+/// The RBAC rules of `a`: none when everything is allowed. Deny rules win, then allow rules,
+/// then the default.
+fn rules(a: &AuthzIr) -> Option<rbac::Rbac> {
+    let any_of = |rs: &[AuthzRuleIr]| or(rs.iter().map(rule_principal).collect());
+    let (action, principal) = if a.default_allow {
+        if a.deny.is_empty() {
+            return None;
+        }
+        (rbac::rbac::Action::Deny, any_of(&a.deny))
+    } else {
+        let allowed = any_of(&a.allow);
+        let p = if a.deny.is_empty() {
+            allowed
+        } else {
+            let not = Principal { identifier: Some(principal::Identifier::NotId(Box::new(any_of(&a.deny)))) };
+            Principal { identifier: Some(principal::Identifier::AndIds(principal::Set { ids: vec![allowed, not] })) }
+        };
+        (rbac::rbac::Action::Allow, p)
+    };
+    let policy = Policy {
+        permissions: vec![Permission { rule: Some(permission::Rule::Any(true)) }],
+        principals: vec![principal],
+        ..Default::default()
+    };
+    Some(rbac::Rbac {
+        action: action as i32,
+        policies: HashMap::from([("rules".to_owned(), policy)]),
+        ..Default::default()
+    })
+}
+
+/// Matches when any of `ids` does (none: never).
+fn or(mut ids: Vec<Principal>) -> Principal {
+    if ids.len() == 1 {
+        return ids.remove(0);
+    }
+    if ids.is_empty() {
+        let any = Principal { identifier: Some(principal::Identifier::Any(true)) };
+        return Principal { identifier: Some(principal::Identifier::NotId(Box::new(any))) };
+    }
+    Principal { identifier: Some(principal::Identifier::OrIds(principal::Set { ids })) }
+}
+
+fn and(mut ids: Vec<Principal>) -> Principal {
+    if ids.len() == 1 {
+        return ids.remove(0);
+    }
+    Principal { identifier: Some(principal::Identifier::AndIds(principal::Set { ids })) }
+}
+
+/// A rule: all of its conditions.
+fn rule_principal(r: &AuthzRuleIr) -> Principal {
+    use principal::Identifier;
+    let exact = |v: &str| StringMatcher {
+        match_pattern: Some(string_matcher::MatchPattern::Exact(v.into())),
+        ..Default::default()
+    };
+    let mut all = vec![];
+    if !r.cidrs.is_empty() {
+        all.push(or(r
+            .cidrs
+            .iter()
+            .map(|(ip, len)| Principal {
+                identifier: Some(Identifier::RemoteIp(CidrRange {
+                    address_prefix: ip.clone(),
+                    prefix_len: Some(UInt32Value { value: *len }),
+                })),
+            })
+            .collect()));
+    }
+    for (provider, path, values) in &r.claims {
+        let mut segments = vec![provider.clone()];
+        segments.extend(path.iter().cloned());
+        let path: Vec<metadata_matcher::PathSegment> = segments
+            .into_iter()
+            .map(|s| metadata_matcher::PathSegment { segment: Some(metadata_matcher::path_segment::Segment::Key(s)) })
+            .collect();
+        let mut any = vec![];
+        for v in values {
+            let string = ValueMatcher { match_pattern: Some(value_matcher::MatchPattern::StringMatch(exact(v))) };
+            let list = ValueMatcher {
+                match_pattern: Some(value_matcher::MatchPattern::ListMatch(Box::new(ListMatcher {
+                    match_pattern: Some(list_matcher::MatchPattern::OneOf(Box::new(string.clone()))),
+                }))),
+            };
+            for value in [string, list] {
+                any.push(Principal {
+                    identifier: Some(Identifier::SourcedMetadata(rbac::SourcedMetadata {
+                        metadata_matcher: Some(MetadataMatcher {
+                            filter: JWT.into(),
+                            path: path.clone(),
+                            value: Some(value),
+                            invert: false,
+                        }),
+                        metadata_source: rbac::MetadataSource::Dynamic as i32,
+                    })),
+                });
+            }
+        }
+        all.push(or(any));
+    }
+    for (name, values) in &r.headers {
+        let header = |spec| Principal {
+            identifier: Some(Identifier::Header(HeaderMatcher {
+                name: name.clone(),
+                header_match_specifier: Some(spec),
+                ..Default::default()
+            })),
+        };
+        if values.is_empty() {
+            all.push(header(header_matcher::HeaderMatchSpecifier::PresentMatch(true)));
+        } else {
+            all.push(or(values
+                .iter()
+                .map(|v| header(header_matcher::HeaderMatchSpecifier::StringMatch(exact(v))))
+                .collect()));
+        }
+    }
+    and(all)
+}
