@@ -102,6 +102,8 @@ const ROUTE: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n
 
 const TRAFFIC: &str = "apiVersion: gateway.legate.dev/v1alpha1\nkind: TrafficPolicy\nmetadata: { name: t, namespace: n }\nspec:\n  targetRefs: [ { group: gateway.networking.k8s.io, kind: HTTPRoute, name: r } ]\n  timeouts: { request: 5s }\n";
 
+const AUTH: &str = "apiVersion: gateway.legate.dev/v1alpha1\nkind: AuthPolicy\nmetadata: { name: a, namespace: n }\nspec:\n  targetRefs: [ { group: gateway.networking.k8s.io, kind: HTTPRoute, name: r } ]\n  jwt: { providers: [ { name: corp, jwks: { inline: '{}' } } ] }\n";
+
 /// What file mode refuses, as the API server would: file, document, object, field and why.
 #[rstest::rstest]
 #[case::a_string_for_a_port(
@@ -168,6 +170,26 @@ const TRAFFIC: &str = "apiVersion: gateway.legate.dev/v1alpha1\nkind: TrafficPol
     &TRAFFIC.replace("timeouts: { request: 5s }", "retry: { attempts: 11 }"),
     "in.yaml: document 1 (TrafficPolicy n/t): field spec.retry.attempts: must be less than or equal to 10 (it is 11)"
 )]
+#[case::an_auth_policy_on_a_service(
+    &AUTH.replace("group: gateway.networking.k8s.io, kind: HTTPRoute", "group: \"\", kind: Service"),
+    "in.yaml: document 1 (AuthPolicy n/a): field spec.targetRefs: a targetRef must name a Gateway, HTTPRoute or GRPCRoute (group gateway.networking.k8s.io)"
+)]
+#[case::an_auth_policy_jwks_from_two_places(
+    &AUTH.replace("inline: '{}'", "inline: '{}', configMapKeyRef: { name: c, key: k }"),
+    "in.yaml: document 1 (AuthPolicy n/a): field spec.jwt.providers[0].jwks: set exactly one of inline, configMapKeyRef, secretKeyRef and remote"
+)]
+#[case::an_auth_policy_with_two_providers_of_one_name(
+    &AUTH.replace("jwks: { inline: '{}' } } ]", "jwks: { inline: '{}' } }, { name: corp, jwks: { inline: '{}' } } ]"),
+    "in.yaml: document 1 (AuthPolicy n/a): field spec.jwt.providers: provider names must be unique"
+)]
+#[case::an_auth_rule_without_conditions(
+    &AUTH.replace("jwt: { providers: [ { name: corp, jwks: { inline: '{}' } } ] }", "authorization: { rules: [ { action: Allow } ] }"),
+    "in.yaml: document 1 (AuthPolicy n/a): field spec.authorization.rules[0]: a rule needs at least one of clientCIDRs, claims and headers"
+)]
+#[case::an_auth_policy_path_prefix_for_grpc(
+    &AUTH.replace("jwt: { providers: [ { name: corp, jwks: { inline: '{}' } } ] }", "external: { protocol: GRPC, backendRef: { name: authz, port: 9000 }, pathPrefix: /check }"),
+    "in.yaml: document 1 (AuthPolicy n/a): field spec.external: pathPrefix is for protocol HTTP"
+)]
 #[case::a_bad_label(
     "apiVersion: v1\nkind: Secret\nmetadata: { name: s, labels: { app: -x } }\n",
     "in.yaml: document 1 (Secret default/s): field metadata.labels[app]: invalid value \"-x\": a label value must be empty or at most 63 alphanumeric characters, '-', '_' or '.', starting and ending with an alphanumeric character"
@@ -188,6 +210,11 @@ fn file_mode_refuses_what_the_api_server_refuses(#[case] text: &str, #[case] err
 #[test]
 fn a_valid_traffic_policy_is_read() {
     assert_eq!(load(TRAFFIC).unwrap().objects.len(), 1);
+}
+
+#[test]
+fn a_valid_auth_policy_is_read() {
+    assert_eq!(load(AUTH).unwrap().objects.len(), 1);
 }
 
 #[test]

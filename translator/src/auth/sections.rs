@@ -278,3 +278,6 @@ fn cidr(s: &str) -> Result<(String, u32), String> {
     }
     Ok((ip.to_string(), len))
 }
+
+#[cfg(test)]
+mod tests;
