@@ -105,14 +105,17 @@ pub struct SecretRef {
     pub name: String,
 }
 
-/// A backend in the policy's namespace: a Service (group `""`, the default) or a Legate
-/// Backend (group `gateway.legate.dev`), with a port.
+/// A backend in the policy's namespace: a Service port (group `""`, the default) or a Legate
+/// Backend (group `gateway.legate.dev`; a port picks its endpoints on that port).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "(self.group == '' && self.kind == 'Service') || (self.group == 'gateway.legate.dev' && self.kind == 'Backend')",
-    "message": "a backendRef names a Service (group \"\") or a Backend (group gateway.legate.dev)"
-}]))]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "(self.group == '' && self.kind == 'Service') || (self.group == 'gateway.legate.dev' && self.kind == 'Backend')",
+        "message": "a backendRef names a Service (group \"\") or a Backend (group gateway.legate.dev)"
+    },
+    { "rule": "self.kind != 'Service' || has(self.port)", "message": "a Service backendRef needs a port" }
+]))]
 pub struct AuthBackendRef {
     #[serde(default)]
     #[schemars(length(max = 253))]
@@ -122,8 +125,9 @@ pub struct AuthBackendRef {
     pub kind: String,
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 65535))]
-    pub port: u16,
+    pub port: Option<u16>,
 }
 
 fn service_kind() -> String {
@@ -320,13 +324,13 @@ pub struct ExternalAuth {
     /// When the server cannot be reached or fails, let requests through (default false: 403).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_open: Option<bool>,
-    /// Request headers sent to the server (HTTP; gRPC gets them all). Default: Authorization,
-    /// Cookie, Host, Method, Path and the `x-` headers are not limited for gRPC; for HTTP,
-    /// `authorization` only.
+    /// Request headers sent to the server. Default: every header for GRPC; for HTTP, Host,
+    /// Method, Path, Content-Length and Authorization (which are always sent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
     pub headers_to_server: Option<Vec<String>>,
-    /// Headers of the server's allowing answer copied to the request sent to the backend.
+    /// HTTP: headers of the server's allowing answer copied to the request sent to the backend
+    /// (GRPC: the headers of its OK response always are).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
     pub headers_to_backend: Option<Vec<String>>,

@@ -92,6 +92,15 @@ impl AuthPolicies {
                 *vh = cache.virtual_host(gw, vh, changes);
             }
         }
+        // The external authorization servers' clusters.
+        let mut extra: BTreeMap<String, Arc<ClusterIr>> = BTreeMap::new();
+        for r in ir.listeners.iter().flat_map(|l| &l.virtual_hosts).flat_map(|v| &v.routes) {
+            if let Some(e) = r.auth.as_ref().and_then(|a| a.external.as_ref()) {
+                extra.entry(e.cluster.clone()).or_insert_with(|| e.backend.clone());
+            }
+        }
+        extra.retain(|name, _| !ir.clusters.iter().any(|c| c.name == *name));
+        ir.clusters.extend(extra.into_values());
     }
 }
 
@@ -109,6 +118,7 @@ fn route_auth(m: &Merged, sections: &BTreeMap<ObjKey, Sections>) -> Option<Route
             "/jwt" => out.jwt = take(&s.jwt, &mut note),
             "/basicAuth" => out.basic_auth = take(&s.basic_auth, &mut note),
             "/apiKey" => out.api_key = take(&s.api_key, &mut note),
+            "/external" => out.external = take(&s.external, &mut note),
             "/authorization" => out.authorization = take(&s.authorization, &mut note),
             _ => {}
         }

@@ -10,7 +10,8 @@ use legate_api::auth_policy::*;
 use serde_json::Value;
 
 use crate::ir::*;
-use crate::resources::{ObjKey, Resources};
+use crate::resources::{ObjKey, Reads, Resources};
+use crate::routes::backends::{self, BackendRefView, Referrer};
 use crate::routes::checks::parse_duration;
 
 /// A section: absent, enforceable, or why not.
@@ -22,6 +23,7 @@ pub struct Sections {
     pub jwt: Section<JwtIr>,
     pub basic_auth: Section<BasicAuthIr>,
     pub api_key: Section<ApiKeyIr>,
+    pub external: Section<ExternalIr>,
     pub authorization: Section<AuthzIr>,
 }
 
@@ -42,9 +44,6 @@ fn err<T>(s: &Section<T>) -> Option<&str> {
 
 /// Resolves `spec` of policy `key`; `Err` says why the spec itself is invalid.
 pub fn resolve(res: &Resources, key: &ObjKey, spec: &AuthPolicySpec) -> Result<Sections, String> {
-    if spec.external.is_some() {
-        return Err("external is not supported by this version of Legate".into());
-    }
     if spec.oidc.is_some() {
         return Err("oidc is not supported by this version of Legate".into());
     }
@@ -53,6 +52,7 @@ pub fn resolve(res: &Resources, key: &ObjKey, spec: &AuthPolicySpec) -> Result<S
         jwt: spec.jwt.as_ref().map(|j| jwt(res, key, j)).transpose()?,
         basic_auth: spec.basic_auth.as_ref().map(|b| Ok::<_, String>(basic_auth(res, ns, b))).transpose()?,
         api_key: spec.api_key.as_ref().map(|k| Ok::<_, String>(api_key(res, ns, k))).transpose()?,
+        external: spec.external.as_ref().map(|e| external(res, key, e)).transpose()?,
         authorization: spec.authorization.as_ref().map(authorization).transpose()?.map(|a| Ok(Arc::new(a))),
     })
 }
@@ -243,6 +243,48 @@ fn api_key(res: &Resources, ns: &str, k: &ApiKey) -> Result<Arc<ApiKeyIr>, Strin
         forward_client_id_header: k.forward_client_id_header.clone(),
         hide_credentials: k.hide_credentials.unwrap_or(false),
     }))
+}
+
+fn external(res: &Resources, key: &ObjKey, e: &ExternalAuth) -> Result<Result<Arc<ExternalIr>, String>, String> {
+    let timeout_ms = match &e.timeout {
+        Some(d) => parse_duration(d).map_err(|err| format!("external.timeout: {err}"))?.as_millis() as u64,
+        None => 200,
+    };
+    let grpc = e.protocol == ExternalProtocol::Grpc;
+    let b = &e.backend_ref;
+    let view = BackendRefView {
+        group: Some(&b.group),
+        kind: Some(&b.kind),
+        name: &b.name,
+        namespace: None,
+        port: b.port.map(i32::from),
+    };
+    let from = Referrer { kind: legate_api::gvk::KIND_AUTH_POLICY, namespace: &key.namespace };
+    let mut cluster = match backends::resolve(&Reads::new(res), from, view) {
+        Ok(c) => c,
+        Err(p) => return Ok(Err(format!("external.backendRef: {}", p.message))),
+    };
+    if let EndpointSource::Service { service, port_name } = &cluster.source {
+        cluster.endpoints = Endpoints::Static(backends::service_endpoints(res, service, port_name));
+    }
+    // Its own cluster: gRPC needs HTTP/2 whatever the Service says.
+    cluster.name = format!("{}/authz", cluster.name);
+    if grpc {
+        cluster.protocol = UpstreamProtocol::Http2;
+    }
+    let lower = |v: &Option<Vec<String>>| v.iter().flatten().map(|h| h.to_ascii_lowercase()).collect();
+    Ok(Ok(Arc::new(ExternalIr {
+        filter: format!("envoy.filters.http.ext_authz/{key}"),
+        grpc,
+        cluster: cluster.name.clone(),
+        backend: Arc::new(cluster),
+        path_prefix: e.path_prefix.clone(),
+        timeout_ms,
+        fail_open: e.fail_open.unwrap_or(false),
+        headers_to_server: lower(&e.headers_to_server),
+        headers_to_backend: lower(&e.headers_to_backend),
+        body: e.include_body.as_ref().map(|b| (b.max_bytes, b.allow_partial.unwrap_or(false))),
+    })))
 }
 
 fn authorization(a: &Authorization) -> Result<AuthzIr, String> {

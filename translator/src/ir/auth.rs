@@ -19,6 +19,8 @@ pub struct RouteAuth {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key: Option<Arc<ApiKeyIr>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub external: Option<Arc<ExternalIr>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub authorization: Option<Arc<AuthzIr>>,
     /// Why a section cannot be enforced (a missing Secret, say): the route fails closed,
     /// answering 500.
@@ -110,6 +112,31 @@ pub enum KeySourceIr {
     Header(String),
     QueryParam(String),
     Cookie(String),
+}
+
+/// An external authorization server (ext_authz): one filter instance per policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalIr {
+    /// The filter instance: `envoy.filters.http.ext_authz/<policy namespace>/<policy>`.
+    pub filter: String,
+    pub grpc: bool,
+    /// The server's cluster (added to the Gateway's clusters), by name.
+    pub cluster: String,
+    #[serde(skip)]
+    pub backend: Arc<super::ClusterIr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
+    pub timeout_ms: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub fail_open: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headers_to_server: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headers_to_backend: Vec<String>,
+    /// (max bytes, allow partial).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<(u32, bool)>,
 }
 
 /// Allow/deny rules: a request matching a deny rule is refused; else one matching an allow

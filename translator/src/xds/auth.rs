@@ -1,7 +1,9 @@
 //! AuthPolicy in Envoy's terms. A connection manager gets the auth filters its routes use, and
-//! only those (in the order jwt_authn, basic_auth, api_key_auth, rbac); each route enables
-//! its own through `typed_per_filter_config`:
+//! only those (in the order ext_authz, jwt_authn, basic_auth, api_key_auth, rbac); each
+//! route enables its own through `typed_per_filter_config`:
 //!
+//! * `ext_authz`: one instance per policy's server (`ext_authz/<ns>/<policy>`), disabled by
+//!   default, enabled by the routes that use it; its cluster is the server's backendRef.
 //! * `jwt_authn`: every provider of the chain's routes (named `<ns>/<policy>/<provider>`,
 //!   payload in dynamic metadata under the provider's own name, for `authorization` claims)
 //!   and one requirement per policy; a route names its requirement. Routes without one pass.
@@ -18,12 +20,15 @@ use envoy_types::pb::envoy::config::rbac::v3::{self as rbac, Permission, Policy,
 use envoy_types::pb::envoy::config::route::v3::{FilterConfig, HeaderMatcher, Route, header_matcher};
 use envoy_types::pb::envoy::extensions::filters::http::api_key_auth::v3 as api_key;
 use envoy_types::pb::envoy::extensions::filters::http::basic_auth::v3::{BasicAuth, BasicAuthPerRoute};
+use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{
+    AuthorizationResponse, BufferSettings, ExtAuthz, ExtAuthzPerRoute, HttpService, ext_authz, ext_authz_per_route,
+};
 use envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3 as jwt;
 use envoy_types::pb::envoy::extensions::filters::http::rbac::v3::{Rbac, RbacPerRoute};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
 use envoy_types::pb::envoy::r#type::matcher::v3::{
-    ListMatcher, MetadataMatcher, StringMatcher, ValueMatcher, list_matcher, metadata_matcher, string_matcher,
-    value_matcher,
+    ListMatcher, ListStringMatcher, MetadataMatcher, StringMatcher, ValueMatcher, list_matcher, metadata_matcher,
+    string_matcher, value_matcher,
 };
 use envoy_types::pb::google::protobuf::{Any, Empty, UInt32Value};
 use envoy_types::util::pack_any;
@@ -46,6 +51,11 @@ pub fn http_filters(vhs: &[Arc<VirtualHostIr>], listener: Option<&str>) -> Vec<H
         .filter(|a| a.broken.is_none())
         .collect();
     let mut out = vec![];
+    let mut external: BTreeMap<&str, &ExternalIr> = BTreeMap::new();
+    for e in auths.iter().filter_map(|a| a.external.as_deref()) {
+        external.entry(e.filter.as_str()).or_insert(e);
+    }
+    out.extend(external.into_values().map(ext_authz));
     let mut providers = HashMap::new();
     let mut requirements = HashMap::new();
     for j in auths.iter().filter_map(|a| a.jwt.as_deref()) {
@@ -109,12 +119,73 @@ pub fn per_route(out: &mut Route, a: &RouteAuth) {
         };
         cfg.insert(API_KEY.into(), enable(pack_any(per)));
     }
+    if let Some(e) = &a.external {
+        let per =
+            ExtAuthzPerRoute { r#override: Some(ext_authz_per_route::Override::CheckSettings(Default::default())) };
+        cfg.insert(e.filter.clone(), enable(pack_any(per)));
+    }
     if let Some(rules) = a.authorization.as_deref().and_then(rules) {
         cfg.insert(
             RBAC.into(),
             pack_any(RbacPerRoute { rbac: Some(Rbac { rules: Some(rules), ..Default::default() }) }),
         );
     }
+}
+
+/// An ext_authz filter instance for one server, disabled by default.
+fn ext_authz(e: &ExternalIr) -> HttpFilter {
+    use envoy_types::pb::envoy::config::core::v3::{ApiVersion, GrpcService, HttpUri, grpc_service, http_uri};
+    let timeout = Some(super::duration(std::time::Duration::from_millis(e.timeout_ms)));
+    let names = |hs: &[String]| {
+        (!hs.is_empty()).then(|| ListStringMatcher {
+            patterns: hs
+                .iter()
+                .map(|h| StringMatcher {
+                    match_pattern: Some(string_matcher::MatchPattern::Exact(h.clone())),
+                    ignore_case: true,
+                })
+                .collect(),
+        })
+    };
+    // The server's authority (Host): the cluster name made a valid host name (servers refuse
+    // a `/` in it).
+    let authority = e.cluster.replace('/', "-");
+    let service = if e.grpc {
+        ext_authz::Services::GrpcService(GrpcService {
+            timeout,
+            target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(grpc_service::EnvoyGrpc {
+                cluster_name: e.cluster.clone(),
+                authority: authority.clone(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        })
+    } else {
+        ext_authz::Services::HttpService(HttpService {
+            server_uri: Some(HttpUri {
+                uri: format!("http://{authority}"),
+                timeout,
+                http_upstream_type: Some(http_uri::HttpUpstreamType::Cluster(e.cluster.clone())),
+            }),
+            path_prefix: e.path_prefix.clone().unwrap_or_default(),
+            authorization_response: names(&e.headers_to_backend)
+                .map(|m| AuthorizationResponse { allowed_upstream_headers: Some(m), ..Default::default() }),
+            ..Default::default()
+        })
+    };
+    let config = ExtAuthz {
+        transport_api_version: ApiVersion::V3 as i32,
+        failure_mode_allow: e.fail_open,
+        with_request_body: e.body.map(|(max, partial)| BufferSettings {
+            max_request_bytes: max,
+            allow_partial_message: partial,
+            ..Default::default()
+        }),
+        allowed_headers: names(&e.headers_to_server),
+        services: Some(service),
+        ..Default::default()
+    };
+    HttpFilter { disabled: true, ..super::http_filter(&e.filter, config) }
 }
 
 /// A per-route configuration that also enables a filter disabled by default.
