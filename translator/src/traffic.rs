@@ -211,7 +211,7 @@ fn client_ir(m: &Merged) -> Option<ClientIr> {
     .filter(|c| !c.policies.is_empty())
 }
 
-/// The effective TrafficPolicy settings of each route rule of a Gateway (what `legate
+/// The effective TrafficPolicy (and AuthPolicy: `auth`) settings of each route rule of a Gateway (what `legate
 /// translate --show policy` prints): per rule and listener, the route settings and those of
 /// each backend it sends to, with the policies they come from.
 pub fn effective(ir: &GatewayIr) -> Value {

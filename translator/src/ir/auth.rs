@@ -52,12 +52,12 @@ pub struct JwtProviderIr {
     pub jwks: JwksIr,
     pub clock_skew_s: u32,
     /// The header (and value prefix) the token is read from; neither: `Authorization: Bearer`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "header_prefix")]
     pub header: Option<(String, String)>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub query_param: Option<String>,
     /// Claim → request header.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "as_map")]
     pub claim_to_headers: Vec<(String, String)>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub forward: bool,
@@ -154,13 +154,33 @@ pub struct AuthzIr {
 #[serde(rename_all = "camelCase")]
 pub struct AuthzRuleIr {
     /// (address, prefix length).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "cidrs")]
     pub cidrs: Vec<(String, u32)>,
     /// (jwt_authn metadata key: the provider's Envoy name, claim path, values): every claim
     /// listed matches one of its values.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "claims")]
     pub claims: Vec<(String, Vec<String>, Vec<String>)>,
     /// (header, values; empty: present): every header listed matches.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "as_map")]
     pub headers: Vec<(String, Vec<String>)>,
+}
+
+// Readable forms for `--show ir` and `--show policy`.
+
+fn header_prefix<S: serde::Serializer>(h: &Option<(String, String)>, s: S) -> Result<S::Ok, S::Error> {
+    h.as_ref().map(|(name, prefix)| serde_json::json!({ "name": name, "prefix": prefix })).serialize(s)
+}
+
+fn as_map<S: serde::Serializer, V: Serialize>(pairs: &[(String, V)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(pairs.iter().map(|(k, v)| (k, v)))
+}
+
+fn cidrs<S: serde::Serializer>(c: &[(String, u32)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(c.iter().map(|(a, l)| format!("{a}/{l}")))
+}
+
+fn claims<S: serde::Serializer>(c: &[(String, Vec<String>, Vec<String>)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(
+        c.iter().map(|(p, path, v)| serde_json::json!({ "provider": p, "claim": path.join("."), "values": v })),
+    )
 }
