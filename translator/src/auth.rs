@@ -145,8 +145,11 @@ fn take<T>(s: &sections::Section<T>, note: &mut impl FnMut(&String)) -> Option<A
 /// they were made from and the settings are the same.
 #[derive(Default)]
 pub struct Cache {
-    virtual_hosts: Epoched<(ObjKey, String), (Arc<VirtualHostIr>, Changes, Arc<VirtualHostIr>)>,
+    virtual_hosts: Epoched<(ObjKey, String), Made>,
 }
+
+/// A virtual host, the auth settings given to its routes, and the result.
+type Made = (Arc<VirtualHostIr>, Changes, Arc<VirtualHostIr>);
 
 /// Per route of a virtual host, its auth settings.
 type Changes = Vec<Option<Arc<RouteAuth>>>;
