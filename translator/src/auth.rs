@@ -68,14 +68,10 @@ impl AuthPolicies {
             return;
         }
         let a = &mut self.attachments;
-        let gw_target = Target::gateway(gw, None);
-        let gw_merged = a.chain(std::slice::from_ref(&gw_target), gw, ATOMIC);
-        a.affect(&gw_merged, (Kind::Gateway, gw), gw);
+        let gw_target = a.affect_gateway(gw, None, ATOMIC);
         for l in &mut ir.listeners {
             for vh in &mut l.virtual_hosts {
-                let listener = Target::gateway(gw, Some(&vh.listener));
-                let listener_only = a.chain(std::slice::from_ref(&listener), gw, ATOMIC);
-                a.affect(&listener_only, (Kind::Gateway, gw), gw);
+                let listener = a.affect_gateway(gw, Some(&vh.listener), ATOMIC);
                 let mut changes = vec![];
                 for r in &vh.routes {
                     let Some(route) = &r.origin.route else {

@@ -241,6 +241,15 @@ impl Attachments {
         merged
     }
 
+    /// Records that the policy in effect on Gateway `gw` (or one of its listeners) affects it
+    /// (its PolicyAffected condition); returns that target.
+    pub fn affect_gateway(&mut self, gw: &ObjKey, listener: Option<&str>, atomic: &[&str]) -> Target {
+        let t = Target::gateway(gw, listener);
+        let merged = self.chain(std::slice::from_ref(&t), gw, atomic);
+        self.affect(&merged, (Kind::Gateway, gw), gw);
+        t
+    }
+
     /// Records that `merged`'s fields (but those under `except`) are in effect.
     pub fn used(&mut self, merged: &Merged, except: &[&str]) {
         for (path, p) in &merged.from {
@@ -417,6 +426,18 @@ impl Merged {
         }
         out
     }
+}
+
+/// `layers` merged in order (least specific first), each as policy `apps/p<i>` (tests).
+#[cfg(test)]
+pub(crate) fn merged_layers(layers: &[Value], atomic: &[&str]) -> Merged {
+    let mut m = Merged::default();
+    for (i, v) in layers.iter().enumerate() {
+        let key = ObjKey::new("apps", format!("p{i}"));
+        merge_into(&mut m.value, v, "", atomic, &key, &mut m.from);
+        m.policies.push((key.clone(), Target::gateway(&key, None)));
+    }
+    m
 }
 
 /// Merges `over` into `into` field by field: objects key by key, anything else (and objects

@@ -77,9 +77,7 @@ impl TrafficPolicies {
             return;
         }
         let a = &mut self.attachments;
-        let gw_target = Target::gateway(gw, None);
-        let gw_merged = a.chain(std::slice::from_ref(&gw_target), gw, ATOMIC);
-        a.affect(&gw_merged, (Kind::Gateway, gw), gw);
+        let gw_target = a.affect_gateway(gw, None, ATOMIC);
         let by_name: BTreeMap<String, Arc<ClusterIr>> =
             ir.clusters.iter().map(|c| (c.name.clone(), c.clone())).collect();
         let mut clusters: BTreeMap<String, Arc<ClusterIr>> = BTreeMap::new();
@@ -116,8 +114,7 @@ impl TrafficPolicies {
                     }
                     a.used(&route_part, &except);
                     a.affect(&merged, (route.kind, &route.key), gw);
-                    let listener_only = a.chain(std::slice::from_ref(&listener), gw, ATOMIC);
-                    a.affect(&listener_only, (Kind::Gateway, gw), gw);
+                    a.affect_gateway(gw, Some(&vh.listener), ATOMIC);
                     let traffic = route_traffic(&route_part, &r.origin);
                     // Backend settings along listener, Service/Backend, route, rule.
                     let mut renames = vec![];

@@ -1,16 +1,9 @@
 use serde_json::json;
 
 use super::*;
-use crate::policy::merge_into;
 
 fn merged(layers: &[Value]) -> Merged {
-    let mut m = Merged::default();
-    for (i, v) in layers.iter().enumerate() {
-        let key = ObjKey::new("apps", format!("p{i}"));
-        merge_into(&mut m.value, v, "", ATOMIC, &key, &mut m.from);
-        m.policies.push((key.clone(), Target::gateway(&key, None)));
-    }
-    m
+    crate::policy::merged_layers(layers, ATOMIC)
 }
 
 fn jwt(requirement: &str) -> Arc<JwtIr> {
