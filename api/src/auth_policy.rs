@@ -373,6 +373,7 @@ pub struct Oidc {
     pub token_endpoint: String,
     /// The backend Envoy connects to for the token endpoint.
     pub token_backend_ref: AuthBackendRef,
+    #[serde(rename = "clientID")]
     #[schemars(length(min = 1, max = 256))]
     pub client_id: String,
     /// The Secret key holding the client secret.

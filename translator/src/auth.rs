@@ -88,11 +88,15 @@ impl AuthPolicies {
                 *vh = cache.virtual_host(gw, vh, changes);
             }
         }
-        // The external authorization servers' clusters.
+        // The clusters of the external authorization servers and the token endpoints.
         let mut extra: BTreeMap<String, Arc<ClusterIr>> = BTreeMap::new();
         for r in ir.listeners.iter().flat_map(|l| &l.virtual_hosts).flat_map(|v| &v.routes) {
-            if let Some(e) = r.auth.as_ref().and_then(|a| a.external.as_ref()) {
+            let Some(a) = r.auth.as_ref().filter(|a| a.broken.is_none()) else { continue };
+            if let Some(e) = &a.external {
                 extra.entry(e.cluster.clone()).or_insert_with(|| e.backend.clone());
+            }
+            if let Some(o) = &a.oidc {
+                extra.entry(o.cluster.clone()).or_insert_with(|| o.backend.clone());
             }
         }
         extra.retain(|name, _| !ir.clusters.iter().any(|c| c.name == *name));
@@ -115,6 +119,7 @@ fn route_auth(m: &Merged, sections: &BTreeMap<ObjKey, Sections>) -> Option<Route
             "/basicAuth" => out.basic_auth = take(&s.basic_auth, &mut note),
             "/apiKey" => out.api_key = take(&s.api_key, &mut note),
             "/external" => out.external = take(&s.external, &mut note),
+            "/oidc" => out.oidc = take(&s.oidc, &mut note),
             "/authorization" => out.authorization = take(&s.authorization, &mut note),
             _ => {}
         }

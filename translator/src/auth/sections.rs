@@ -24,6 +24,7 @@ pub struct Sections {
     pub basic_auth: Section<BasicAuthIr>,
     pub api_key: Section<ApiKeyIr>,
     pub external: Section<ExternalIr>,
+    pub oidc: Section<OidcIr>,
     pub authorization: Section<AuthzIr>,
 }
 
@@ -44,15 +45,13 @@ fn err<T>(s: &Section<T>) -> Option<&str> {
 
 /// Resolves `spec` of policy `key`; `Err` says why the spec itself is invalid.
 pub fn resolve(res: &Resources, key: &ObjKey, spec: &AuthPolicySpec) -> Result<Sections, String> {
-    if spec.oidc.is_some() {
-        return Err("oidc is not supported by this version of Legate".into());
-    }
     let ns = key.namespace.as_str();
     Ok(Sections {
         jwt: spec.jwt.as_ref().map(|j| jwt(res, key, j)).transpose()?,
         basic_auth: spec.basic_auth.as_ref().map(|b| Ok::<_, String>(basic_auth(res, ns, b))).transpose()?,
         api_key: spec.api_key.as_ref().map(|k| Ok::<_, String>(api_key(res, ns, k))).transpose()?,
         external: spec.external.as_ref().map(|e| external(res, key, e)).transpose()?,
+        oidc: spec.oidc.as_ref().map(|o| oidc(res, key, o)),
         authorization: spec.authorization.as_ref().map(authorization).transpose()?.map(|a| Ok(Arc::new(a))),
     })
 }
@@ -251,27 +250,10 @@ fn external(res: &Resources, key: &ObjKey, e: &ExternalAuth) -> Result<Result<Ar
         None => 200,
     };
     let grpc = e.protocol == ExternalProtocol::Grpc;
-    let b = &e.backend_ref;
-    let view = BackendRefView {
-        group: Some(&b.group),
-        kind: Some(&b.kind),
-        name: &b.name,
-        namespace: None,
-        port: b.port.map(i32::from),
-    };
-    let from = Referrer { kind: legate_api::gvk::KIND_AUTH_POLICY, namespace: &key.namespace };
-    let mut cluster = match backends::resolve(&Reads::new(res), from, view) {
+    let cluster = match auth_cluster(res, key, &e.backend_ref, grpc) {
         Ok(c) => c,
-        Err(p) => return Ok(Err(format!("external.backendRef: {}", p.message))),
+        Err(m) => return Ok(Err(format!("external.backendRef: {m}"))),
     };
-    if let EndpointSource::Service { service, port_name } = &cluster.source {
-        cluster.endpoints = Endpoints::Static(backends::service_endpoints(res, service, port_name));
-    }
-    // Its own cluster: gRPC needs HTTP/2 whatever the Service says.
-    cluster.name = format!("{}/authz", cluster.name);
-    if grpc {
-        cluster.protocol = UpstreamProtocol::Http2;
-    }
     let lower = |v: &Option<Vec<String>>| v.iter().flatten().map(|h| h.to_ascii_lowercase()).collect();
     Ok(Ok(Arc::new(ExternalIr {
         filter: format!("envoy.filters.http.ext_authz/{key}"),
@@ -285,6 +267,63 @@ fn external(res: &Resources, key: &ObjKey, e: &ExternalAuth) -> Result<Result<Ar
         headers_to_backend: lower(&e.headers_to_backend),
         body: e.include_body.as_ref().map(|b| (b.max_bytes, b.allow_partial.unwrap_or(false))),
     })))
+}
+
+/// The cluster an auth section reaches a server through: its own (`<cluster>/authz`), HTTP/2
+/// when `http2`.
+fn auth_cluster(res: &Resources, key: &ObjKey, b: &AuthBackendRef, http2: bool) -> Result<ClusterIr, String> {
+    let view = BackendRefView {
+        group: Some(&b.group),
+        kind: Some(&b.kind),
+        name: &b.name,
+        namespace: None,
+        port: b.port.map(i32::from),
+    };
+    let from = Referrer { kind: legate_api::gvk::KIND_AUTH_POLICY, namespace: &key.namespace };
+    let mut cluster = backends::resolve(&Reads::new(res), from, view).map_err(|p| p.message)?;
+    if let EndpointSource::Service { service, port_name } = &cluster.source {
+        cluster.endpoints = Endpoints::Static(backends::service_endpoints(res, service, port_name));
+    }
+    // Its own cluster: gRPC needs HTTP/2 whatever the Service says.
+    cluster.name = format!("{}/authz", cluster.name);
+    if http2 {
+        cluster.protocol = UpstreamProtocol::Http2;
+    }
+    Ok(cluster)
+}
+
+fn oidc(res: &Resources, key: &ObjKey, o: &Oidc) -> Result<Arc<OidcIr>, String> {
+    let cluster =
+        auth_cluster(res, key, &o.token_backend_ref, false).map_err(|m| format!("oidc.tokenBackendRef: {m}"))?;
+    let client_secret = secret_key(res, &key.namespace, &o.client_secret)?.trim().to_owned();
+    // The cookies' HMAC key: derived from the client secret and the policy, so that every
+    // Envoy of the Gateway (and every translation) signs alike without a Secret of its own.
+    use sha2::Digest as _;
+    let hmac = sha2::Sha256::digest(format!("legate-oidc-hmac\n{key}\n{client_secret}").as_bytes());
+    let base = format!("authpolicy/{key}");
+    Ok(Arc::new(OidcIr {
+        filter: format!("envoy.filters.http.oauth2/{key}"),
+        authorization_endpoint: o.authorization_endpoint.clone(),
+        token_endpoint: o.token_endpoint.clone(),
+        cluster: cluster.name.clone(),
+        backend: Arc::new(cluster),
+        client_id: o.client_id.clone(),
+        client_secret_name: format!("{base}/client-secret"),
+        hmac_secret_name: format!("{base}/hmac"),
+        client_secret,
+        hmac_secret: hex::encode(hmac),
+        redirect_path: o.redirect_path.clone().unwrap_or_else(|| "/oauth2/callback".into()),
+        logout_path: o.logout_path.clone().unwrap_or_else(|| "/logout".into()),
+        scopes: o.scopes.clone().unwrap_or_else(|| vec!["openid".into()]),
+        cookie_domain: o.cookies.as_ref().and_then(|c| c.domain.clone()),
+        same_site: match o.cookies.as_ref().and_then(|c| c.same_site) {
+            Some(SameSite::Strict) => "Strict",
+            Some(SameSite::None) => "None",
+            _ => "Lax",
+        }
+        .into(),
+        forward_access_token: o.forward_access_token.unwrap_or(false),
+    }))
 }
 
 fn authorization(a: &Authorization) -> Result<AuthzIr, String> {

@@ -21,6 +21,8 @@ pub struct RouteAuth {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external: Option<Arc<ExternalIr>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<Arc<OidcIr>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub authorization: Option<Arc<AuthzIr>>,
     /// Why a section cannot be enforced (a missing Secret, say): the route fails closed,
     /// answering 500.
@@ -137,6 +139,37 @@ pub struct ExternalIr {
     /// (max bytes, allow partial).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<(u32, bool)>,
+}
+
+/// Browser login (Envoy's oauth2 filter): one filter instance per policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OidcIr {
+    /// The filter instance: `envoy.filters.http.oauth2/<policy namespace>/<policy>`.
+    pub filter: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    /// The token endpoint's cluster (added to the Gateway's clusters), by name.
+    pub cluster: String,
+    #[serde(skip)]
+    pub backend: Arc<super::ClusterIr>,
+    pub client_id: String,
+    /// The SDS secrets holding the client secret and the cookies' HMAC key, by name.
+    pub client_secret_name: String,
+    pub hmac_secret_name: String,
+    #[serde(skip)]
+    pub client_secret: String,
+    #[serde(skip)]
+    pub hmac_secret: String,
+    pub redirect_path: String,
+    pub logout_path: String,
+    pub scopes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cookie_domain: Option<String>,
+    /// Strict, Lax or None.
+    pub same_site: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub forward_access_token: bool,
 }
 
 /// Allow/deny rules: a request matching a deny rule is refused; else one matching an allow

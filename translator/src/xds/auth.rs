@@ -68,6 +68,11 @@ pub fn http_filters(vhs: &[Arc<VirtualHostIr>], listener: Option<&str>) -> Vec<H
         let config = jwt::JwtAuthentication { providers, requirement_map: requirements, ..Default::default() };
         out.push(super::http_filter(JWT, config));
     }
+    let mut oidc: BTreeMap<&str, &OidcIr> = BTreeMap::new();
+    for o in auths.iter().filter_map(|a| a.oidc.as_deref()) {
+        oidc.entry(o.filter.as_str()).or_insert(o);
+    }
+    out.extend(oidc.into_values().map(oauth2));
     let mut basic: BTreeMap<String, &BasicAuthIr> = BTreeMap::new();
     for b in auths.iter().filter_map(|a| a.basic_auth.as_deref()) {
         basic.entry(basic_name(b)).or_insert(b);
@@ -123,6 +128,10 @@ pub fn per_route(out: &mut Route, a: &RouteAuth) {
         let per =
             ExtAuthzPerRoute { r#override: Some(ext_authz_per_route::Override::CheckSettings(Default::default())) };
         cfg.insert(e.filter.clone(), enable(pack_any(per)));
+    }
+    if let Some(o) = &a.oidc {
+        // oauth2 has no per-route configuration: a present but empty `config` only enables it.
+        cfg.insert(o.filter.clone(), enable(Any::default()));
     }
     if let Some(rules) = a.authorization.as_deref().and_then(rules) {
         cfg.insert(
@@ -186,6 +195,75 @@ fn ext_authz(e: &ExternalIr) -> HttpFilter {
         ..Default::default()
     };
     HttpFilter { disabled: true, ..super::http_filter(&e.filter, config) }
+}
+
+/// An oauth2 filter instance for one policy's login, disabled by default. Its client secret
+/// and HMAC key are SDS secrets of the Gateway's snapshot ([`secrets`]).
+fn oauth2(o: &OidcIr) -> HttpFilter {
+    use envoy_types::pb::envoy::config::core::v3::{HttpUri, http_uri};
+    use envoy_types::pb::envoy::extensions::filters::http::oauth2::v3 as oauth2;
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::SdsSecretConfig;
+    use envoy_types::pb::envoy::r#type::matcher::v3::{PathMatcher, path_matcher};
+    let sds = |name: &str| SdsSecretConfig { name: name.into(), sds_config: Some(super::ads()) };
+    let path = |p: &str| PathMatcher {
+        rule: Some(path_matcher::Rule::Path(StringMatcher {
+            match_pattern: Some(string_matcher::MatchPattern::Exact(p.into())),
+            ..Default::default()
+        })),
+    };
+    let same_site = match o.same_site.as_str() {
+        "Strict" => oauth2::cookie_config::SameSite::Strict,
+        "None" => oauth2::cookie_config::SameSite::None,
+        _ => oauth2::cookie_config::SameSite::Lax,
+    } as i32;
+    let cookie = || Some(oauth2::CookieConfig { same_site, ..Default::default() });
+    let config = oauth2::OAuth2Config {
+        token_endpoint: Some(HttpUri {
+            uri: o.token_endpoint.clone(),
+            timeout: Some(super::duration(std::time::Duration::from_secs(5))),
+            http_upstream_type: Some(http_uri::HttpUpstreamType::Cluster(o.cluster.clone())),
+        }),
+        authorization_endpoint: o.authorization_endpoint.clone(),
+        credentials: Some(oauth2::OAuth2Credentials {
+            client_id: o.client_id.clone(),
+            token_secret: Some(sds(&o.client_secret_name)),
+            token_formation: Some(oauth2::o_auth2_credentials::TokenFormation::HmacSecret(sds(&o.hmac_secret_name))),
+            cookie_domain: o.cookie_domain.clone().unwrap_or_default(),
+            ..Default::default()
+        }),
+        redirect_uri: format!("%REQ(x-forwarded-proto)%://%REQ(:authority)%{}", o.redirect_path),
+        redirect_path_matcher: Some(path(&o.redirect_path)),
+        signout_path: Some(path(&o.logout_path)),
+        forward_bearer_token: o.forward_access_token,
+        auth_scopes: o.scopes.clone(),
+        cookie_configs: Some(oauth2::CookieConfigs {
+            bearer_token_cookie_config: cookie(),
+            oauth_hmac_cookie_config: cookie(),
+            oauth_expires_cookie_config: cookie(),
+            id_token_cookie_config: cookie(),
+            refresh_token_cookie_config: cookie(),
+            oauth_nonce_cookie_config: cookie(),
+            code_verifier_cookie_config: cookie(),
+        }),
+        ..Default::default()
+    };
+    HttpFilter { disabled: true, ..super::http_filter(&o.filter, oauth2::OAuth2 { config: Some(config) }) }
+}
+
+/// The SDS secrets of the Gateway's login policies: client secrets and HMAC keys.
+pub fn secrets(ir: &GatewayIr) -> Vec<envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret> {
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{GenericSecret, Secret, secret};
+    let generic = |name: &str, value: &str| Secret {
+        name: name.into(),
+        r#type: Some(secret::Type::GenericSecret(GenericSecret { secret: Some(inline(value)), ..Default::default() })),
+    };
+    let mut out: BTreeMap<String, Secret> = BTreeMap::new();
+    let routes = ir.listeners.iter().flat_map(|l| &l.virtual_hosts).flat_map(|v| &v.routes);
+    for o in routes.filter_map(|r| r.auth.as_deref()).filter(|a| a.broken.is_none()).filter_map(|a| a.oidc.as_deref()) {
+        out.entry(o.client_secret_name.clone()).or_insert_with(|| generic(&o.client_secret_name, &o.client_secret));
+        out.entry(o.hmac_secret_name.clone()).or_insert_with(|| generic(&o.hmac_secret_name, &o.hmac_secret));
+    }
+    out.into_values().collect()
 }
 
 /// A per-route configuration that also enables a filter disabled by default.
