@@ -17,7 +17,6 @@ use serde_json::Value;
 use crate::ir::*;
 use crate::policy::{Attachments, Input, Merged, Target};
 use crate::resources::{ObjKey, Resources};
-use crate::xds::cache::Epoched;
 
 pub use sections::Sections;
 
@@ -142,15 +141,11 @@ fn take<T>(s: &sections::Section<T>, note: &mut impl FnMut(&String)) -> Option<A
     }
 }
 
-/// Virtual hosts with auth settings kept between translations: the same `Arc` while the IR
-/// they were made from and the settings are the same.
+/// Virtual hosts with auth settings kept between translations.
 #[derive(Default)]
 pub struct Cache {
-    virtual_hosts: Epoched<(ObjKey, String), Made>,
+    virtual_hosts: crate::policy::VirtualHosts<Changes>,
 }
-
-/// A virtual host, the auth settings given to its routes, and the result.
-type Made = (Arc<VirtualHostIr>, Changes, Arc<VirtualHostIr>);
 
 /// Per route of a virtual host, its auth settings.
 type Changes = Vec<Option<Arc<RouteAuth>>>;
@@ -161,24 +156,15 @@ impl Cache {
     }
 
     fn virtual_host(&mut self, gw: &ObjKey, vh: &Arc<VirtualHostIr>, changes: Changes) -> Arc<VirtualHostIr> {
-        if changes.iter().all(Option::is_none) {
-            return vh.clone();
-        }
-        let (_, _, out) = self.virtual_hosts.get_or(
-            (gw.clone(), vh.name.clone()),
-            |(base, was, _)| Arc::ptr_eq(base, vh) && *was == changes,
-            || {
-                let mut out = VirtualHostIr::clone(vh);
-                for (r, auth) in out.routes.iter_mut().zip(&changes) {
-                    if auth.as_ref().is_some_and(|a| a.broken.is_some()) {
-                        r.action = ActionIr::Respond { status: 500, body: BROKEN_BODY.into() };
-                    }
-                    r.auth = auth.clone();
+        let none = changes.iter().all(Option::is_none);
+        crate::policy::remake(&mut self.virtual_hosts, gw, vh, changes, none, |out, changes| {
+            for (r, auth) in out.routes.iter_mut().zip(changes) {
+                if auth.as_ref().is_some_and(|a| a.broken.is_some()) {
+                    r.action = ActionIr::Respond { status: 500, body: BROKEN_BODY.into() };
                 }
-                (vh.clone(), changes.clone(), Arc::new(out))
-            },
-        );
-        out.clone()
+                r.auth = auth.clone();
+            }
+        })
     }
 }
 

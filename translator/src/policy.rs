@@ -18,7 +18,10 @@ use legate_api::kinds::Kind;
 use legate_api::{PolicyTargetRef, gvk};
 use serde_json::{Map, Value};
 
+use std::sync::Arc;
+
 use crate::conditions::Condition;
+use crate::ir::VirtualHostIr;
 use crate::resources::{ObjKey, Resources};
 use crate::routes::RouteKey;
 use crate::status::{ParentRef, PolicyAncestorStatus, PolicyStatus, Statuses};
@@ -426,6 +429,35 @@ impl Merged {
         }
         out
     }
+}
+
+/// Virtual hosts a policy kind changed, kept between translations: per (Gateway, virtual
+/// host), the virtual host it was made from, the changes (`C`) and the result.
+pub type VirtualHosts<C> = crate::xds::cache::Epoched<(ObjKey, String), (Arc<VirtualHostIr>, C, Arc<VirtualHostIr>)>;
+
+/// `vh` with `changes` applied by `apply`: the same `Arc` as last time while `vh` and the
+/// changes are; `vh` itself when `none` says there are no changes.
+pub fn remake<C: PartialEq + Clone>(
+    cache: &mut VirtualHosts<C>,
+    gw: &ObjKey,
+    vh: &Arc<VirtualHostIr>,
+    changes: C,
+    none: bool,
+    apply: impl FnOnce(&mut VirtualHostIr, &C),
+) -> Arc<VirtualHostIr> {
+    if none {
+        return vh.clone();
+    }
+    let (_, _, out) = cache.get_or(
+        (gw.clone(), vh.name.clone()),
+        |(base, was, _)| Arc::ptr_eq(base, vh) && *was == changes,
+        || {
+            let mut out = VirtualHostIr::clone(vh);
+            apply(&mut out, &changes);
+            (vh.clone(), changes.clone(), Arc::new(out))
+        },
+    );
+    out.clone()
 }
 
 /// `layers` merged in order (least specific first), each as policy `apps/p<i>` (tests).

@@ -497,7 +497,7 @@ type Made<T, S> = (Arc<T>, S, Arc<T>);
 /// while the IR they were made from and the settings are the same.
 #[derive(Default)]
 pub struct Cache {
-    virtual_hosts: Epoched<(ObjKey, String), Made<VirtualHostIr, Changes>>,
+    virtual_hosts: crate::policy::VirtualHosts<Changes>,
     clusters: Epoched<(ObjKey, String), Made<ClusterIr, Option<ClusterTraffic>>>,
 }
 
@@ -524,28 +524,19 @@ impl Cache {
     }
 
     fn virtual_host(&mut self, gw: &ObjKey, vh: &Arc<VirtualHostIr>, changes: Changes) -> Arc<VirtualHostIr> {
-        if changes.iter().all(|(t, r)| t.is_none() && r.iter().all(Option::is_none)) {
-            return vh.clone();
-        }
-        let (_, _, out) = self.virtual_hosts.get_or(
-            (gw.clone(), vh.name.clone()),
-            |(base, was, _)| Arc::ptr_eq(base, vh) && *was == changes,
-            || {
-                let mut out = VirtualHostIr::clone(vh);
-                for (r, (traffic, renames)) in out.routes.iter_mut().zip(&changes) {
-                    r.traffic = traffic.clone();
-                    if let ActionIr::Forward { backends, .. } = &mut r.action {
-                        for (b, rename) in backends.iter_mut().zip(renames) {
-                            if let Some(n) = rename {
-                                b.cluster = Some(n.clone());
-                            }
+        let none = changes.iter().all(|(t, r)| t.is_none() && r.iter().all(Option::is_none));
+        crate::policy::remake(&mut self.virtual_hosts, gw, vh, changes, none, |out, changes| {
+            for (r, (traffic, renames)) in out.routes.iter_mut().zip(changes) {
+                r.traffic = traffic.clone();
+                if let ActionIr::Forward { backends, .. } = &mut r.action {
+                    for (b, rename) in backends.iter_mut().zip(renames) {
+                        if let Some(n) = rename {
+                            b.cluster = Some(n.clone());
                         }
                     }
                 }
-                (vh.clone(), changes.clone(), Arc::new(out))
-            },
-        );
-        out.clone()
+            }
+        })
     }
 }
 
