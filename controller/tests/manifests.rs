@@ -27,10 +27,16 @@ fn crds_are_sorted_by_name_and_cover_legate_kinds() {
     let names: Vec<String> = crds::crds().iter().map(|c| c.metadata.name.clone().unwrap()).collect();
     assert_eq!(
         names,
-        ["backends.gateway.legate.dev", "proxyconfigs.gateway.legate.dev", "trafficpolicies.gateway.legate.dev"]
+        [
+            "authpolicies.gateway.legate.dev",
+            "backends.gateway.legate.dev",
+            "proxyconfigs.gateway.legate.dev",
+            "trafficpolicies.gateway.legate.dev"
+        ]
     );
     let stream = crds::stream();
-    assert_eq!(stream.matches("---\n").count(), 3);
+    assert_eq!(stream.matches("---\n").count(), 4);
+    assert!(stream.find("name: authpolicies.").unwrap() < stream.find("name: backends.").unwrap());
     assert!(stream.find("name: backends.").unwrap() < stream.find("name: proxyconfigs.").unwrap());
     assert!(stream.find("name: proxyconfigs.").unwrap() < stream.find("name: trafficpolicies.").unwrap());
 }
@@ -133,6 +139,8 @@ fn printer_columns_point_at_fields_of_the_schema() {
     assert_eq!(
         seen,
         [
+            "AuthPolicy:Accepted",
+            "AuthPolicy:Age",
             "Backend:Accepted",
             "Backend:Age",
             "ProxyConfig:Replicas",
