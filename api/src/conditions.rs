@@ -89,4 +89,7 @@ pub mod legate {
     pub const BACKEND_AVAILABLE: &str = "Available";
     /// [`RATE_LIMIT_BACKEND`] False: the counters cannot be reached; the failure mode decides.
     pub const BACKEND_UNAVAILABLE: &str = "Unavailable";
+    /// A policy's `ResolvedRefs` reason: a Secret, ConfigMap or backend it refers to is
+    /// missing or unusable.
+    pub const INVALID_REF: &str = "InvalidRef";
 }

@@ -24,6 +24,7 @@ pub const KIND_BACKEND: &str = "Backend";
 pub const KIND_PROXY_CONFIG: &str = "ProxyConfig";
 pub const KIND_TRAFFIC_POLICY: &str = "TrafficPolicy";
 pub const KIND_RATE_LIMIT_POLICY: &str = "RateLimitPolicy";
+pub const KIND_AUTH_POLICY: &str = "AuthPolicy";
 
 /// `apiVersion` of Legate's v1alpha1 kinds.
 pub const LEGATE_V1ALPHA1: &str = "gateway.legate.dev/v1alpha1";

@@ -22,6 +22,7 @@ pub enum Kind {
     ProxyConfig,
     TrafficPolicy,
     RateLimitPolicy,
+    AuthPolicy,
     Namespace,
     Service,
     EndpointSlice,
@@ -131,6 +132,7 @@ pub const KINDS: &[KindInfo] = &[
         StatusRole::Written,
         true,
     ),
+    row(Kind::AuthPolicy, LEGATE_GROUP, "v1alpha1", "AuthPolicy", "authpolicies", true, StatusRole::Written, true),
     row(Kind::Namespace, "", "v1", "Namespace", "namespaces", false, StatusRole::None, false),
     row(Kind::Service, "", "v1", "Service", "services", true, StatusRole::None, false),
     row(
@@ -185,7 +187,7 @@ impl Kind {
 
     /// Whether this is a policy kind (status `ancestors[]`, attached through `targetRefs`).
     pub fn is_policy(self) -> bool {
-        matches!(self, Kind::BackendTlsPolicy | Kind::TrafficPolicy | Kind::RateLimitPolicy)
+        matches!(self, Kind::BackendTlsPolicy | Kind::TrafficPolicy | Kind::RateLimitPolicy | Kind::AuthPolicy)
     }
 
     /// Whether Legate writes this kind's status.

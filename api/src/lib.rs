@@ -6,10 +6,12 @@
 //! * [`backend`]: Legate's `Backend` kind (`gateway.legate.dev/v1alpha1`).
 //! * [`traffic_policy`]: Legate's `TrafficPolicy` kind; [`policy`]: what policy kinds share.
 //! * [`rate_limit_policy`]: Legate's `RateLimitPolicy` kind.
+//! * [`auth_policy`]: Legate's `AuthPolicy` kind.
 //! * [`kinds`]: the registry of the kinds Legate reads.
 //!
 //! This crate does no I/O.
 
+pub mod auth_policy;
 pub mod backend;
 pub mod conditions;
 pub mod gvk;
@@ -19,6 +21,7 @@ pub mod proxy_config;
 pub mod rate_limit_policy;
 pub mod traffic_policy;
 
+pub use auth_policy::{AuthPolicy, AuthPolicySpec};
 pub use backend::{Backend, BackendEndpoint, BackendSpec, BackendStatus};
 pub use policy::{AncestorRef, PolicyAncestorStatus, PolicyStatus, PolicyTargetRef};
 pub use proxy_config::{ProxyConfig, ProxyConfigSpec, ProxyServiceConfig};

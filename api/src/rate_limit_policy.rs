@@ -167,9 +167,9 @@ pub struct GlobalLimit {
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     { "rule": "self.type != 'Header' || has(self.header)", "message": "type Header needs header" },
-    { "rule": "self.type != 'JWTClaim' || has(self.claim)", "message": "type JWTClaim needs claim" },
+    { "rule": "self.type != 'JWTClaim' || (has(self.claim) && has(self.provider))", "message": "type JWTClaim needs provider and claim" },
     { "rule": "!has(self.header) || self.type == 'Header'", "message": "header goes with type Header" },
-    { "rule": "!has(self.claim) || self.type == 'JWTClaim'", "message": "claim goes with type JWTClaim" }
+    { "rule": "(!has(self.claim) && !has(self.provider)) || self.type == 'JWTClaim'", "message": "provider and claim go with type JWTClaim" }
 ]))]
 pub struct LimitKey {
     #[serde(rename = "type")]
@@ -179,7 +179,12 @@ pub struct LimitKey {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256), regex(pattern = r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$"))]
     pub header: Option<String>,
-    /// The claim of the request's verified JWT (type JWTClaim; an AuthPolicy's jwt).
+    /// The AuthPolicy `jwt` provider (its `name`) whose verified token carries the claim
+    /// (type JWTClaim). Requests without such a token are not limited by a global limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub provider: Option<String>,
+    /// The claim of the request's verified JWT (type JWTClaim).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
     pub claim: Option<String>,

@@ -340,6 +340,7 @@ pub fn decode(file: &Path, doc: usize, mut v: Value) -> Result<Decoded, LoadErro
         Kind::ProxyConfig => Object::ProxyConfig(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::TrafficPolicy => Object::TrafficPolicy(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::RateLimitPolicy => Object::RateLimitPolicy(Arc::new(typed(&v).map_err(typed_err)?)),
+        Kind::AuthPolicy => Object::AuthPolicy(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::Namespace => Object::Namespace(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::Service => Object::Service(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::EndpointSlice => Object::EndpointSlice(Arc::new(typed(&v).map_err(typed_err)?)),

@@ -28,6 +28,7 @@ fn crds_are_sorted_by_name_and_cover_legate_kinds() {
     assert_eq!(
         names,
         [
+            "authpolicies.gateway.legate.dev",
             "backends.gateway.legate.dev",
             "proxyconfigs.gateway.legate.dev",
             "ratelimitpolicies.gateway.legate.dev",
@@ -36,6 +37,7 @@ fn crds_are_sorted_by_name_and_cover_legate_kinds() {
     );
     let stream = crds::stream();
     assert_eq!(stream.matches("---\n").count(), 4);
+    assert!(stream.find("name: authpolicies.").unwrap() < stream.find("name: backends.").unwrap());
     assert!(stream.find("name: backends.").unwrap() < stream.find("name: proxyconfigs.").unwrap());
     assert!(stream.find("name: proxyconfigs.").unwrap() < stream.find("name: trafficpolicies.").unwrap());
 }
@@ -138,6 +140,8 @@ fn printer_columns_point_at_fields_of_the_schema() {
     assert_eq!(
         seen,
         [
+            "AuthPolicy:Accepted",
+            "AuthPolicy:Age",
             "Backend:Accepted",
             "Backend:Age",
             "ProxyConfig:Replicas",

@@ -120,3 +120,9 @@ spec:
 {spec}"
     )
 }
+
+/// An AuthPolicy `namespace/name` with one `target` (flow YAML), created at `created`, and the
+/// raw `spec` YAML (fields indented by two spaces).
+pub fn auth_policy(namespace: &str, name: &str, created: &str, target: &str, spec: &str) -> String {
+    traffic_policy(namespace, name, created, target, spec).replacen("kind: TrafficPolicy", "kind: AuthPolicy", 1)
+}

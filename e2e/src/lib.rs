@@ -6,6 +6,7 @@ pub mod echo;
 pub mod fixtures;
 pub mod harness;
 pub mod redis;
+pub mod jwt;
 pub mod stream;
 pub mod tls;
 pub mod tls_backend;

@@ -50,6 +50,8 @@ pub struct Cache {
     pub traffic: crate::traffic::Cache,
     /// Virtual hosts given RateLimitPolicy limits.
     pub rate_limit: crate::ratelimit::Cache,
+    /// Virtual hosts given AuthPolicy settings.
+    pub auth: crate::auth::Cache,
 }
 
 impl Cache {
@@ -60,6 +62,7 @@ impl Cache {
         self.tls.sweep();
         self.traffic.sweep();
         self.rate_limit.sweep();
+        self.auth.sweep();
     }
 
     /// A cluster with its endpoints: a Service's read from its EndpointSlices, reused while
@@ -371,6 +374,7 @@ fn routes_for(l: &ListenerState<'_>, contributions: &[(&Attachment<'_>, &str)]) 
             action: action_ir(&rule.action, l, key.kind),
             traffic: None,
             rate_limit: None,
+            auth: None,
             origin: RuleOrigin {
                 route: Some(key.clone()),
                 rule: rule.index,

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::gateway::Protocol;
+
+mod auth;
 use crate::resources::ObjKey;
+pub use auth::*;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct GatewayIr {
@@ -173,6 +176,9 @@ pub struct RouteIr {
     /// Request rate limits from RateLimitPolicies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<Arc<RateLimitIr>>,
+    /// Authentication and authorization from AuthPolicies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<Arc<RouteAuth>>,
     /// The route and rule this comes from.
     #[serde(skip)]
     pub origin: RuleOrigin,
@@ -714,7 +720,12 @@ pub struct GlobalLimitIr {
 pub enum LimitKeyIr {
     ClientIp,
     Header(String),
-    JwtClaim(String),
+    /// A claim of the token the AuthPolicy jwt provider `provider` verified (its payload is in
+    /// the jwt_authn filter's dynamic metadata under the provider's name).
+    JwtClaim {
+        provider: String,
+        claim: String,
+    },
     Path,
     /// The route rule (`<kind>/<namespace>/<name>/rule/<i>`).
     Route(String),

@@ -6,6 +6,7 @@
 //! No I/O, no async runtime, no Kubernetes client. Same input, byte-identical output: every
 //! collection that reaches the output is ordered (BTreeMap or sorted Vec), never hash-ordered.
 
+pub mod auth;
 pub mod backend_tls;
 pub mod conditions;
 pub mod gateway;

@@ -18,7 +18,10 @@ use legate_api::kinds::Kind;
 use legate_api::{PolicyTargetRef, gvk};
 use serde_json::{Map, Value};
 
+use std::sync::Arc;
+
 use crate::conditions::Condition;
+use crate::ir::VirtualHostIr;
 use crate::resources::{ObjKey, Resources};
 use crate::routes::RouteKey;
 use crate::status::{ParentRef, PolicyAncestorStatus, PolicyStatus, Statuses};
@@ -137,6 +140,9 @@ pub struct Attachments {
     used: BTreeSet<ObjKey>,
     /// Gateway or route → (Gateway, policy, what it targets) for the PolicyAffected condition.
     affected: BTreeMap<(Kind, ObjKey), BTreeMap<ObjKey, Affecting>>,
+    /// For kinds that refer to other objects ([`Attachments::refs`]): the policies whose
+    /// references do not resolve, with why (the `ResolvedRefs` condition).
+    refs: Option<BTreeMap<ObjKey, String>>,
 }
 
 impl Attachments {
@@ -149,6 +155,7 @@ impl Attachments {
             ancestors: BTreeMap::new(),
             used: BTreeSet::new(),
             affected: BTreeMap::new(),
+            refs: None,
         };
         for Input { key, meta, target_refs: refs, mut spec, invalid } in policies {
             if let Some(o) = spec.as_object_mut() {
@@ -199,6 +206,11 @@ impl Attachments {
         out
     }
 
+    /// Gives the policies a `ResolvedRefs` condition: false for those listed (with why).
+    pub fn refs(&mut self, unresolved: BTreeMap<ObjKey, String>) {
+        self.refs = Some(unresolved);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_target.is_empty()
     }
@@ -230,6 +242,15 @@ impl Attachments {
             }
         }
         merged
+    }
+
+    /// Records that the policy in effect on Gateway `gw` (or one of its listeners) affects it
+    /// (its PolicyAffected condition); returns that target.
+    pub fn affect_gateway(&mut self, gw: &ObjKey, listener: Option<&str>, atomic: &[&str]) -> Target {
+        let t = Target::gateway(gw, listener);
+        let merged = self.chain(std::slice::from_ref(&t), gw, atomic);
+        self.affect(&merged, (Kind::Gateway, gw), gw);
+        t
     }
 
     /// Records that `merged`'s fields (but those under `except`) are in effect.
@@ -294,7 +315,14 @@ impl Attachments {
                 } else {
                     Condition::new(types::ACCEPTED, true, reasons::ACCEPTED, "policy is accepted", g)
                 };
-                ancestors.push(entry(ParentRef::gateway(gw), vec![accepted]));
+                let mut conditions = vec![accepted];
+                conditions.extend(self.refs.as_ref().map(|r| match r.get(key) {
+                    Some(m) => Condition::new(types::RESOLVED_REFS, false, lg::INVALID_REF, m.clone(), g),
+                    None => {
+                        Condition::new(types::RESOLVED_REFS, true, reasons::RESOLVED_REFS, "all references resolved", g)
+                    }
+                }));
+                ancestors.push(entry(ParentRef::gateway(gw), conditions));
             }
             for t in &e.missing {
                 let accepted = Condition::new(
@@ -420,6 +448,47 @@ pub fn per_socket(l: &crate::ir::ListenerIr, mut merged: impl FnMut(Option<&str>
     };
     let chains = l.tls.iter().map(|c| merged(Some(&c.listener))).collect();
     (socket, chains)
+}
+
+/// Virtual hosts a policy kind changed, kept between translations: per (Gateway, virtual
+/// host), the virtual host it was made from, the changes (`C`) and the result.
+pub type VirtualHosts<C> = crate::xds::cache::Epoched<(ObjKey, String), (Arc<VirtualHostIr>, C, Arc<VirtualHostIr>)>;
+
+/// `vh` with `changes` applied by `apply`: the same `Arc` as last time while `vh` and the
+/// changes are; `vh` itself when `none` says there are no changes.
+pub fn remake<C: PartialEq + Clone>(
+    cache: &mut VirtualHosts<C>,
+    gw: &ObjKey,
+    vh: &Arc<VirtualHostIr>,
+    changes: C,
+    none: bool,
+    apply: impl FnOnce(&mut VirtualHostIr, &C),
+) -> Arc<VirtualHostIr> {
+    if none {
+        return vh.clone();
+    }
+    let (_, _, out) = cache.get_or(
+        (gw.clone(), vh.name.clone()),
+        |(base, was, _)| Arc::ptr_eq(base, vh) && *was == changes,
+        || {
+            let mut out = VirtualHostIr::clone(vh);
+            apply(&mut out, &changes);
+            (vh.clone(), changes.clone(), Arc::new(out))
+        },
+    );
+    out.clone()
+}
+
+/// `layers` merged in order (least specific first), each as policy `apps/p<i>` (tests).
+#[cfg(test)]
+pub(crate) fn merged_layers(layers: &[Value], atomic: &[&str]) -> Merged {
+    let mut m = Merged::default();
+    for (i, v) in layers.iter().enumerate() {
+        let key = ObjKey::new("apps", format!("p{i}"));
+        merge_into(&mut m.value, v, "", atomic, &key, &mut m.from);
+        m.policies.push((key.clone(), Target::gateway(&key, None)));
+    }
+    m
 }
 
 /// Merges `over` into `into` field by field: objects key by key, anything else (and objects

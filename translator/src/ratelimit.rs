@@ -153,9 +153,11 @@ pub fn validate(s: &RateLimitPolicySpec) -> Result<(), String> {
         return Err("local.requests must be at least 1".into());
     }
     for (at, k) in keys {
-        match (k.type_, &k.header, &k.claim) {
-            (KeyType::Header, None, _) => return Err(format!("{at}: type Header needs header")),
-            (KeyType::JwtClaim, _, None) => return Err(format!("{at}: type JWTClaim needs claim")),
+        match (k.type_, &k.header, &k.claim, &k.provider) {
+            (KeyType::Header, None, _, _) => return Err(format!("{at}: type Header needs header")),
+            (KeyType::JwtClaim, _, None, _) | (KeyType::JwtClaim, _, _, None) => {
+                return Err(format!("{at}: type JWTClaim needs provider and claim"));
+            }
             _ => {}
         }
     }
@@ -175,7 +177,10 @@ fn limits(m: &Merged, rule: &str) -> Option<RateLimitIr> {
         k.as_ref().map(|k| match k.type_ {
             KeyType::ClientIp => LimitKeyIr::ClientIp,
             KeyType::Header => LimitKeyIr::Header(k.header.clone().unwrap_or_default().to_ascii_lowercase()),
-            KeyType::JwtClaim => LimitKeyIr::JwtClaim(k.claim.clone().unwrap_or_default()),
+            KeyType::JwtClaim => LimitKeyIr::JwtClaim {
+                provider: k.provider.clone().unwrap_or_default(),
+                claim: k.claim.clone().unwrap_or_default(),
+            },
             KeyType::Path => LimitKeyIr::Path,
             KeyType::Route => LimitKeyIr::Route(rule.to_owned()),
         })

@@ -13,7 +13,7 @@ use legate_api::gateway::{BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, Ht
 use legate_api::gvk::{GATEWAY_GROUP, KIND_GATEWAY, LABEL_SERVICE_NAME};
 use legate_api::k8s::{ConfigMap, EndpointSlice, Namespace, ObjectMeta, Secret, Service};
 use legate_api::kinds::Kind;
-use legate_api::{Backend, ProxyConfig, RateLimitPolicy, TrafficPolicy};
+use legate_api::{AuthPolicy, Backend, ProxyConfig, RateLimitPolicy, TrafficPolicy};
 use serde::Serialize;
 
 use crate::routes::{Route, RouteKey};
@@ -49,6 +49,8 @@ pub struct Resources {
     pub traffic_policies: Objects<TrafficPolicy>,
     /// Legate RateLimitPolicies.
     pub rate_limit_policies: Objects<RateLimitPolicy>,
+    /// Legate AuthPolicies.
+    pub auth_policies: Objects<AuthPolicy>,
     /// Rules of routes that could not be decoded because they carry values this version of
     /// Legate does not know (an enum value from a newer Gateway API, say). The route itself was
     /// decoded without them; the translator reports them as invalid rules.
@@ -113,6 +115,7 @@ pub enum Object {
     ProxyConfig(Arc<ProxyConfig>),
     TrafficPolicy(Arc<TrafficPolicy>),
     RateLimitPolicy(Arc<RateLimitPolicy>),
+    AuthPolicy(Arc<AuthPolicy>),
     Namespace(Arc<Namespace>),
     Service(Arc<Service>),
     EndpointSlice(Arc<EndpointSlice>),
@@ -133,6 +136,7 @@ impl Object {
             Object::ProxyConfig(_) => Kind::ProxyConfig,
             Object::TrafficPolicy(_) => Kind::TrafficPolicy,
             Object::RateLimitPolicy(_) => Kind::RateLimitPolicy,
+            Object::AuthPolicy(_) => Kind::AuthPolicy,
             Object::Namespace(_) => Kind::Namespace,
             Object::Service(_) => Kind::Service,
             Object::EndpointSlice(_) => Kind::EndpointSlice,
@@ -153,6 +157,7 @@ impl Object {
             Object::ProxyConfig(o) => &o.metadata,
             Object::TrafficPolicy(o) => &o.metadata,
             Object::RateLimitPolicy(o) => &o.metadata,
+            Object::AuthPolicy(o) => &o.metadata,
             Object::Namespace(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
             Object::EndpointSlice(o) => &o.metadata,
@@ -187,6 +192,7 @@ object_from!(
     ProxyConfig,
     TrafficPolicy,
     RateLimitPolicy,
+    AuthPolicy,
     Namespace,
     Service,
     EndpointSlice,
@@ -257,6 +263,9 @@ impl Resources {
             Object::RateLimitPolicy(o) => {
                 self.rate_limit_policies.insert(key, o);
             }
+            Object::AuthPolicy(o) => {
+                self.auth_policies.insert(key, o);
+            }
             Object::Namespace(o) => {
                 self.namespaces.insert(key, o);
             }
@@ -307,6 +316,7 @@ impl Resources {
             Kind::ProxyConfig => Object::ProxyConfig(self.proxy_configs.remove(key)?),
             Kind::TrafficPolicy => Object::TrafficPolicy(self.traffic_policies.remove(key)?),
             Kind::RateLimitPolicy => Object::RateLimitPolicy(self.rate_limit_policies.remove(key)?),
+            Kind::AuthPolicy => Object::AuthPolicy(self.auth_policies.remove(key)?),
             Kind::Namespace => Object::Namespace(self.namespaces.remove(key)?),
             Kind::Service => Object::Service(self.services.remove(key)?),
             Kind::EndpointSlice => {
@@ -358,6 +368,7 @@ impl Resources {
             .chain(self.proxy_configs.values().map(|o| Object::ProxyConfig(o.clone())))
             .chain(self.traffic_policies.values().map(|o| Object::TrafficPolicy(o.clone())))
             .chain(self.rate_limit_policies.values().map(|o| Object::RateLimitPolicy(o.clone())))
+            .chain(self.auth_policies.values().map(|o| Object::AuthPolicy(o.clone())))
             .chain(self.namespaces.values().map(|o| Object::Namespace(o.clone())))
             .chain(self.services.values().map(|o| Object::Service(o.clone())))
             .chain(self.endpoint_slices.values().map(|o| Object::EndpointSlice(o.clone())))

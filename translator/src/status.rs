@@ -23,6 +23,7 @@ pub struct Statuses {
     pub backend_tls_policies: BTreeMap<ObjKey, PolicyStatus>,
     pub traffic_policies: BTreeMap<ObjKey, PolicyStatus>,
     pub rate_limit_policies: BTreeMap<ObjKey, PolicyStatus>,
+    pub auth_policies: BTreeMap<ObjKey, PolicyStatus>,
 }
 
 impl Statuses {
@@ -55,6 +56,7 @@ impl Statuses {
             Kind::BackendTlsPolicy => self.backend_tls_policies.get(key),
             Kind::TrafficPolicy => self.traffic_policies.get(key),
             Kind::RateLimitPolicy => self.rate_limit_policies.get(key),
+            Kind::AuthPolicy => self.auth_policies.get(key),
             _ => None,
         }
     }

@@ -77,9 +77,7 @@ impl TrafficPolicies {
             return;
         }
         let a = &mut self.attachments;
-        let gw_target = Target::gateway(gw, None);
-        let gw_merged = a.chain(std::slice::from_ref(&gw_target), gw, ATOMIC);
-        a.affect(&gw_merged, (Kind::Gateway, gw), gw);
+        let gw_target = a.affect_gateway(gw, None, ATOMIC);
         let by_name: BTreeMap<String, Arc<ClusterIr>> =
             ir.clusters.iter().map(|c| (c.name.clone(), c.clone())).collect();
         let mut clusters: BTreeMap<String, Arc<ClusterIr>> = BTreeMap::new();
@@ -116,8 +114,7 @@ impl TrafficPolicies {
                     }
                     a.used(&route_part, &except);
                     a.affect(&merged, (route.kind, &route.key), gw);
-                    let listener_only = a.chain(std::slice::from_ref(&listener), gw, ATOMIC);
-                    a.affect(&listener_only, (Kind::Gateway, gw), gw);
+                    a.affect_gateway(gw, Some(&vh.listener), ATOMIC);
                     let traffic = route_traffic(&route_part, &r.origin);
                     // Backend settings along listener, Service/Backend, route, rule.
                     let mut renames = vec![];
@@ -201,7 +198,7 @@ fn client_ir(m: &Merged) -> Option<ClientIr> {
     .filter(|c| !c.policies.is_empty())
 }
 
-/// The effective TrafficPolicy settings of each route rule of a Gateway (what `legate
+/// The effective TrafficPolicy (and AuthPolicy: `auth`) settings of each route rule of a Gateway (what `legate
 /// translate --show policy` prints): per rule and listener, the route settings and those of
 /// each backend it sends to, with the policies they come from.
 pub fn effective(ir: &GatewayIr) -> Value {
@@ -229,6 +226,9 @@ pub fn effective(ir: &GatewayIr) -> Value {
                 doc["rateLimit"] = serde_json::to_value(l).unwrap_or_default();
             }
             doc["backends"] = Value::Object(backends);
+            if let Some(a) = &r.auth {
+                doc["auth"] = serde_json::to_value(a).unwrap_or_default();
+            }
             rules.entry((name, vh.listener.clone())).or_insert(doc);
         }
     }
@@ -490,7 +490,7 @@ pub(crate) type Made<T, S> = (Arc<T>, S, Arc<T>);
 /// while the IR they were made from and the settings are the same.
 #[derive(Default)]
 pub struct Cache {
-    virtual_hosts: Epoched<(ObjKey, String), Made<VirtualHostIr, Changes>>,
+    virtual_hosts: crate::policy::VirtualHosts<Changes>,
     clusters: Epoched<(ObjKey, String), Made<ClusterIr, Option<ClusterTraffic>>>,
 }
 
@@ -517,28 +517,19 @@ impl Cache {
     }
 
     fn virtual_host(&mut self, gw: &ObjKey, vh: &Arc<VirtualHostIr>, changes: Changes) -> Arc<VirtualHostIr> {
-        if changes.iter().all(|(t, r)| t.is_none() && r.iter().all(Option::is_none)) {
-            return vh.clone();
-        }
-        let (_, _, out) = self.virtual_hosts.get_or(
-            (gw.clone(), vh.name.clone()),
-            |(base, was, _)| Arc::ptr_eq(base, vh) && *was == changes,
-            || {
-                let mut out = VirtualHostIr::clone(vh);
-                for (r, (traffic, renames)) in out.routes.iter_mut().zip(&changes) {
-                    r.traffic = traffic.clone();
-                    if let ActionIr::Forward { backends, .. } = &mut r.action {
-                        for (b, rename) in backends.iter_mut().zip(renames) {
-                            if let Some(n) = rename {
-                                b.cluster = Some(n.clone());
-                            }
+        let none = changes.iter().all(|(t, r)| t.is_none() && r.iter().all(Option::is_none));
+        crate::policy::remake(&mut self.virtual_hosts, gw, vh, changes, none, |out, changes| {
+            for (r, (traffic, renames)) in out.routes.iter_mut().zip(changes) {
+                r.traffic = traffic.clone();
+                if let ActionIr::Forward { backends, .. } = &mut r.action {
+                    for (b, rename) in backends.iter_mut().zip(renames) {
+                        if let Some(n) = rename {
+                            b.cluster = Some(n.clone());
                         }
                     }
                 }
-                (vh.clone(), changes.clone(), Arc::new(out))
-            },
-        );
-        out.clone()
+            }
+        })
     }
 }
 

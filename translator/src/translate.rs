@@ -10,6 +10,7 @@ use tracing::debug_span;
 use crate::conditions::{Condition, Problem, is_true};
 use std::sync::Arc;
 
+use crate::auth::AuthPolicies;
 use crate::backend_tls::{self, Policies};
 use crate::engine::Engine;
 use crate::gateway::attach::{self, Attached, RouteView};
@@ -82,6 +83,7 @@ pub(crate) struct PolicyKinds {
     pub tls: Policies,
     pub traffic: TrafficPolicies,
     pub rate_limit: RateLimitPolicies,
+    pub auth: AuthPolicies,
 }
 
 impl PolicyKinds {
@@ -90,6 +92,7 @@ impl PolicyKinds {
             tls: Policies::resolve(res),
             traffic: TrafficPolicies::resolve(res),
             rate_limit: RateLimitPolicies::resolve(res),
+            auth: AuthPolicies::resolve(res),
         }
     }
 
@@ -100,6 +103,8 @@ impl PolicyKinds {
         self.traffic.attachments.annotate(statuses, res);
         statuses.rate_limit_policies = self.rate_limit.attachments.statuses(controller);
         self.rate_limit.attachments.annotate(statuses, res);
+        statuses.auth_policies = self.auth.attachments.statuses(controller);
+        self.auth.attachments.annotate(statuses, res);
     }
 }
 
@@ -246,6 +251,7 @@ pub(crate) fn finish_gateway(
     let mut ir = assemble::gateway_ir(&gw, &bind, atts, res, caches.0);
     policies.traffic.apply(key, &mut ir, &mut caches.0.traffic);
     policies.rate_limit.apply(key, &mut ir, &mut caches.0.rate_limit);
+    policies.auth.apply(key, &mut ir, &mut caches.0.auth);
     let client = client.and_then(Result::ok);
     policies.tls.apply(key, client.as_ref(), &mut ir, &mut caches.0.tls);
     let xds = xds::generate_with(&ir, caches.1);

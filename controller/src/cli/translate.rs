@@ -49,7 +49,7 @@ pub enum Show {
     Ir,
     Xds,
     Bootstrap,
-    /// The effective TrafficPolicy settings of each route rule, per Gateway.
+    /// The effective TrafficPolicy and AuthPolicy settings of each route rule, per Gateway.
     Policy,
 }
 

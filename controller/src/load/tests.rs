@@ -103,6 +103,7 @@ const ROUTE: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n
 const TRAFFIC: &str = "apiVersion: gateway.legate.dev/v1alpha1\nkind: TrafficPolicy\nmetadata: { name: t, namespace: n }\nspec:\n  targetRefs: [ { group: gateway.networking.k8s.io, kind: HTTPRoute, name: r } ]\n  timeouts: { request: 5s }\n";
 
 const RATE: &str = "apiVersion: gateway.legate.dev/v1alpha1\nkind: RateLimitPolicy\nmetadata: { name: l, namespace: n }\nspec:\n  targetRefs: [ { group: gateway.networking.k8s.io, kind: HTTPRoute, name: r } ]\n  local: { requests: 5, unit: Second }\n";
+const AUTH: &str = "apiVersion: gateway.legate.dev/v1alpha1\nkind: AuthPolicy\nmetadata: { name: a, namespace: n }\nspec:\n  targetRefs: [ { group: gateway.networking.k8s.io, kind: HTTPRoute, name: r } ]\n  jwt: { providers: [ { name: corp, jwks: { inline: '{}' } } ] }\n";
 
 /// What file mode refuses, as the API server would: file, document, object, field and why.
 #[rstest::rstest]
@@ -202,6 +203,26 @@ const RATE: &str = "apiVersion: gateway.legate.dev/v1alpha1\nkind: RateLimitPoli
     &RATE.replace("local: { requests: 5, unit: Second }", "connections: { max: 10 }"),
     "in.yaml: document 1 (RateLimitPolicy n/l): field spec: connections applies to Gateways and their listeners; target only Gateways with it"
 )]
+#[case::an_auth_policy_on_a_service(
+    &AUTH.replace("group: gateway.networking.k8s.io, kind: HTTPRoute", "group: \"\", kind: Service"),
+    "in.yaml: document 1 (AuthPolicy n/a): field spec.targetRefs: a targetRef must name a Gateway, HTTPRoute or GRPCRoute (group gateway.networking.k8s.io)"
+)]
+#[case::an_auth_policy_jwks_from_two_places(
+    &AUTH.replace("inline: '{}'", "inline: '{}', configMapKeyRef: { name: c, key: k }"),
+    "in.yaml: document 1 (AuthPolicy n/a): field spec.jwt.providers[0].jwks: set exactly one of inline, configMapKeyRef, secretKeyRef and remote"
+)]
+#[case::an_auth_policy_with_two_providers_of_one_name(
+    &AUTH.replace("jwks: { inline: '{}' } } ]", "jwks: { inline: '{}' } }, { name: corp, jwks: { inline: '{}' } } ]"),
+    "in.yaml: document 1 (AuthPolicy n/a): field spec.jwt.providers: provider names must be unique"
+)]
+#[case::an_auth_rule_without_conditions(
+    &AUTH.replace("jwt: { providers: [ { name: corp, jwks: { inline: '{}' } } ] }", "authorization: { rules: [ { action: Allow } ] }"),
+    "in.yaml: document 1 (AuthPolicy n/a): field spec.authorization.rules[0]: a rule needs at least one of clientCIDRs, claims and headers"
+)]
+#[case::an_auth_policy_path_prefix_for_grpc(
+    &AUTH.replace("jwt: { providers: [ { name: corp, jwks: { inline: '{}' } } ] }", "external: { protocol: GRPC, backendRef: { name: authz, port: 9000 }, pathPrefix: /check }"),
+    "in.yaml: document 1 (AuthPolicy n/a): field spec.external: pathPrefix is for protocol HTTP"
+)]
 #[case::a_bad_label(
     "apiVersion: v1\nkind: Secret\nmetadata: { name: s, labels: { app: -x } }\n",
     "in.yaml: document 1 (Secret default/s): field metadata.labels[app]: invalid value \"-x\": a label value must be empty or at most 63 alphanumeric characters, '-', '_' or '.', starting and ending with an alphanumeric character"
@@ -227,8 +248,13 @@ fn a_valid_traffic_policy_is_read() {
 #[test]
 fn a_valid_rate_limit_policy_is_read() {
     let global =
-        "global: { failureMode: Open, limits: [ { requests: 9, unit: Hour, key: { type: JWTClaim, claim: sub } } ] }";
+        "global: { failureMode: Open, limits: [ { requests: 9, unit: Hour, key: { type: JWTClaim, provider: corp, claim: sub } } ] }";
     assert_eq!(load(&RATE.replace("local: { requests: 5, unit: Second }", global)).unwrap().objects.len(), 1);
+}
+
+#[test]
+fn a_valid_auth_policy_is_read() {
+    assert_eq!(load(AUTH).unwrap().objects.len(), 1);
 }
 
 #[test]

@@ -2,12 +2,12 @@
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
-use legate_api::{Backend, ProxyConfig, RateLimitPolicy, TrafficPolicy};
+use legate_api::{AuthPolicy, Backend, ProxyConfig, RateLimitPolicy, TrafficPolicy};
 
 /// Every Legate CRD, sorted by name (`<plural>.<group>`).
 pub fn crds() -> Vec<CustomResourceDefinition> {
     let mut crds: Vec<CustomResourceDefinition> =
-        [Backend::crd(), ProxyConfig::crd(), TrafficPolicy::crd(), RateLimitPolicy::crd()]
+        [AuthPolicy::crd(), Backend::crd(), ProxyConfig::crd(), TrafficPolicy::crd(), RateLimitPolicy::crd()]
             .into_iter()
             .map(known_formats)
             .collect();

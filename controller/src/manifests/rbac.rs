@@ -84,16 +84,16 @@ pub const RULES: &[Rule] = &[
     Rule {
         scope: Scope::Cluster,
         group: "gateway.legate.dev",
-        resources: &["backends", "proxyconfigs", "trafficpolicies", "ratelimitpolicies"],
+        resources: &["backends", "proxyconfigs", "trafficpolicies", "ratelimitpolicies", "authpolicies"],
         verbs: READ,
         why: "Legate's own kinds",
     },
     Rule {
         scope: Scope::Cluster,
         group: "gateway.legate.dev",
-        resources: &["backends/status", "trafficpolicies/status", "ratelimitpolicies/status"],
+        resources: &["backends/status", "trafficpolicies/status", "ratelimitpolicies/status", "authpolicies/status"],
         verbs: &["get", "patch"],
-        why: "Backend, TrafficPolicy and RateLimitPolicy status",
+        why: "Backend and policy status",
     },
     Rule {
         scope: Scope::Cluster,

@@ -72,7 +72,7 @@ async fn status(State(s): State<Arc<AppState>>, Query(q): Query<HashMap<String, 
     body.into_response()
 }
 
-/// The effective TrafficPolicy settings of every route rule, per Gateway (what `legate
+/// The effective TrafficPolicy and AuthPolicy settings of every route rule, per Gateway (what `legate
 /// translate --show policy` prints).
 async fn policy(State(s): State<Arc<AppState>>, Query(q): Query<HashMap<String, String>>) -> Response {
     let live = s.current();

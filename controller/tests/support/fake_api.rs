@@ -101,6 +101,7 @@ impl FakeApi {
             def(lg, "proxyconfigs", "ProxyConfig", true, false),
             def(lg, "trafficpolicies", "TrafficPolicy", true, true),
             def(lg, "ratelimitpolicies", "RateLimitPolicy", true, true),
+            def(lg, "authpolicies", "AuthPolicy", true, true),
             def("", "namespaces", "Namespace", false, true),
             def("", "services", "Service", true, true),
             def("", "secrets", "Secret", true, false),

@@ -1,7 +1,6 @@
 use serde_json::json;
 
 use super::*;
-use crate::policy::merge_into;
 
 /// A rule's origin: whether it sets its own request timeout and retries.
 fn origin(own_timeout: bool, own_retry: bool) -> crate::ir::RuleOrigin {
@@ -9,13 +8,7 @@ fn origin(own_timeout: bool, own_retry: bool) -> crate::ir::RuleOrigin {
 }
 
 fn merged(layers: &[Value]) -> Merged {
-    let mut m = Merged::default();
-    for (i, v) in layers.iter().enumerate() {
-        let key = ObjKey::new("apps", format!("p{i}"));
-        merge_into(&mut m.value, v, "", ATOMIC, &key, &mut m.from);
-        m.policies.push((key.clone(), Target::gateway(&key, None)));
-    }
-    m
+    crate::policy::merged_layers(layers, ATOMIC)
 }
 
 #[test]

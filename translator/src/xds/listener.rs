@@ -37,10 +37,13 @@ pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<
         Protocol::Http => {
             let rc = names::route_config(&l.name, None);
             routes.push(route_configuration(rc.clone(), &l.virtual_hosts, None, cache));
-            let limits = super::ratelimit::http_filters(l.virtual_hosts.iter().map(|v| &**v));
+            let filters = policy_filters(
+                super::auth::http_filters(&l.virtual_hosts, None),
+                super::ratelimit::http_filters(l.virtual_hosts.iter().map(|v| &**v)),
+            );
             let cap = super::ratelimit::connection_limit(l.connection_limit.as_ref());
             chains.push(FilterChain {
-                filters: cap.into_iter().chain([hcm(&l.name, &rc, l.client.as_deref(), limits)]).collect(),
+                filters: cap.into_iter().chain([hcm(&l.name, &rc, l.client.as_deref(), filters)]).collect(),
                 ..Default::default()
             });
         }
@@ -53,7 +56,10 @@ pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<
             for c in &l.tls {
                 let rc = names::route_config(&l.name, Some(&c.listener));
                 let mine = l.virtual_hosts.iter().filter(|v| v.listener == c.listener);
-                let limits = super::ratelimit::http_filters(mine.map(|v| &**v));
+                let filters = policy_filters(
+                    super::auth::http_filters(&l.virtual_hosts, Some(&c.listener)),
+                    super::ratelimit::http_filters(mine.map(|v| &**v)),
+                );
                 routes.push(route_configuration(rc.clone(), &l.virtual_hosts, Some(&c.listener), cache));
                 chains.push(FilterChain {
                     name: c.listener.clone(),
@@ -63,7 +69,7 @@ pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<
                     }),
                     filters: super::ratelimit::connection_limit(c.connection_limit.as_ref())
                         .into_iter()
-                        .chain([hcm(&l.name, &rc, c.client.as_deref(), limits)])
+                        .chain([hcm(&l.name, &rc, c.client.as_deref(), filters)])
                         .collect(),
                     transport_socket: Some(downstream_tls(&c.certificates, HTTP_ALPN, c.client_validation.as_ref())),
                     ..Default::default()
@@ -102,8 +108,15 @@ pub fn socket(address: &str, port: u16) -> Address {
     }
 }
 
-/// An HTTP connection manager; `limits`: the rate-limit filters its routes need.
-fn hcm(listener: &str, route_config: &str, client: Option<&ClientIr>, limits: Vec<HttpFilter>) -> Filter {
+/// The policy filters a connection manager's routes use, in their order in its chain:
+/// authentication and authorization first, then rate limits.
+fn policy_filters(auth: Vec<HttpFilter>, limits: Vec<HttpFilter>) -> Vec<HttpFilter> {
+    auth.into_iter().chain(limits).collect()
+}
+
+/// An HTTP connection manager; `policies`: the policy filters its routes use (between
+/// gRPC-Web and the session filter).
+fn hcm(listener: &str, route_config: &str, client: Option<&ClientIr>, policies: Vec<HttpFilter>) -> Filter {
     let mut hcm = HttpConnectionManager {
         stat_prefix: names::stat_prefix(listener),
         route_specifier: Some(RouteSpecifier::Rds(Rds {
@@ -114,14 +127,14 @@ fn hcm(listener: &str, route_config: &str, client: Option<&ClientIr>, limits: Ve
             super::cors::http_filter(),
             // gRPC-Web from browsers to the same routes as gRPC (a no-op for other requests).
             super::http_filter("envoy.filters.http.grpc_web", GrpcWeb::default()),
-            super::session::http_filter(),
-            super::http_filter("envoy.filters.http.router", Router::default()),
-        ],
+        ]
+        .into_iter()
+        .chain(policies)
+        .chain([super::session::http_filter(), super::http_filter("envoy.filters.http.router", Router::default())])
+        .collect(),
         normalize_path: Some(BoolValue { value: true }),
         ..Default::default()
     };
-    let session = hcm.http_filters.len() - 2; // rate limits go before the session and the router
-    hcm.http_filters.splice(session..session, limits);
     if let Some(c) = client {
         super::traffic::client(&mut hcm, c);
     }

@@ -44,8 +44,6 @@ pub const GLOBAL_FILTER: &str = "envoy.filters.http.ratelimit";
 pub const DOMAIN: &str = "legate";
 /// The cluster Envoy reaches Legate's rate-limit service by: the bootstrap's xDS cluster.
 pub const SERVICE_CLUSTER: &str = "legate-xds";
-/// The dynamic metadata (of `envoy.filters.http.jwt_authn`) holding a verified JWT's payload.
-pub const JWT_PAYLOAD_METADATA: &str = "jwt_payload";
 
 /// Descriptor entry keys the rate-limit service reads.
 pub mod keys {
@@ -207,7 +205,7 @@ fn key_action(k: &LimitKeyIr) -> (&'static str, Action) {
         LimitKeyIr::Header(h) => (keys::HEADER, header(h, keys::HEADER)),
         LimitKeyIr::Path => (keys::PATH, header(":path", keys::PATH)),
         LimitKeyIr::Route(r) => (keys::ROUTE, generic(keys::ROUTE, r)),
-        LimitKeyIr::JwtClaim(claim) => {
+        LimitKeyIr::JwtClaim { provider, claim } => {
             let seg = |k: &str| metadata_key::PathSegment {
                 segment: Some(metadata_key::path_segment::Segment::Key(k.into())),
             };
@@ -218,7 +216,7 @@ fn key_action(k: &LimitKeyIr) -> (&'static str, Action) {
                         descriptor_key: keys::JWT_CLAIM.into(),
                         metadata_key: Some(MetadataKey {
                             key: "envoy.filters.http.jwt_authn".into(),
-                            path: vec![seg(JWT_PAYLOAD_METADATA), seg(claim)],
+                            path: vec![seg(provider), seg(claim)],
                         }),
                         default_value: String::new(),
                         source: action::meta_data::Source::Dynamic as i32,

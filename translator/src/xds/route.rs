@@ -327,6 +327,9 @@ fn route(r: &RouteIr) -> Route {
             Action::Route(a)
         }
     });
+    if let Some(auth) = &r.auth {
+        super::auth::per_route(&mut out, auth);
+    }
     out
 }
 

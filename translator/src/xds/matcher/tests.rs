@@ -8,6 +8,7 @@ fn r(path: PathMatch) -> RouteIr {
         action: ActionIr::Respond { status: 200, body: String::new() },
         traffic: None,
         rate_limit: None,
+        auth: None,
         origin: Default::default(),
     }
 }
