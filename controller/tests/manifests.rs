@@ -36,10 +36,11 @@ fn crds_are_sorted_by_name_and_cover_legate_kinds() {
         ]
     );
     let stream = crds::stream();
-    assert_eq!(stream.matches("---\n").count(), 4);
+    assert_eq!(stream.matches("---\n").count(), 5);
     assert!(stream.find("name: authpolicies.").unwrap() < stream.find("name: backends.").unwrap());
     assert!(stream.find("name: backends.").unwrap() < stream.find("name: proxyconfigs.").unwrap());
-    assert!(stream.find("name: proxyconfigs.").unwrap() < stream.find("name: trafficpolicies.").unwrap());
+    assert!(stream.find("name: proxyconfigs.").unwrap() < stream.find("name: ratelimitpolicies.").unwrap());
+    assert!(stream.find("name: ratelimitpolicies.").unwrap() < stream.find("name: trafficpolicies.").unwrap());
 }
 
 #[test]

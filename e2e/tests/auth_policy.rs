@@ -329,3 +329,88 @@ async fn authorization_on_client_address_claims_and_headers() {
     }
     assert_eq!(h.get(&url, "claims.example.com").await.unwrap().status, 401, "no token at all");
 }
+
+/// A one-document HTTP server: every request gets `body` as JSON (Envoy fetching a JWKS).
+/// Returns its address and a counter of the requests it answered.
+async fn json_server(body: String) -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let (body, counter) = (body.clone(), counter.clone());
+            tokio::spawn(async move {
+                let mut req = vec![];
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(body.as_bytes()).await;
+            });
+        }
+    });
+    (addr, hits)
+}
+
+/// `jwks.remote`: Envoy fetches the keys from a server behind a Backend; a token signed by
+/// them passes, one signed by another key does not; a missing Backend fails the route closed
+/// and says so in `ResolvedRefs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_with_a_remote_jwks_fetched_through_a_backend() {
+    let signer = Signer::es256("remote-1").unwrap();
+    let other = Signer::es256("other").unwrap();
+    let (jwks_addr, fetched) = json_server(jwks(&[&signer])).await;
+    let echo = EchoServer::start("127.0.0.1:0", "v1").await.unwrap();
+    let port = free_port();
+    let remote = |backend: &str| {
+        format!(
+            "  jwt:\n    providers:\n      - name: idp\n        issuer: https://idp.test\n        jwks:\n          remote: {{ uri: 'http://idp.test/jwks.json', backendRef: {{ group: gateway.legate.dev, kind: Backend, name: {backend} }}, cacheDuration: 1m }}\n"
+        )
+    };
+    let mut files: Vec<(String, String)> = ["api", "gone"].map(host_route).into();
+    files.extend([
+        ("gw.yaml".into(), gateway(port)),
+        ("backend.yaml".into(), backend("apps", "v1", echo.addr)),
+        ("idp.yaml".into(), backend("apps", "idp", jwks_addr)),
+        ("api-jwt.yaml".into(), auth_policy("apps", "api-jwt", CREATED, &route_target("api"), &remote("idp"))),
+        ("gone-jwt.yaml".into(), auth_policy("apps", "gone-jwt", CREATED, &route_target("gone"), &remote("missing"))),
+    ]);
+    let files: Vec<(&str, String)> = files.iter().map(|(n, c)| (n.as_str(), c.clone())).collect();
+    let legate = Legate::start(&files).await;
+    let h = &legate.http;
+    let url = format!("http://127.0.0.1:{port}/");
+    let claims = json!({ "iss": "https://idp.test", "sub": "carol", "exp": now_plus(300) });
+    let good = format!("Bearer {}", signer.sign(&claims));
+    let bad = format!("Bearer {}", other.sign(&claims));
+    legate
+        .eventually(Duration::from_secs(15), "a token signed by the remote keys passes", || async {
+            h.send("GET", &url, "api.example.com", &[("authorization", good.as_str())])
+                .await
+                .is_ok_and(|r| r.status == 200)
+        })
+        .await;
+    assert!(fetched.load(std::sync::atomic::Ordering::SeqCst) >= 1, "Envoy fetched the JWKS from the Backend");
+    let r = h.send("GET", &url, "api.example.com", &[("authorization", bad.as_str())]).await.unwrap();
+    assert_eq!(r.status, 401, "a token signed by another key");
+    let r = h.send("GET", &url, "api.example.com", &[]).await.unwrap();
+    assert_eq!(r.status, 401, "no token");
+
+    // The missing Backend: the route fails closed, the policy says why.
+    let r = h.send("GET", &url, "gone.example.com", &[("authorization", good.as_str())]).await.unwrap();
+    assert_eq!(r.status, 500, "a JWKS that cannot be fetched fails closed");
+    let (status, reason, message) =
+        condition(&legate.status_of("AuthPolicy", "apps", "gone-jwt").await, "ResolvedRefs");
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "InvalidRef"), "{message}");
+    assert!(message.contains("jwks.remote.backendRef"), "{message}");
+}

@@ -224,6 +224,95 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local cluster: scripts/cluster-tests"]
+async fn auth_and_rate_limit_policies_applied_with_kubectl_guard_a_route_and_report_their_status() {
+    let kube = Kube::from_env();
+    let apps = kube.namespace("guard-apps");
+    let ns = &apps.name;
+    kube.apply(&echo_backend(ns, "v1", 1));
+    kube.apply(&gateway(ns));
+    kube.apply(&route(ns, "shop", "/", ns, "v1"));
+    let addr = kube.programmed_gateway(ns, "gw");
+    let http = Http::default();
+    until_status(&http, &addr, "/", 200, Duration::from_secs(60)).await;
+
+    let target = "targetRefs: [ { group: gateway.networking.k8s.io, kind: HTTPRoute, name: shop } ]";
+    kube.apply(&format!(
+        "apiVersion: v1
+kind: Secret
+metadata: {{ name: keys, namespace: {ns} }}
+stringData: {{ partner: s3cret }}
+---
+apiVersion: gateway.legate.dev/v1alpha1
+kind: AuthPolicy
+metadata: {{ name: keyed, namespace: {ns} }}
+spec:
+  {target}
+  apiKey: {{ keys: {{ name: keys }}, sources: [ {{ header: x-api-key }} ], forwardClientIdHeader: x-client-id }}
+---
+apiVersion: gateway.legate.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {{ name: slow, namespace: {ns} }}
+spec:
+  {target}
+  local: {{ requests: 2, unit: Hour }}
+"
+    ));
+    // Without the key: 401; with it: served until the (per-Envoy) bucket is empty, then 429.
+    until_status(&http, &addr, "/", 401, Duration::from_secs(30)).await;
+    let url = format!("http://{addr}/");
+    let mut with_key = vec![];
+    for _ in 0..8 {
+        let r = http.send("GET", &url, "example.com", &[("x-api-key", "s3cret")]).await;
+        with_key.push(r.map(|r| r.status).unwrap_or(0));
+    }
+    assert_eq!(with_key[0], 200, "the key is accepted: {with_key:?}");
+    assert!(with_key.contains(&429), "the local limit refuses once spent: {with_key:?}");
+    assert!(with_key.iter().all(|s| *s == 200 || *s == 429), "{with_key:?}");
+
+    for (resource, name) in [("authpolicy", "keyed"), ("ratelimitpolicy", "slow")] {
+        let d = eventually(Duration::from_secs(30), "the policy's Accepted ancestor", || {
+            let d = describe(&kube, resource, ns, name);
+            d.contains("Reason: Accepted").then_some(d.clone()).ok_or(d)
+        });
+        assert!(d.contains("Kind: Gateway") && d.contains("Name: gw"), "describe {resource} {name}:\n{d}");
+    }
+    let route = eventually(Duration::from_secs(30), "the route names both policies", || {
+        let d = describe(&kube, "httproute", ns, "shop");
+        (d.contains(&format!("AuthPolicy: {ns}/keyed")) && d.contains(&format!("RateLimitPolicy: {ns}/slow")))
+            .then_some(d.clone())
+            .ok_or(d)
+    });
+    assert!(route.contains("Type: gateway.legate.dev/PolicyAffected"), "{route}");
+
+    // The CRDs' validation: a limit of zero and an AuthPolicy on a Service are refused.
+    let refused = kube
+        .try_apply(&format!(
+            "apiVersion: gateway.legate.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {{ name: zero, namespace: {ns} }}
+spec:
+  {target}
+  local: {{ requests: 0, unit: Second }}
+"
+        ))
+        .expect_err("the API server refuses a limit of zero");
+    assert!(refused.contains("spec.local.requests"), "{refused}");
+    let refused = kube
+        .try_apply(&format!(
+            "apiVersion: gateway.legate.dev/v1alpha1
+kind: AuthPolicy
+metadata: {{ name: on-a-service, namespace: {ns} }}
+spec:
+  targetRefs: [ {{ group: '', kind: Service, name: v1 }} ]
+  apiKey: {{ keys: {{ name: keys }}, sources: [ {{ header: x-api-key }} ] }}
+"
+        ))
+        .expect_err("the API server refuses an AuthPolicy targeting a Service");
+    assert!(refused.contains("a targetRef must name a Gateway"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local cluster: scripts/cluster-tests"]
 async fn objects_the_api_server_refuses_never_reach_legate() {
     let kube = Kube::from_env();
     let ns = kube.namespace("refused");

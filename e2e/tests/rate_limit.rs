@@ -346,3 +346,46 @@ async fn a_listener_connection_limit_closes_connections_beyond_it() {
         })
         .await;
 }
+
+/// A global limit keyed by a JWT claim counts per subject: the AuthPolicy's `jwt` provider
+/// verifies the token, the limit reads the claim from what that provider verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_limit_keyed_by_a_jwt_claim_counts_each_subject_apart() {
+    use legate_e2e::fixtures::auth_policy;
+    use legate_e2e::jwt::{Signer, jwks, now_plus};
+
+    let signer = Signer::es256("k1").unwrap();
+    let echo = EchoServer::start("127.0.0.1:0", "v1").await.unwrap();
+    let port = free_port();
+    let jwt = format!(
+        "  jwt:\n    providers:\n      - {{ name: corp, issuer: https://corp.test, jwks: {{ inline: '{}' }} }}\n",
+        jwks(&[&signer])
+    );
+    let limit =
+        "  global: { limits: [ { requests: 2, unit: Hour, key: { type: JWTClaim, provider: corp, claim: sub } } ] }\n";
+    let files = vec![
+        ("gw.yaml".to_owned(), gateway(port)),
+        ("echo.yaml".into(), backend("apps", "echo", echo.addr)),
+        echo_route("claims"),
+        ("auth.yaml".into(), auth_policy("apps", "auth", "2026-01-01T00:00:00Z", &route_target("claims"), &jwt)),
+        (
+            "limit.yaml".into(),
+            rate_limit_policy("apps", "limit", "2026-01-01T00:00:00Z", &route_target("claims"), limit),
+        ),
+    ];
+    let legate = start(&files, &[]).await;
+    let token = |sub: &str| {
+        let t = signer.sign(&serde_json::json!({ "iss": "https://corp.test", "sub": sub, "exp": now_plus(300) }));
+        format!("Bearer {t}")
+    };
+    let (alice, bob) = (token("alice"), token("bob"));
+    // No token: 401 from the jwt filter (the route serves once that answer comes).
+    legate
+        .eventually(Duration::from_secs(15), "the route asks for a token", || async {
+            get(ONE, port, "claims.example.com", &[]).await.status == 401
+        })
+        .await;
+    let host = "claims.example.com";
+    assert_eq!(statuses(3, ONE, port, host, &[("authorization", &alice)]).await, [200, 200, 429]);
+    assert_eq!(statuses(3, ONE, port, host, &[("authorization", &bob)]).await, [200, 200, 429], "bob counts apart");
+}

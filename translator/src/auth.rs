@@ -87,7 +87,8 @@ impl AuthPolicies {
                 *vh = cache.virtual_host(gw, vh, changes);
             }
         }
-        // The clusters of the external authorization servers and the token endpoints.
+        // The clusters of the external authorization servers, the token endpoints and the
+        // remote JWKS.
         let mut extra: BTreeMap<String, Arc<ClusterIr>> = BTreeMap::new();
         for r in ir.listeners.iter().flat_map(|l| &l.virtual_hosts).flat_map(|v| &v.routes) {
             let Some(a) = r.auth.as_ref().filter(|a| a.broken.is_none()) else { continue };
@@ -96,6 +97,11 @@ impl AuthPolicies {
             }
             if let Some(o) = &a.oidc {
                 extra.entry(o.cluster.clone()).or_insert_with(|| o.backend.clone());
+            }
+            for p in a.jwt.iter().flat_map(|j| &j.providers) {
+                if let JwksIr::Remote { cluster, backend, .. } = &p.jwks {
+                    extra.entry(cluster.clone()).or_insert_with(|| backend.clone());
+                }
             }
         }
         extra.retain(|name, _| !ir.clusters.iter().any(|c| c.name == *name));

@@ -247,8 +247,7 @@ fn a_valid_traffic_policy_is_read() {
 
 #[test]
 fn a_valid_rate_limit_policy_is_read() {
-    let global =
-        "global: { failureMode: Open, limits: [ { requests: 9, unit: Hour, key: { type: JWTClaim, provider: corp, claim: sub } } ] }";
+    let global = "global: { failureMode: Open, limits: [ { requests: 9, unit: Hour, key: { type: JWTClaim, provider: corp, claim: sub } } ] }";
     assert_eq!(load(&RATE.replace("local: { requests: 5, unit: Second }", global)).unwrap().objects.len(), 1);
 }
 

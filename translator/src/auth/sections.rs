@@ -105,12 +105,22 @@ fn jwt(res: &Resources, key: &ObjKey, j: &Jwt) -> Result<Result<Arc<JwtIr>, Stri
                     }
                 }
             }
-            (_, _, _, Some(_)) => {
-                return Err(format!(
-                    "jwt provider {}: jwks.remote is not supported by this version of Legate; use inline, \
-                     configMapKeyRef or secretKeyRef",
-                    p.name
-                ));
+            (_, _, _, Some(r)) => {
+                let cache_ms = match &r.cache_duration {
+                    Some(d) => parse_duration(d)
+                        .map_err(|e| format!("jwt provider {}: jwks.remote.cacheDuration: {e}", p.name))?
+                        .as_millis() as u64,
+                    None => 300_000,
+                };
+                match auth_cluster(res, key, &r.backend_ref, false) {
+                    Ok(c) => {
+                        JwksIr::Remote { uri: r.uri.clone(), cluster: c.name.clone(), cache_ms, backend: Arc::new(c) }
+                    }
+                    Err(e) => {
+                        problem.get_or_insert(format!("jwt provider {}: jwks.remote.backendRef: {e}", p.name));
+                        JwksIr::Local(String::new())
+                    }
+                }
             }
             _ => return Err(format!("jwt provider {}: jwks names no source", p.name)),
         };

@@ -70,8 +70,14 @@ pub struct JwtProviderIr {
 pub enum JwksIr {
     /// The JWKS JSON (public keys).
     Local(String),
-    /// Fetched by Envoy from `uri` through `cluster`.
-    Remote { uri: String, cluster: String, cache_ms: u64 },
+    /// Fetched by Envoy from `uri` through `cluster` (added to the Gateway's clusters).
+    Remote {
+        uri: String,
+        cluster: String,
+        cache_ms: u64,
+        #[serde(skip)]
+        backend: Arc<super::ClusterIr>,
+    },
 }
 
 impl Default for JwksIr {

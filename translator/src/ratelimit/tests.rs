@@ -25,7 +25,7 @@ fn spec(yaml: &str) -> RateLimitPolicySpec {
 )]
 #[case::claim_without_name(
     "global: { limits: [ { requests: 5, unit: Minute, key: { type: JWTClaim } } ] }",
-    Some("global.limits[0].key: type JWTClaim needs claim")
+    Some("global.limits[0].key: type JWTClaim needs provider and claim")
 )]
 #[case::no_limits("global: { limits: [] }", Some("global.limits: at least one limit"))]
 #[case::zero("local: { requests: 0, unit: Hour }", Some("local.requests must be at least 1"))]

@@ -286,7 +286,7 @@ fn basic_name(b: &BasicAuthIr) -> String {
 fn provider(p: &JwtProviderIr) -> jwt::JwtProvider {
     let source = match &p.jwks {
         JwksIr::Local(text) => jwt::jwt_provider::JwksSourceSpecifier::LocalJwks(inline(text)),
-        JwksIr::Remote { uri, cluster, cache_ms } => {
+        JwksIr::Remote { uri, cluster, cache_ms, .. } => {
             jwt::jwt_provider::JwksSourceSpecifier::RemoteJwks(jwt::RemoteJwks {
                 http_uri: Some(envoy_types::pb::envoy::config::core::v3::HttpUri {
                     uri: uri.clone(),
