@@ -174,7 +174,9 @@ impl Store {
         let of = |kind: Kind| {
             inner.objects.iter().filter(move |((k, _), _)| *k == kind).map(|((_, key), o)| (key, o.value()))
         };
-        let referenced = referenced_objects(of(Kind::Gateway).chain(of(Kind::ListenerSet)), of(Kind::BackendTlsPolicy));
+        let mut referenced =
+            referenced_objects(of(Kind::Gateway).chain(of(Kind::ListenerSet)), of(Kind::BackendTlsPolicy));
+        referenced.extend(auth_references(of(Kind::AuthPolicy)));
         let mut snap = Snapshot::default();
         for ((kind, key), o) in &inner.objects {
             match o {
@@ -236,15 +238,39 @@ fn referenced_objects<'a>(
     out
 }
 
+/// The Secrets and ConfigMaps AuthPolicies read (in their own namespace): htpasswd users, API
+/// keys, JWKS and OIDC client secrets.
+fn auth_references<'a>(policies: impl Iterator<Item = (&'a ObjKey, &'a Value)>) -> BTreeSet<(Kind, ObjKey)> {
+    let mut out = BTreeSet::new();
+    for (p, v) in policies {
+        let mut add = |kind: Kind, r: Option<&Value>| {
+            if let Some(name) = r.and_then(|r| r.get("name")).and_then(Value::as_str) {
+                out.insert((kind, ObjKey::new(&p.namespace, name)));
+            }
+        };
+        add(Kind::Secret, v.pointer("/spec/basicAuth/users"));
+        add(Kind::Secret, v.pointer("/spec/apiKey/keys"));
+        add(Kind::Secret, v.pointer("/spec/oidc/clientSecret"));
+        for jwks in v.pointer("/spec/jwt/providers").and_then(Value::as_array).into_iter().flatten() {
+            add(Kind::Secret, jwks.pointer("/jwks/secretKeyRef"));
+            add(Kind::ConfigMap, jwks.pointer("/jwks/configMapKeyRef"));
+        }
+    }
+    out
+}
+
 fn key_of(v: &Value) -> ObjKey {
     let s = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or_default().to_owned();
     ObjKey::new(s("/metadata/namespace"), s("/metadata/name"))
 }
 
-/// Keys of a Secret's `data` that Legate may read; the rest is not kept in memory.
+/// Keys of a Secret's `data` that Legate may read; the rest is not kept in memory. Opaque
+/// Secrets (AuthPolicy htpasswd users, API keys, JWKS, OIDC client secrets: keys a user names)
+/// and ConfigMaps (JWKS, CA certificates) keep every key up to [`KEPT_VALUE_MAX`] bytes.
 const SECRET_KEYS: &[&str] = &["tls.crt", "tls.key", "ca.crt"];
-/// Keys of a ConfigMap's `data` that Legate may read (CA certificates).
-const CONFIG_MAP_KEYS: &[&str] = &["ca.crt"];
+/// The largest value of an Opaque Secret's or a ConfigMap's `data` kept (base64 text for
+/// Secrets): larger ones are not something Legate reads.
+const KEPT_VALUE_MAX: usize = 64 * 1024;
 
 /// The object as JSON with `apiVersion` and `kind` set (list items may lack them), without
 /// what Legate never reads and may be large: `managedFields`, the last-applied annotation (a
@@ -255,14 +281,13 @@ fn to_value(kind: Kind, mut o: DynamicObject) -> Value {
     if let Some(a) = o.metadata.annotations.as_mut() {
         a.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
-    let keep = match kind {
-        Kind::Secret => SECRET_KEYS,
-        Kind::ConfigMap => CONFIG_MAP_KEYS,
-        _ => &[],
-    };
-    if !keep.is_empty() {
+    if matches!(kind, Kind::Secret | Kind::ConfigMap) {
+        let opaque = kind == Kind::ConfigMap
+            || o.data.get("type").and_then(Value::as_str).is_none_or(|t| t.is_empty() || t == "Opaque");
         if let Some(data) = o.data.get_mut("data").and_then(Value::as_object_mut) {
-            data.retain(|k, _| keep.contains(&k.as_str()));
+            data.retain(|k, v| {
+                SECRET_KEYS.contains(&k.as_str()) || (opaque && v.as_str().is_some_and(|s| s.len() <= KEPT_VALUE_MAX))
+            });
         }
         if let Some(m) = o.data.as_object_mut() {
             m.remove("binaryData");

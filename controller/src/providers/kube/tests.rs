@@ -37,7 +37,7 @@ fn only_referenced_secrets_reach_the_translator_and_only_their_certificate_keys_
 }
 
 #[test]
-fn only_config_maps_and_secrets_of_frontend_ca_refs_reach_the_translator_with_only_ca_crt() {
+fn only_config_maps_and_secrets_of_frontend_ca_refs_reach_the_translator_without_binary_data() {
     let store = Store::new(&[]);
     let ca =
         |name: &str, ns: Option<&str>, kind: &str| json!({ "group": "", "kind": kind, "name": name, "namespace": ns });
@@ -67,13 +67,13 @@ fn only_config_maps_and_secrets_of_frontend_ca_refs_reach_the_translator_with_on
     let names: Vec<String> = res.config_maps.keys().map(ToString::to_string).collect();
     assert_eq!(names, ["a/default-ca", "b/port-ca"]);
     let c = res.config_maps.values().next().unwrap();
-    assert_eq!(c.data.as_ref().unwrap().keys().collect::<Vec<_>>(), ["ca.crt"]);
+    assert_eq!(c.data.as_ref().unwrap().keys().collect::<Vec<_>>(), ["ca.crt", "other"]);
     assert!(c.binary_data.is_none());
     assert_eq!(res.secrets.keys().map(ToString::to_string).collect::<Vec<_>>(), ["a/secret-ca"]);
 }
 
 #[test]
-fn backend_tls_references_keep_their_config_maps_and_secrets_and_only_ca_crt_of_a_config_map() {
+fn backend_tls_references_keep_their_config_maps_and_secrets_without_binary_data() {
     let store = Store::new(&[]);
     let gw = json!({ "metadata": { "name": "g", "namespace": "a" }, "spec": { "gatewayClassName": "c",
         "listeners": [ { "name": "http", "port": 80, "protocol": "HTTP" } ],
@@ -101,8 +101,39 @@ fn backend_tls_references_keep_their_config_maps_and_secrets_and_only_ca_crt_of_
     assert_eq!(names(res.config_maps.keys().collect()), ["a/ca"]);
     assert_eq!(names(res.secrets.keys().collect()), ["a/ca-secret", "b/client"]);
     let cm = res.config_maps.values().next().unwrap();
-    assert_eq!(cm.data.as_ref().unwrap().keys().collect::<Vec<_>>(), ["ca.crt"]);
+    assert_eq!(cm.data.as_ref().unwrap().keys().collect::<Vec<_>>(), ["ca.crt", "other"]);
     assert!(cm.binary_data.is_none());
+}
+
+#[test]
+fn secrets_and_config_maps_an_auth_policy_names_reach_the_translator_with_their_small_keys() {
+    let store = Store::new(&[]);
+    let policy = json!({ "metadata": { "name": "p", "namespace": "a" }, "spec": {
+        "targetRefs": [ { "group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "r" } ],
+        "basicAuth": { "users": { "name": "users", "key": "htpasswd" } },
+        "apiKey": { "keys": { "name": "keys" }, "sources": [ { "header": "x-api-key" } ] },
+        "jwt": { "providers": [ { "name": "idp", "jwks": { "configMapKeyRef": { "name": "jwks", "key": "jwks.json" } } } ] } } });
+    store.apply(&stream("AuthPolicy"), Event::Apply(obj(policy)));
+    let big = "x".repeat(KEPT_VALUE_MAX + 1);
+    for (ns, name) in [("a", "users"), ("a", "keys"), ("b", "keys"), ("a", "unrelated")] {
+        let s = json!({ "metadata": { "name": name, "namespace": ns }, "type": "Opaque",
+            "data": { "htpasswd": "dTp7U0hBfXg=", "partner": "czNjcmV0", "big": big } });
+        store.apply(&stream("Secret"), Event::Apply(obj(s)));
+    }
+    let cm = json!({ "metadata": { "name": "jwks", "namespace": "a" }, "data": { "jwks.json": "{\"keys\":[]}" } });
+    store.apply(&stream("ConfigMap"), Event::Apply(obj(cm)));
+    let snap = store.snapshot();
+    assert!(snap.errors.is_empty(), "{:?}", snap.errors);
+    let res = &snap.loaded.resources;
+    let names = |keys: Vec<&ObjKey>| keys.into_iter().map(ToString::to_string).collect::<Vec<_>>();
+    assert_eq!(names(res.secrets.keys().collect()), ["a/keys", "a/users"]);
+    assert_eq!(names(res.config_maps.keys().collect()), ["a/jwks"]);
+    let keys = res.secrets.values().next().unwrap();
+    assert_eq!(
+        keys.data.as_ref().unwrap().keys().collect::<Vec<_>>(),
+        ["htpasswd", "partner"],
+        "the big value is dropped"
+    );
 }
 
 #[test]
