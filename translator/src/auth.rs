@@ -12,10 +12,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use legate_api::kinds::Kind;
-use serde_json::Value;
 
 use crate::ir::*;
-use crate::policy::{Attachments, Input, Merged, Target};
+use crate::policy::{Attachments, Input, Merged};
 use crate::resources::{ObjKey, Resources};
 
 pub use sections::Sections;
@@ -47,13 +46,7 @@ impl AuthPolicies {
                 unresolved.insert(key.clone(), m);
             }
             sections.insert(key.clone(), s);
-            items.push(Input {
-                key,
-                meta: &p.metadata,
-                target_refs: &p.spec.target_refs,
-                spec: serde_json::to_value(&p.spec).unwrap_or(Value::Null),
-                invalid,
-            });
+            items.push(Input::new(key, &p.metadata, &p.spec.target_refs, &p.spec, invalid));
         }
         let mut attachments = Attachments::resolve(Kind::AuthPolicy, res, items);
         attachments.refs(unresolved);
@@ -77,11 +70,8 @@ impl AuthPolicies {
                         changes.push(None);
                         continue;
                     };
-                    let mut chain = vec![gw_target.clone(), listener.clone(), Target::route(route, None)];
-                    chain.extend(r.origin.name.as_deref().map(|n| Target::route(route, Some(n))));
-                    let merged = a.chain(&chain, gw, ATOMIC);
+                    let merged = a.on_rule(gw, (&gw_target, &listener), route, r.origin.name.as_deref(), ATOMIC);
                     a.used(&merged, &[]);
-                    a.affect(&merged, (route.kind, &route.key), gw);
                     changes.push(route_auth(&merged, &self.sections).map(Arc::new));
                 }
                 *vh = cache.virtual_host(gw, vh, changes);

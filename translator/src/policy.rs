@@ -110,6 +110,19 @@ pub struct Input<'a> {
     pub invalid: Option<String>,
 }
 
+impl<'a> Input<'a> {
+    /// A policy of `spec` (serialised to JSON for the merge), invalid for `invalid`.
+    pub fn new<S: serde::Serialize>(
+        key: &'a ObjKey,
+        meta: &'a ObjectMeta,
+        target_refs: &'a [PolicyTargetRef],
+        spec: &S,
+        invalid: Option<String>,
+    ) -> Self {
+        Input { key, meta, target_refs, spec: serde_json::to_value(spec).unwrap_or(Value::Null), invalid }
+    }
+}
+
 /// One policy as the framework sees it: its spec as JSON (without `targetRefs`), its targets
 /// and why it is invalid, if it is.
 #[derive(Debug)]
@@ -251,6 +264,24 @@ impl Attachments {
         let merged = self.chain(std::slice::from_ref(&t), gw, atomic);
         self.affect(&merged, (Kind::Gateway, gw), gw);
         t
+    }
+
+    /// The policies in effect on one route rule of Gateway `gw`, merged along Gateway →
+    /// listener → route → rule (`gw_target` and `listener`: the first two), recorded as
+    /// affecting the route.
+    pub fn on_rule(
+        &mut self,
+        gw: &ObjKey,
+        (gw_target, listener): (&Target, &Target),
+        route: &RouteKey,
+        rule: Option<&str>,
+        atomic: &[&str],
+    ) -> Merged {
+        let mut chain = vec![gw_target.clone(), listener.clone(), Target::route(route, None)];
+        chain.extend(rule.map(|n| Target::route(route, Some(n))));
+        let merged = self.chain(&chain, gw, atomic);
+        self.affect(&merged, (route.kind, &route.key), gw);
+        merged
     }
 
     /// Records that `merged`'s fields (but those under `except`) are in effect.

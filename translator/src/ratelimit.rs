@@ -33,13 +33,7 @@ impl RateLimitPolicies {
         let items: Vec<_> = res
             .rate_limit_policies
             .iter()
-            .map(|(key, p)| Input {
-                key,
-                meta: &p.metadata,
-                target_refs: &p.spec.target_refs,
-                spec: serde_json::to_value(&p.spec).unwrap_or(Value::Null),
-                invalid: validate(&p.spec).err(),
-            })
+            .map(|(key, p)| Input::new(key, &p.metadata, &p.spec.target_refs, &p.spec, validate(&p.spec).err()))
             .collect();
         RateLimitPolicies { attachments: Attachments::resolve(Kind::RateLimitPolicy, res, items) }
     }
@@ -51,24 +45,17 @@ impl RateLimitPolicies {
             return;
         }
         let a = &mut self.attachments;
-        let gw_target = Target::gateway(gw, None);
-        let gw_merged = a.chain(std::slice::from_ref(&gw_target), gw, ATOMIC);
-        a.affect(&gw_merged, (Kind::Gateway, gw), gw);
+        let gw_target = a.affect_gateway(gw, None, ATOMIC);
         for l in &mut ir.listeners {
             for vh in &mut l.virtual_hosts {
-                let listener = Target::gateway(gw, Some(&vh.listener));
-                let listener_only = a.chain(std::slice::from_ref(&listener), gw, ATOMIC);
-                a.affect(&listener_only, (Kind::Gateway, gw), gw);
+                let listener = a.affect_gateway(gw, Some(&vh.listener), ATOMIC);
                 let mut changes = vec![];
                 for r in &vh.routes {
                     let (Some(route), ActionIr::Forward { .. }) = (&r.origin.route, &r.action) else {
                         changes.push(None);
                         continue;
                     };
-                    let mut chain = vec![gw_target.clone(), listener.clone(), Target::route(route, None)];
-                    chain.extend(r.origin.name.as_deref().map(|n| Target::route(route, Some(n))));
-                    let merged = a.chain(&chain, gw, ATOMIC);
-                    a.affect(&merged, (route.kind, &route.key), gw);
+                    let merged = a.on_rule(gw, (&gw_target, &listener), route, r.origin.name.as_deref(), ATOMIC);
                     let rule = format!("{}/rule/{}", route.route_name(), r.origin.rule);
                     let limit = limits(&merged, &rule);
                     if limit.is_some() {

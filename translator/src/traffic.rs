@@ -59,13 +59,7 @@ impl TrafficPolicies {
         let items: Vec<_> = res
             .traffic_policies
             .iter()
-            .map(|(key, p)| Input {
-                key,
-                meta: &p.metadata,
-                target_refs: &p.spec.target_refs,
-                spec: serde_json::to_value(&p.spec).unwrap_or(Value::Null),
-                invalid: validate(&p.spec).err(),
-            })
+            .map(|(key, p)| Input::new(key, &p.metadata, &p.spec.target_refs, &p.spec, validate(&p.spec).err()))
             .collect();
         TrafficPolicies { attachments: Attachments::resolve(Kind::TrafficPolicy, res, items) }
     }
@@ -101,9 +95,7 @@ impl TrafficPolicies {
                         continue;
                     };
                     let rule = r.origin.name.as_deref().map(|n| Target::route(route, Some(n)));
-                    let mut chain = vec![gw_target.clone(), listener.clone(), Target::route(route, None)];
-                    chain.extend(rule.clone());
-                    let merged = a.chain(&chain, gw, ATOMIC);
+                    let merged = a.on_rule(gw, (&gw_target, &listener), route, r.origin.name.as_deref(), ATOMIC);
                     let route_part = pick(&merged, ROUTE_FIELDS);
                     let mut except = vec![];
                     if r.origin.own_timeout {
@@ -113,7 +105,6 @@ impl TrafficPolicies {
                         except.extend(["/retry", "/timeouts/perTry"]);
                     }
                     a.used(&route_part, &except);
-                    a.affect(&merged, (route.kind, &route.key), gw);
                     a.affect_gateway(gw, Some(&vh.listener), ATOMIC);
                     let traffic = route_traffic(&route_part, &r.origin);
                     // Backend settings along listener, Service/Backend, route, rule.
