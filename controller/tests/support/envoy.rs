@@ -15,10 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// How long a test waits for Envoy to serve something.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// A loopback port free right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+/// A loopback port free right now, never handed out twice in one process.
+pub use legate_e2e::harness::free_port;
 
 /// The Envoy binary; None (after a "SKIPPED:" line) when it is missing and CI is unset; a panic
 /// when it is missing and CI is set.
