@@ -61,10 +61,10 @@ fn tls_secret(name: &str, leaf: &Leaf) -> String {
     )
 }
 
-/// The GatewayClass and Gateway `infra/gw` (no client certificate) on `port + 1`, Gateway
+/// The GatewayClass and Gateway `infra/gw` (no client certificate) on `plain_port`, Gateway
 /// `infra/with-cert` (presenting Secret `client`) on `port`, and a route on both sending
 /// `/<service>` to each Service.
-fn gateways(port: u16, services: &[&str]) -> String {
+fn gateways(port: u16, plain_port: u16, services: &[&str]) -> String {
     let rules: String = services
         .iter()
         .map(|s| format!("    - matches: [ {{ path: {{ type: Exact, value: /{s} }} }} ]\n      backendRefs: [ {{ name: {s}, port: 443 }} ]\n"))
@@ -77,7 +77,7 @@ fn gateways(port: u16, services: &[&str]) -> String {
         .replace("  listeners:", "  tls: { backend: { clientCertificateRef: { name: client } } }\n  listeners:");
     let route = route("infra", "backends", &[], &rules)
         .replace("[ { name: gw, namespace: infra } ]", "[ { name: gw }, { name: with-cert } ]");
-    [gateway(port + 1), with_cert, route].join("---\n")
+    [gateway(plain_port), with_cert, route].join("---\n")
 }
 
 fn header(r: &Reply, name: &str) -> String {
@@ -112,10 +112,10 @@ async fn backends_get_tls_with_the_policys_sni_and_ca_and_the_gateways_client_ce
     // A plaintext server behind a policy whose CA does not resolve: nothing may reach it.
     let bad_ref = EchoServer::start("127.0.0.1:0", "bad-ref").await.unwrap();
 
-    let port = free_port();
+    let (port, plain_port) = (free_port(), free_port());
     let names = ["good", "wrong-ca", "wrong-name", "uri-san", "san-mismatch", "mtls", "bad-ref"];
     let files = vec![
-        ("gateways.yaml", gateways(port, &names)),
+        ("gateways.yaml", gateways(port, plain_port, &names)),
         ("client.yaml", tls_secret("client", &client)),
         ("cas.yaml", [config_map("backend-ca", &backend_ca.pem), config_map("other-ca", &other_ca.pem)].join("---\n")),
         (
@@ -181,10 +181,10 @@ async fn backends_get_tls_with_the_policys_sni_and_ca_and_the_gateways_client_ce
     // none and is refused.
     let r = get(port, "mtls").await;
     assert_eq!((r.backend().as_str(), header(&r, "x-echo-client-san").as_str()), ("mtls", "gateway.client.example"));
-    let r = get(port + 1, "mtls").await;
+    let r = get(plain_port, "mtls").await;
     assert!(r.status >= 500, "without a client certificate: {} {:?}", r.status, r.body);
-    assert_eq!(get(port + 1, "good").await.backend(), "good");
-    assert_eq!(header(&get(port + 1, "good").await, "x-echo-client-san"), "");
+    assert_eq!(get(plain_port, "good").await.backend(), "good");
+    assert_eq!(header(&get(plain_port, "good").await, "x-echo-client-san"), "");
 
     // Verification failures: an untrusted CA, a hostname or SAN the certificate lacks.
     for path in ["wrong-ca", "wrong-name", "san-mismatch"] {
