@@ -11,15 +11,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use legate_api::conditions::{reasons, types};
-use legate_api::gateway::Gateway;
+use imbl::ordmap::DiffItem;
+use legate_api::gateway::{Gateway, ReferenceGrant};
 use legate_api::k8s::Namespace;
 use tracing::debug_span;
 
 use crate::conditions::Condition;
 use crate::gateway::{GatewayState, class, listeners};
-use crate::resources::{Dep, ObjKey, Reads, RejectedRule, Resources, SetEntry};
+use crate::resources::{Dep, DepKey, Map, ObjKey, Objects, Reads, RejectedRule, Resources, SetEntry};
 use crate::routes::{Route, RouteKey, RouteRules, backends, conflicts};
-use crate::status::{BackendStatus, Statuses};
+use crate::status::{BackendStatus, RouteStatus, Statuses};
 use crate::translate::{
     Attachment, Options, Output, PolicyKinds, RouteOutcome, Target, attach_route, finish_gateway, route_parents,
 };
@@ -46,45 +47,70 @@ impl GatewaySig {
     }
 }
 
-struct RouteMemo {
+/// A route's rules and what they were built from.
+#[derive(Debug)]
+struct Built {
     route: Route,
     /// The Gateways and ListenerSets its parentRefs name (a function of the route alone).
     parents: Vec<Target>,
     rejected: Option<Arc<[RejectedRule]>>,
     deps: Vec<Dep>,
     rules: Arc<RouteRules>,
-    attached: Option<AttachMemo>,
-    seen: u64,
 }
 
+#[derive(Debug)]
 struct AttachMemo {
     gateways: Vec<Option<Arc<GatewaySig>>>,
     namespace: Option<Arc<Namespace>>,
     outcome: RouteOutcome,
 }
 
+/// What the Engine keeps of one route: its rules, and its attachment to the Gateways (made
+/// from those very rules).
+#[derive(Clone, Debug)]
+struct RouteMemo {
+    built: Arc<Built>,
+    attached: Arc<AttachMemo>,
+}
+
 /// Incremental translation; see the module documentation.
 pub struct Engine {
     opts: Options,
-    epoch: u64,
-    routes: HashMap<RouteKey, RouteMemo>,
+    /// Every route's memo, in the order of [`Resources::routes`].
+    routes: Map<RouteKey, RouteMemo>,
+    /// Reverse index: the routes whose rules read a Service, a Backend or a namespace's
+    /// ReferenceGrants.
+    readers: HashMap<DepKey, BTreeSet<RouteKey>>,
+    /// Every route's status as attachment made it (before conflicts and policies add to it),
+    /// shared with the output.
+    statuses: Map<RouteKey, Arc<RouteStatus>>,
+    /// The world of the last translation, to tell what changed since (a persistent map: the
+    /// copy is O(1) and two snapshots compare in time proportional to what differs).
+    prev: Option<Resources>,
     sigs: HashMap<ObjKey, Arc<GatewaySig>>,
     assemble: assemble::Cache,
     xds: xds::cache::Generator,
     /// Counters of the last translation: (routes rebuilt, attachments recomputed).
     pub last_recomputed: (usize, usize),
+    /// Whether the last translation looked only at the routes its changes touch (else it
+    /// looked at every route: the first translation, or a change to a GatewayClass, Gateway,
+    /// ListenerSet or Namespace).
+    pub last_incremental: bool,
 }
 
 impl Engine {
     pub fn new(opts: Options) -> Self {
         Engine {
             opts,
-            epoch: 0,
-            routes: HashMap::new(),
+            routes: Map::new(),
+            readers: HashMap::new(),
+            statuses: Map::new(),
+            prev: None,
             sigs: HashMap::new(),
             assemble: assemble::Cache::default(),
             xds: xds::cache::Generator::default(),
             last_recomputed: (0, 0),
+            last_incremental: false,
         }
     }
 
@@ -95,8 +121,6 @@ impl Engine {
     /// Translates `res`, reusing what earlier translations computed from the same objects.
     pub fn translate(&mut self, res: &Resources) -> Output {
         let _span = debug_span!("translate", gateways = res.gateways.len(), routes = res.routes.len()).entered();
-        self.epoch += 1;
-        let epoch = self.epoch;
         let opts = &self.opts;
         let mut statuses = Statuses::default();
 
@@ -122,6 +146,7 @@ impl Engine {
         // Gateways, and their signatures for route attachment.
         let mut gateways: BTreeMap<ObjKey, GatewayState<'_>> = BTreeMap::new();
         let mut sigs = HashMap::new();
+        let mut sigs_changed = false;
         for (key, gw) in &res.gateways {
             if !ours(&gw.spec.gateway_class_name) {
                 continue;
@@ -134,11 +159,15 @@ impl Engine {
             let sets: Vec<(Arc<SetEntry>, bool)> = (st.sets.iter()).map(|s| (s.entry.clone(), s.allowed)).collect();
             let sig = match self.sigs.remove(key) {
                 Some(s) if s.same(gw, &sets, &accepted) => s,
-                _ => Arc::new(GatewaySig { gateway: gw.clone(), sets, accepted }),
+                _ => {
+                    sigs_changed = true;
+                    Arc::new(GatewaySig { gateway: gw.clone(), sets, accepted })
+                }
             };
             sigs.insert(key.clone(), sig);
             gateways.insert(st.key.clone(), st);
         }
+        sigs_changed |= !self.sigs.is_empty();
         self.sigs = sigs;
 
         // Backends.
@@ -151,74 +180,50 @@ impl Engine {
             statuses.backends.insert(key.clone(), BackendStatus { conditions: vec![cond] });
         }
 
-        // Routes of every kind: rules, then attachment, each reused while its inputs are the same.
+        // Routes of every kind: rules, then attachment, each reused while its inputs are the
+        // same; only the routes a change can have touched are looked at.
         let mut rebuilt = (0, 0);
-        let mut namespaces: HashMap<&str, Option<Arc<Namespace>>> = HashMap::new();
-        for (key, route) in &res.routes {
-            let rejected = res.rejected_rules.get(key);
-            let memo = match self.routes.get_mut(key) {
-                Some(m)
-                    if m.route.same(route)
-                        && same(m.rejected.as_ref(), rejected)
-                        && m.deps.iter().all(|d| d.holds(res)) =>
-                {
-                    m
+        let dirty = if sigs_changed { None } else { self.touched(res) };
+        self.last_incremental = dirty.is_some();
+        match dirty {
+            Some(keys) => {
+                for key in keys {
+                    match res.routes.get(&key) {
+                        Some(route) => {
+                            let namespace = res.namespaces.get(&ObjKey::new("", &key.key.namespace)).cloned();
+                            self.refresh(res, &gateways, &key, route, namespace, &mut rebuilt);
+                        }
+                        None => self.forget(&key),
+                    }
                 }
-                _ => {
-                    rebuilt.0 += 1;
-                    let reads = Reads::new(res);
-                    let rules = route.build(&reads, rejected.map(|r| &r[..]).unwrap_or_default());
-                    let memo = RouteMemo {
-                        route: route.clone(),
-                        parents: route_parents(route, key).into_iter().map(|(_, t)| t).collect(),
-                        rejected: rejected.cloned(),
-                        deps: reads.into_deps(),
-                        rules: Arc::new(rules),
-                        attached: None,
-                        seen: epoch,
-                    };
-                    self.routes.insert(key.clone(), memo);
-                    self.routes.get_mut(key).expect("just inserted")
+            }
+            None => {
+                let gone: Vec<RouteKey> = self.routes.keys().filter(|k| !res.routes.contains_key(*k)).cloned().collect();
+                for key in &gone {
+                    self.forget(key);
                 }
-            };
-            memo.seen = epoch;
-            let parents: Vec<Option<Arc<GatewaySig>>> =
-                memo.parents.iter().map(|t| t.gateway(res).and_then(|g| self.sigs.get(&g).cloned())).collect();
-            let namespace = match namespaces.get(key.key.namespace.as_str()) {
-                Some(n) => n.clone(),
-                None => {
-                    let n = res.namespaces.get(&ObjKey::new("", &key.key.namespace)).cloned();
-                    namespaces.insert(&key.key.namespace, n.clone());
-                    n
+                let mut namespaces: HashMap<&str, Option<Arc<Namespace>>> = HashMap::new();
+                for (key, route) in &res.routes {
+                    let ns = key.key.namespace.as_str();
+                    let namespace = namespaces
+                        .entry(ns)
+                        .or_insert_with(|| res.namespaces.get(&ObjKey::new("", ns)).cloned())
+                        .clone();
+                    self.refresh(res, &gateways, key, route, namespace, &mut rebuilt);
                 }
-            };
-            let fresh = memo.attached.as_ref().is_some_and(|a| {
-                a.gateways.len() == parents.len()
-                    && a.gateways.iter().zip(&parents).all(|(x, y)| same(x.as_ref(), y.as_ref()))
-                    && same(a.namespace.as_ref(), namespace.as_ref())
-            });
-            if !fresh {
-                rebuilt.1 += 1;
-                let outcome = attach_route(res, &gateways, route, key, &memo.rules, opts);
-                memo.attached = Some(AttachMemo { gateways: parents, namespace, outcome });
             }
         }
-        self.routes.retain(|_, m| m.seen == epoch);
         self.last_recomputed = rebuilt;
+        statuses.routes = self.statuses.clone();
 
-        // Statuses and attachments per Gateway, in route key order.
+        // Attachments per Gateway, in route key order.
         let mut attachments: BTreeMap<&ObjKey, Vec<Attachment<'_>>> = BTreeMap::new();
-        for (key, route) in &res.routes {
-            let memo = &self.routes[key];
-            let outcome = &memo.attached.as_ref().expect("attached above").outcome;
-            if let Some(s) = &outcome.status {
-                statuses.routes.insert(key.clone(), s.clone());
-            }
-            for (gw, listener, hostnames) in &outcome.attachments {
+        for (key, memo) in &self.routes {
+            for (gw, listener, hostnames) in &memo.attached.outcome.attachments {
                 attachments.entry(gw).or_default().push(Attachment {
-                    created: route.metadata().creation_timestamp.as_ref(),
+                    created: memo.built.route.metadata().creation_timestamp.as_ref(),
                     key,
-                    rules: &memo.rules,
+                    rules: &memo.built.rules,
                     listener: *listener,
                     hostnames,
                 });
@@ -240,7 +245,162 @@ impl Engine {
         policies.finish(&mut statuses, res, &self.opts.controller_name);
         self.assemble.sweep();
         self.xds.sweep();
+        self.prev = Some(res.clone());
         Output { gateways: outputs, statuses }
+    }
+
+    /// The routes a change since the last translation can have touched: those added, changed
+    /// or removed, and those whose rules read a Service, Backend or namespace's grants that
+    /// changed. `None` when every route must be looked at: the first translation, or a change
+    /// to what attachment reads of every route (GatewayClasses, Gateways, ListenerSets,
+    /// Namespaces). Unchanged maps are recognised by their shared root, in O(1).
+    fn touched(&self, res: &Resources) -> Option<BTreeSet<RouteKey>> {
+        let prev = self.prev.as_ref()?;
+        if !(prev.gateway_classes.ptr_eq(&res.gateway_classes)
+            && prev.gateways.ptr_eq(&res.gateways)
+            && prev.listener_sets.ptr_eq(&res.listener_sets)
+            && prev.namespaces.ptr_eq(&res.namespaces))
+        {
+            return None;
+        }
+        let mut out = BTreeSet::new();
+        // Routes compare by identity: this walks only the parts of the maps not shared.
+        out.extend(prev.routes.diff(&res.routes).map(diff_key));
+        out.extend(prev.rejected_rules.diff(&res.rejected_rules).map(diff_key));
+        let (services, backends, grants) = (
+            prev.services.ptr_eq(&res.services),
+            prev.backends.ptr_eq(&res.backends),
+            prev.grants.ptr_eq(&res.grants),
+        );
+        if !(services && backends && grants) {
+            for (read, routes) in &self.readers {
+                let holds = match read {
+                    DepKey::Service(k) => services || same(prev.services.get(k), res.services.get(k)),
+                    DepKey::Backend(k) => backends || same(prev.backends.get(k), res.backends.get(k)),
+                    DepKey::Grants(ns) => grants || same_grants(prev.grants.get(ns), res.grants.get(ns)),
+                };
+                if !holds {
+                    out.extend(routes.iter().cloned());
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// Brings one route's memo and status up to date.
+    fn refresh(
+        &mut self,
+        res: &Resources,
+        gateways: &BTreeMap<ObjKey, GatewayState<'_>>,
+        key: &RouteKey,
+        route: &Route,
+        namespace: Option<Arc<Namespace>>,
+        rebuilt: &mut (usize, usize),
+    ) {
+        let rejected = res.rejected_rules.get(key);
+        let old = self.routes.get(key).cloned();
+        let built = match &old {
+            Some(m)
+                if m.built.route.same(route)
+                    && same(m.built.rejected.as_ref(), rejected)
+                    && m.built.deps.iter().all(|d| d.holds(res)) =>
+            {
+                m.built.clone()
+            }
+            _ => {
+                rebuilt.0 += 1;
+                let reads = Reads::new(res);
+                let rules = route.build(&reads, rejected.map(|r| &r[..]).unwrap_or_default());
+                Arc::new(Built {
+                    route: route.clone(),
+                    parents: route_parents(route, key).into_iter().map(|(_, t)| t).collect(),
+                    rejected: rejected.cloned(),
+                    deps: reads.into_deps(),
+                    rules: Arc::new(rules),
+                })
+            }
+        };
+        let parents: Vec<Option<Arc<GatewaySig>>> =
+            built.parents.iter().map(|t| t.gateway(res).and_then(|g| self.sigs.get(&g).cloned())).collect();
+        let kept = old.as_ref().filter(|m| Arc::ptr_eq(&m.built, &built)).map(|m| &m.attached).filter(|a| {
+            a.gateways.len() == parents.len()
+                && a.gateways.iter().zip(&parents).all(|(x, y)| same(x.as_ref(), y.as_ref()))
+                && same(a.namespace.as_ref(), namespace.as_ref())
+        });
+        let attached = match kept {
+            Some(a) => a.clone(),
+            None => {
+                rebuilt.1 += 1;
+                let outcome = attach_route(res, gateways, route, key, &built.rules, &self.opts);
+                Arc::new(AttachMemo { gateways: parents, namespace, outcome })
+            }
+        };
+        if let Some(m) = &old
+            && Arc::ptr_eq(&m.built, &built)
+            && Arc::ptr_eq(&m.attached, &attached)
+        {
+            return;
+        }
+        if old.as_ref().is_none_or(|m| !Arc::ptr_eq(&m.built, &built)) {
+            if let Some(m) = &old {
+                self.index(key, &m.built.deps, false);
+            }
+            self.index(key, &built.deps, true);
+        }
+        match &attached.outcome.status {
+            Some(s) if self.statuses.get(key).is_some_and(|now| Arc::ptr_eq(now, s)) => {}
+            Some(s) => {
+                self.statuses.insert(key.clone(), s.clone());
+            }
+            None => {
+                self.statuses.remove(key);
+            }
+        }
+        self.routes.insert(key.clone(), RouteMemo { built, attached });
+    }
+
+    /// Drops what was kept of a route that is gone.
+    fn forget(&mut self, key: &RouteKey) {
+        if let Some(m) = self.routes.remove(key) {
+            self.index(key, &m.built.deps, false);
+        }
+        self.statuses.remove(key);
+    }
+
+    /// Adds `key` to (or removes it from) the readers of each of `deps`.
+    fn index(&mut self, key: &RouteKey, deps: &[Dep], add: bool) {
+        for d in deps {
+            let read = d.key();
+            if add {
+                self.readers.entry(read).or_default().insert(key.clone());
+            } else if let Some(routes) = self.readers.get_mut(&read) {
+                routes.remove(key);
+                if routes.is_empty() {
+                    self.readers.remove(&read);
+                }
+            }
+        }
+    }
+}
+
+fn diff_key<'a, K, V>(d: DiffItem<'a, 'a, K, V>) -> K
+where
+    K: Clone,
+{
+    match d {
+        DiffItem::Add(k, _) | DiffItem::Remove(k, _) => k.clone(),
+        DiffItem::Update { new: (k, _), .. } => k.clone(),
+    }
+}
+
+/// Whether two snapshots of a namespace's ReferenceGrants hold the same objects.
+fn same_grants(a: Option<&Objects<ReferenceGrant>>, b: Option<&Objects<ReferenceGrant>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            a.ptr_eq(b) || (a.len() == b.len() && a.values().zip(b.values()).all(|(x, y)| Arc::ptr_eq(x, y)))
+        }
+        _ => false,
     }
 }
 

@@ -445,7 +445,24 @@ fn same<T>(a: Option<&Arc<T>>, b: Option<&Arc<T>>) -> bool {
     }
 }
 
+/// What a [`Dep`] read, without what it found: the key of the reverse index from reads to the
+/// routes that made them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DepKey {
+    Service(ObjKey),
+    Backend(ObjKey),
+    Grants(String),
+}
+
 impl Dep {
+    pub fn key(&self) -> DepKey {
+        match self {
+            Dep::Service(k, _) => DepKey::Service(k.clone()),
+            Dep::Backend(k, _) => DepKey::Backend(k.clone()),
+            Dep::Grants(ns, _) => DepKey::Grants(ns.clone()),
+        }
+    }
+
     /// Whether the world still reads the same.
     pub fn holds(&self, res: &Resources) -> bool {
         match self {

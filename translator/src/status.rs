@@ -17,8 +17,10 @@ pub struct Statuses {
     pub gateway_classes: BTreeMap<String, GatewayClassStatus>,
     pub gateways: BTreeMap<ObjKey, GatewayStatus>,
     pub listener_sets: BTreeMap<ObjKey, ListenerSetStatus>,
-    /// Routes of every kind.
-    pub routes: BTreeMap<RouteKey, Arc<RouteStatus>>,
+    /// Routes of every kind (a persistent map: the translator keeps it between translations
+    /// and changes only the routes a change touched, so a copy is O(1) and two translations'
+    /// statuses compare in time proportional to what differs).
+    pub routes: crate::resources::Map<RouteKey, Arc<RouteStatus>>,
     pub backends: BTreeMap<ObjKey, BackendStatus>,
     pub backend_tls_policies: BTreeMap<ObjKey, PolicyStatus>,
     pub traffic_policies: BTreeMap<ObjKey, PolicyStatus>,

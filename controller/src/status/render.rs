@@ -2,13 +2,13 @@
 //! `/status`), and a [`Renderer`] that keeps them between translations and renders again only
 //! the objects whose own content or computed status changed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use imbl::ordmap::DiffItem;
+
 use legate_translator::render::{self, Owned};
-use legate_translator::status::{
-    BackendStatus, GatewayClassStatus, GatewayStatus, ListenerSetStatus, PolicyStatus, RouteStatus, Statuses,
-};
+use legate_translator::status::{GatewayClassStatus, Statuses};
 use legate_translator::{ObjKey, Output};
 use serde_json::{Value, json};
 
@@ -68,71 +68,15 @@ pub fn owned_status<'a>(kind: Kind, key: &ObjKey, st: &'a Statuses) -> Option<Ow
     }
 }
 
-/// A computed status, kept to tell whether the next one differs.
-#[derive(Clone, Debug, PartialEq)]
-enum Kept {
-    GatewayClass(GatewayClassStatus),
-    Gateway(GatewayStatus),
-    ListenerSet(ListenerSetStatus),
-    Route(Arc<RouteStatus>),
-    Backend(BackendStatus),
-    Policy(PolicyStatus),
-}
-
-impl Kept {
-    fn of(kind: Kind, key: &ObjKey, st: &Statuses) -> Option<Kept> {
-        Some(match kind {
-            Kind::GatewayClass => Kept::GatewayClass(st.gateway_classes.get(&key.name)?.clone()),
-            Kind::Gateway => Kept::Gateway(st.gateways.get(key)?.clone()),
-            Kind::ListenerSet => Kept::ListenerSet(st.listener_sets.get(key)?.clone()),
-            k if k.is_route() => Kept::Route(st.route(k, key)?.clone()),
-            Kind::Backend => Kept::Backend(st.backends.get(key)?.clone()),
-            k if k.is_policy() => Kept::Policy(st.policy(k, key)?.clone()),
-            _ => return None,
-        })
-    }
-
-    /// Whether `st` holds this very status for the object (routes: the same shared status,
-    /// which the translator reuses while nothing it depends on changed).
-    fn same(this: &Option<Kept>, kind: Kind, key: &ObjKey, st: &Statuses) -> bool {
-        match (this, kind) {
-            (Some(Kept::Route(r)), k) if k.is_route() => {
-                st.route(k, key).is_some_and(|now| Arc::ptr_eq(r, now) || **r == **now)
-            }
-            (Some(Kept::GatewayClass(s)), _) => st.gateway_classes.get(&key.name) == Some(s),
-            (Some(Kept::Gateway(s)), _) => st.gateways.get(key) == Some(s),
-            (Some(Kept::ListenerSet(s)), _) => st.listener_sets.get(key) == Some(s),
-            (Some(Kept::Backend(s)), _) => st.backends.get(key) == Some(s),
-            (Some(Kept::Policy(s)), k) => st.policy(k, key) == Some(s),
-            (None, _) => Kept::of(kind, key, st).is_none(),
-            _ => false,
-        }
-    }
-}
-
-struct Memo {
-    value: Arc<Value>,
-    kept: Option<Kept>,
-    doc: Arc<Value>,
-    /// Whether `doc` was rendered (else the memo is new and holds nothing yet).
-    rendered: bool,
-    /// The last call that saw the object.
-    generation: u64,
-}
-
-impl Memo {
-    fn empty(o: &RawObject) -> Memo {
-        Memo { value: o.value.clone(), kept: None, doc: Arc::new(Value::Null), rendered: false, generation: 0 }
-    }
-}
-
 /// Status documents kept between translations: an object is rendered again only when its
-/// content (the shared object) or its computed status changed. `lastTransitionTime` carries
-/// over from the previous rendering.
+/// content (the shared object) or its computed status changed, found by comparing the objects
+/// and statuses of the last call with these (persistent maps: time proportional to what
+/// differs). `lastTransitionTime` carries over from the previous rendering.
 #[derive(Default)]
 pub struct Renderer {
-    memos: HashMap<Kind, HashMap<ObjKey, Memo>>,
-    generation: u64,
+    docs: imbl::OrdMap<(Kind, ObjKey), Arc<Value>>,
+    /// The objects and statuses of the last call.
+    prev: Option<(RawObjects, Statuses)>,
     /// How many documents the last call rendered (the rest were reused).
     pub last_rendered: usize,
 }
@@ -141,46 +85,82 @@ impl Renderer {
     /// The status documents of `objects` (kind then key order), as [`status_documents`] would
     /// print them.
     pub fn render(&mut self, objects: &RawObjects, out: &Output, controller: &str, now: &str) -> Vec<Arc<Value>> {
-        let objects = objects.values().filter(|o| o.kind.status_printed());
         let st = &out.statuses;
+        let touched = self.prev.as_ref().map(|(objs, statuses)| {
+            let mut touched: BTreeSet<(Kind, ObjKey)> = BTreeSet::new();
+            touched.extend(objs.diff(objects).map(|d| match d {
+                DiffItem::Add(k, _) | DiffItem::Remove(k, _) | DiffItem::Update { new: (k, _), .. } => k.clone(),
+            }));
+            changed_statuses(statuses, st, &mut touched);
+            touched
+        });
         let mut rendered = 0;
-        self.generation += 1;
-        let generation = self.generation;
-        // Memos are updated in place (no key is copied for an object seen before); those of
-        // objects gone are dropped at the end.
-        let docs: Vec<Arc<Value>> = objects
-            .map(|o| {
-                let of_kind = self.memos.entry(o.kind).or_default();
-                if !of_kind.contains_key(&o.key) {
-                    of_kind.insert(o.key.clone(), Memo::empty(o));
-                }
-                let memo = of_kind.get_mut(&o.key).expect("just inserted");
-                memo.generation = generation;
-                if !(memo.rendered && Arc::ptr_eq(&memo.value, &o.value) && Kept::same(&memo.kept, o.kind, &o.key, st))
-                {
+        let mut one = |docs: &mut imbl::OrdMap<(Kind, ObjKey), Arc<Value>>, id: (Kind, ObjKey)| {
+            match objects.get(&id).filter(|o| o.kind.status_printed()) {
+                Some(o) => {
                     rendered += 1;
-                    let previous = (memo.rendered.then(|| memo.doc.get("status").cloned()).flatten())
+                    let previous = docs
+                        .get(&id)
+                        .and_then(|d| d.get("status").cloned())
                         .or_else(|| o.value.get("status").cloned());
                     let doc = document(o, owned_status(o.kind, &o.key, st), previous, controller, now);
-                    *memo = Memo {
-                        value: o.value.clone(),
-                        kept: Kept::of(o.kind, &o.key, st),
-                        doc: Arc::new(doc),
-                        rendered: true,
-                        generation,
-                    };
+                    docs.insert(id, Arc::new(doc));
                 }
-                memo.doc.clone()
-            })
-            .collect();
-        if self.memos.values().map(HashMap::len).sum::<usize>() != docs.len() {
-            for of_kind in self.memos.values_mut() {
-                of_kind.retain(|_, m| m.generation == generation);
+                None => {
+                    docs.remove(&id);
+                }
+            }
+        };
+        match touched {
+            Some(ids) => ids.into_iter().for_each(|id| one(&mut self.docs, id)),
+            None => {
+                let mut docs = imbl::OrdMap::new();
+                for id in objects.keys() {
+                    if let Some(d) = self.docs.get(id) {
+                        docs.insert(id.clone(), d.clone());
+                    }
+                    one(&mut docs, id.clone());
+                }
+                self.docs = docs;
             }
         }
+        self.prev = Some((objects.clone(), st.clone()));
         self.last_rendered = rendered;
-        docs
+        self.docs.values().cloned().collect()
     }
+}
+
+/// Adds to `out` every object whose computed status differs between `a` and `b`.
+fn changed_statuses(a: &Statuses, b: &Statuses, out: &mut BTreeSet<(Kind, ObjKey)>) {
+    out.extend(a.routes.diff(&b.routes).map(|d| match d {
+        DiffItem::Add(k, _) | DiffItem::Remove(k, _) | DiffItem::Update { new: (k, _), .. } => (k.kind, k.key.clone()),
+    }));
+    let classes = |s: &Statuses| -> BTreeMap<ObjKey, GatewayClassStatus> {
+        s.gateway_classes.iter().map(|(k, v)| (ObjKey::new("", k), v.clone())).collect()
+    };
+    changed(Kind::GatewayClass, &classes(a), &classes(b), out);
+    changed(Kind::Gateway, &a.gateways, &b.gateways, out);
+    changed(Kind::ListenerSet, &a.listener_sets, &b.listener_sets, out);
+    changed(Kind::Backend, &a.backends, &b.backends, out);
+    changed(Kind::BackendTlsPolicy, &a.backend_tls_policies, &b.backend_tls_policies, out);
+    changed(Kind::TrafficPolicy, &a.traffic_policies, &b.traffic_policies, out);
+    changed(Kind::RateLimitPolicy, &a.rate_limit_policies, &b.rate_limit_policies, out);
+    changed(Kind::AuthPolicy, &a.auth_policies, &b.auth_policies, out);
+}
+
+/// Adds to `out` the keys whose entry differs between `a` and `b` (or is in one only).
+fn changed<V: PartialEq>(
+    kind: Kind,
+    a: &BTreeMap<ObjKey, V>,
+    b: &BTreeMap<ObjKey, V>,
+    out: &mut BTreeSet<(Kind, ObjKey)>,
+) {
+    for (k, v) in a {
+        if b.get(k) != Some(v) {
+            out.insert((kind, k.clone()));
+        }
+    }
+    out.extend(b.keys().filter(|k| !a.contains_key(*k)).map(|k| (kind, k.clone())));
 }
 
 #[cfg(test)]

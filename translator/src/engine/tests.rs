@@ -71,19 +71,42 @@ fn a_change_recomputes_what_it_touches_and_nothing_else() {
     engine.translate(&res);
     assert_eq!(engine.last_recomputed, (10, 10), "the first translation computes every route");
 
+    assert!(!engine.last_incremental, "the first translation looks at every route");
+
     engine.translate(&res);
     assert_eq!(engine.last_recomputed, (0, 0), "nothing changed, nothing recomputed");
+    assert!(engine.last_incremental);
 
     res.apply(route(3, "a"));
     let out = engine.translate(&res);
     assert_eq!(engine.last_recomputed, (1, 1), "one route changed");
+    assert!(engine.last_incremental, "a route change looks only at that route");
     assert_eq!(text(&out), text(&crate::translate(&res, &Options::default())));
 
     // A Service port change rebuilds the routes that reference it (1, 5, 7, 9: route 3 now
-    // points at a) and their attachment.
+    // points at a) and their attachment, found through the reverse index.
     res.apply(service("b", 81));
     let out = engine.translate(&res);
     assert_eq!(engine.last_recomputed, (4, 4));
+    assert!(engine.last_incremental);
+    assert_eq!(text(&out), text(&crate::translate(&res, &Options::default())));
+
+    // A route gone: its status and attachment go with it.
+    res.delete(legate_api::kinds::Kind::HttpRoute, &ObjKey::new("apps", "r1"));
+    let out = engine.translate(&res);
+    assert!(engine.last_incremental);
+    assert_eq!(text(&out), text(&crate::translate(&res, &Options::default())));
+
+    // A Gateway change is read by every route's attachment: every route is looked at again.
+    let g: Gateway = from(json!({
+        "metadata": { "name": "gw", "namespace": "infra" },
+        "spec": { "gatewayClassName": "c", "listeners": [{ "name": "http", "protocol": "HTTP", "port": 81,
+                  "allowedRoutes": { "namespaces": { "from": "All" } } }] }
+    }));
+    res.apply(g.into());
+    let out = engine.translate(&res);
+    assert!(!engine.last_incremental);
+    assert_eq!(engine.last_recomputed, (0, 9), "rules kept, every attachment made again");
     assert_eq!(text(&out), text(&crate::translate(&res, &Options::default())));
 }
 

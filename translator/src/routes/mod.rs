@@ -195,6 +195,14 @@ impl Route {
     }
 }
 
+/// Identity, as [`Route::same`]: two routes are equal when they are the same shared object (so
+/// that comparing two snapshots of the world never walks the routes' content).
+impl PartialEq for Route {
+    fn eq(&self, other: &Route) -> bool {
+        self.same(other)
+    }
+}
+
 /// `Route::$variant` from its object.
 macro_rules! route_from {
     ($($t:ty => $variant:ident),*) => {$(

@@ -22,12 +22,14 @@ fn only_changed_objects_are_rendered_again_and_the_documents_match_a_full_render
     let first = r.render(&l.objects, &out, "legate.dev/gateway-controller", "2026-01-01T00:00:00Z");
     assert_eq!((first.len(), r.last_rendered), (4, 4));
 
-    // Route b edited (a new object), at a later time: b and the Gateway (its attached route
+    // Route b edited (a new hostname), at a later time: b and the Gateway (its attached route
     // count is unchanged, so not even the Gateway) — only b is rendered again.
     let mut l2 = Loaded::default();
     for o in l.objects.values() {
         if o.key.name == "b" {
-            load::add_value(&mut l2, Path::new("w.yaml"), 4, (*o.value).clone()).unwrap();
+            let mut v = (*o.value).clone();
+            v["spec"]["hostnames"] = serde_json::json!(["b.example"]);
+            load::add_value(&mut l2, Path::new("w.yaml"), 4, v).unwrap();
         } else {
             l2.push(o.clone());
         }
@@ -51,7 +53,7 @@ fn an_object_removed_then_added_again_is_rendered_afresh_and_forgotten_while_gon
     let out2 = engine.translate(&without_b.resources);
     let docs = r.render(&without_b.objects, &out2, "legate.dev/gateway-controller", "2026-01-01T00:00:00Z");
     assert_eq!(docs.len(), 3);
-    assert_eq!(r.memos.values().map(HashMap::len).sum::<usize>(), 3, "the memo of route b is dropped");
+    assert_eq!(r.docs.len(), 3, "the document of route b is dropped");
     let out3 = engine.translate(&l.resources);
     let docs = r.render(&l.objects, &out3, "legate.dev/gateway-controller", "2026-01-01T00:00:00Z");
     let full = status_documents(&l, &out3, "legate.dev/gateway-controller", "2026-01-01T00:00:00Z");
