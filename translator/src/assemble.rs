@@ -33,6 +33,8 @@ struct VirtualHostMemo {
     listener: (String, i32),
     contributions: Vec<Contribution>,
     ir: Arc<VirtualHostIr>,
+    /// The clusters its routes send to (each once, as the first contributing rule defines it).
+    clusters: Arc<[Arc<ClusterIr>]>,
 }
 
 /// A cluster as routes resolved it, the EndpointSlices its endpoints were read from, and the
@@ -99,6 +101,8 @@ pub fn gateway_ir(
         }
     }
     let mut listeners = vec![];
+    // The clusters the virtual hosts send to, in socket then virtual host order.
+    let mut wanted: Vec<Arc<ClusterIr>> = vec![];
     let mut certificates: BTreeMap<String, CertificateRef> = BTreeMap::new();
     let mut client_cas: BTreeMap<String, CaBundle> = BTreeMap::new();
     for (&(port, udp), members) in &by_port {
@@ -107,6 +111,13 @@ pub fn gateway_ir(
         let protocol = members.iter().map(|&i| protocol_of(i)).min().unwrap_or(Protocol::Http);
         let http: Vec<usize> = members.iter().copied().filter(|&i| protocol_of(i).serves_http()).collect();
         let virtual_hosts = if http.is_empty() { vec![] } else { virtual_hosts(gw, &http, atts, cache) };
+        let virtual_hosts: Vec<Arc<VirtualHostIr>> = virtual_hosts
+            .into_iter()
+            .map(|(v, c)| {
+                wanted.extend(c.iter().cloned());
+                v
+            })
+            .collect();
         let mut tls = vec![];
         for &i in members.iter().filter(|&&i| protocol_of(i) == Protocol::Https) {
             let l = &gw.listeners[i];
@@ -142,25 +153,22 @@ pub fn gateway_ir(
             });
         }
     }
-    let mut clusters: Vec<Arc<ClusterIr>> = vec![];
+    // Then those the TCP, UDP and TLS listeners forward to, defined by their routes' rules.
     let mut used: BTreeSet<&str> = BTreeSet::new();
     for s in listeners.iter().flat_map(|l| &l.streams) {
         used.extend(s.backends.iter().filter_map(|b| b.cluster.as_deref()));
     }
-    for r in listeners.iter().flat_map(|l| &l.virtual_hosts).flat_map(|v| &v.routes) {
-        if let ActionIr::Forward { backends, mirrors, .. } = &r.action {
-            used.extend(backends.iter().filter_map(|b| b.cluster.as_deref()));
-            used.extend(mirrors.iter().map(|m| m.cluster.as_str()));
-        }
+    if !used.is_empty() {
+        let streams = atts.iter().filter(|a| gw.listeners[a.listener].protocol.is_some_and(|p| !p.serves_http()));
+        let defined = streams.flat_map(|a| a.rules.clusters.iter());
+        wanted.extend(defined.filter(|c| used.contains(c.name.as_str())).cloned());
     }
-    // First occurrence of each name wins; a set instead of a search of `clusters`, which made
-    // this quadratic in the number of clusters.
+    // Each name once (the first definition wins), with its endpoints.
+    let mut clusters: Vec<Arc<ClusterIr>> = vec![];
     let mut seen: BTreeSet<&str> = BTreeSet::new();
-    for a in atts {
-        for c in &a.rules.clusters {
-            if used.contains(c.name.as_str()) && seen.insert(c.name.as_str()) {
-                clusters.push(cache.cluster(res, c));
-            }
+    for c in &wanted {
+        if seen.insert(c.name.as_str()) {
+            clusters.push(cache.cluster(res, c));
         }
     }
     clusters.sort();
@@ -258,12 +266,14 @@ fn owner(gw: &GatewayState<'_>, members: &[usize], h: &str) -> Option<usize> {
         .min_by(|&a, &b| hostname::specificity_order(pattern(a), pattern(b)))
 }
 
+/// The virtual hosts of the HTTP listeners `members` of one socket, each with the clusters its
+/// routes send to.
 fn virtual_hosts(
     gw: &GatewayState<'_>,
     members: &[usize],
     atts: &[Attachment<'_>],
     cache: &mut Cache,
-) -> Vec<Arc<VirtualHostIr>> {
+) -> Vec<(Arc<VirtualHostIr>, Arc<[Arc<ClusterIr>]>)> {
     // domain → owning listener
     let mut domains: BTreeMap<&str, usize> = BTreeMap::new();
     for &i in members {
@@ -294,7 +304,7 @@ fn virtual_hosts(
             }
         }
     }
-    let mut out: Vec<Arc<VirtualHostIr>> = domains
+    let mut out: Vec<(Arc<VirtualHostIr>, Arc<[Arc<ClusterIr>]>)> = domains
         .into_iter()
         .map(|(domain, li)| {
             let mut c = contributions.remove(domain).unwrap_or_default();
@@ -305,18 +315,19 @@ fn virtual_hosts(
             virtual_host(gw, &gw.listeners[li], domain, &c, cache)
         })
         .collect();
-    out.sort_by(|a, b| hostname::specificity_order(&a.domain, &b.domain));
+    out.sort_by(|a, b| hostname::specificity_order(&a.0.domain, &b.0.domain));
     out
 }
 
-/// One virtual host, reused from the cache when the same routes contribute in the same way.
+/// One virtual host and the clusters it sends to, reused from the cache when the same routes
+/// contribute in the same way.
 fn virtual_host(
     gw: &GatewayState<'_>,
     l: &ListenerState<'_>,
     domain: &str,
     contributions: &[(&Attachment<'_>, &str)],
     cache: &mut Cache,
-) -> Arc<VirtualHostIr> {
+) -> (Arc<VirtualHostIr>, Arc<[Arc<ClusterIr>]>) {
     let name = format!("{}/{}", l.id, domain);
     let listener = (l.id.clone(), l.port());
     let memo = cache.virtual_hosts.get_or(
@@ -327,23 +338,48 @@ fn virtual_host(
                 && m.contributions
                     .iter()
                     .zip(contributions)
-                    .all(|((k, r, h), (a, ah))| k == a.key && Arc::ptr_eq(r, a.rules) && h == ah)
+                    // The same rules are the same route's (each build makes new rules).
+                    .all(|((_, r, h), (a, ah))| Arc::ptr_eq(r, a.rules) && h == ah)
         },
-        || VirtualHostMemo {
-            listener: listener.clone(),
-            contributions: contributions
-                .iter()
-                .map(|(a, h)| (a.key.clone(), a.rules.clone(), (*h).to_owned()))
-                .collect(),
-            ir: Arc::new(VirtualHostIr {
-                name: name.clone(),
-                listener: l.id.clone(),
-                routes: routes_for(l, contributions),
-                domain: domain.to_owned(),
-            }),
+        || {
+            let routes = routes_for(l, contributions);
+            let clusters = used_clusters(&routes, contributions);
+            VirtualHostMemo {
+                listener: listener.clone(),
+                contributions: contributions
+                    .iter()
+                    .map(|(a, h)| (a.key.clone(), a.rules.clone(), (*h).to_owned()))
+                    .collect(),
+                ir: Arc::new(VirtualHostIr {
+                    name: name.clone(),
+                    listener: l.id.clone(),
+                    routes,
+                    domain: domain.to_owned(),
+                }),
+                clusters,
+            }
         },
     );
-    memo.ir.clone()
+    (memo.ir.clone(), memo.clusters.clone())
+}
+
+/// The clusters `routes` send to (backends and mirrors), each once, as the first contributing
+/// rule that names it defines it.
+fn used_clusters(routes: &[RouteIr], contributions: &[(&Attachment<'_>, &str)]) -> Arc<[Arc<ClusterIr>]> {
+    let mut used: BTreeSet<&str> = BTreeSet::new();
+    for r in routes {
+        if let ActionIr::Forward { backends, mirrors, .. } = &r.action {
+            used.extend(backends.iter().filter_map(|b| b.cluster.as_deref()));
+            used.extend(mirrors.iter().map(|m| m.cluster.as_str()));
+        }
+    }
+    let mut out = vec![];
+    for c in contributions.iter().flat_map(|(a, _)| a.rules.clusters.iter()) {
+        if used.remove(c.name.as_str()) {
+            out.push(c.clone());
+        }
+    }
+    out.into()
 }
 
 fn routes_for(l: &ListenerState<'_>, contributions: &[(&Attachment<'_>, &str)]) -> Vec<RouteIr> {
