@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use legate_api::conditions::{reasons, types};
 use imbl::ordmap::DiffItem;
+use legate_api::conditions::{reasons, types};
 use legate_api::gateway::{Gateway, ReferenceGrant};
 use legate_api::k8s::Namespace;
 use tracing::debug_span;
@@ -198,7 +198,8 @@ impl Engine {
                 }
             }
             None => {
-                let gone: Vec<RouteKey> = self.routes.keys().filter(|k| !res.routes.contains_key(*k)).cloned().collect();
+                let gone: Vec<RouteKey> =
+                    self.routes.keys().filter(|k| !res.routes.contains_key(*k)).cloned().collect();
                 for key in &gone {
                     self.forget(key);
                 }
@@ -267,11 +268,8 @@ impl Engine {
         // Routes compare by identity: this walks only the parts of the maps not shared.
         out.extend(prev.routes.diff(&res.routes).map(diff_key));
         out.extend(prev.rejected_rules.diff(&res.rejected_rules).map(diff_key));
-        let (services, backends, grants) = (
-            prev.services.ptr_eq(&res.services),
-            prev.backends.ptr_eq(&res.backends),
-            prev.grants.ptr_eq(&res.grants),
-        );
+        let (services, backends, grants) =
+            (prev.services.ptr_eq(&res.services), prev.backends.ptr_eq(&res.backends), prev.grants.ptr_eq(&res.grants));
         if !(services && backends && grants) {
             for (read, routes) in &self.readers {
                 let holds = match read {

@@ -95,20 +95,19 @@ impl Renderer {
             touched
         });
         let mut rendered = 0;
-        let mut one = |docs: &mut imbl::OrdMap<(Kind, ObjKey), Arc<Value>>, id: (Kind, ObjKey)| {
-            match objects.get(&id).filter(|o| o.kind.status_printed()) {
-                Some(o) => {
-                    rendered += 1;
-                    let previous = docs
-                        .get(&id)
-                        .and_then(|d| d.get("status").cloned())
-                        .or_else(|| o.value.get("status").cloned());
-                    let doc = document(o, owned_status(o.kind, &o.key, st), previous, controller, now);
-                    docs.insert(id, Arc::new(doc));
-                }
-                None => {
-                    docs.remove(&id);
-                }
+        let mut one = |docs: &mut imbl::OrdMap<(Kind, ObjKey), Arc<Value>>, id: (Kind, ObjKey)| match objects
+            .get(&id)
+            .filter(|o| o.kind.status_printed())
+        {
+            Some(o) => {
+                rendered += 1;
+                let previous =
+                    docs.get(&id).and_then(|d| d.get("status").cloned()).or_else(|| o.value.get("status").cloned());
+                let doc = document(o, owned_status(o.kind, &o.key, st), previous, controller, now);
+                docs.insert(id, Arc::new(doc));
+            }
+            None => {
+                docs.remove(&id);
             }
         };
         match touched {
