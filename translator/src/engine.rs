@@ -10,7 +10,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use imbl::ordmap::DiffItem;
 use legate_api::conditions::{reasons, types};
 use legate_api::gateway::{Gateway, ReferenceGrant};
 use legate_api::k8s::Namespace;
@@ -18,7 +17,7 @@ use tracing::debug_span;
 
 use crate::conditions::Condition;
 use crate::gateway::{GatewayState, class, listeners};
-use crate::resources::{Dep, DepKey, Map, ObjKey, Objects, Reads, RejectedRule, Resources, SetEntry};
+use crate::resources::{Dep, DepKey, Map, ObjKey, Objects, Reads, RejectedRule, Resources, SetEntry, changed_keys};
 use crate::routes::{Route, RouteKey, RouteRules, backends, conflicts};
 use crate::status::{BackendStatus, RouteStatus, Statuses};
 use crate::translate::{
@@ -266,8 +265,8 @@ impl Engine {
         }
         let mut out = BTreeSet::new();
         // Routes compare by identity: this walks only the parts of the maps not shared.
-        out.extend(prev.routes.diff(&res.routes).map(diff_key));
-        out.extend(prev.rejected_rules.diff(&res.rejected_rules).map(diff_key));
+        out.extend(changed_keys(&prev.routes, &res.routes).cloned());
+        out.extend(changed_keys(&prev.rejected_rules, &res.rejected_rules).cloned());
         let (services, backends, grants) =
             (prev.services.ptr_eq(&res.services), prev.backends.ptr_eq(&res.backends), prev.grants.ptr_eq(&res.grants));
         if !(services && backends && grants) {
@@ -378,16 +377,6 @@ impl Engine {
                 }
             }
         }
-    }
-}
-
-fn diff_key<'a, K, V>(d: DiffItem<'a, 'a, K, V>) -> K
-where
-    K: Clone,
-{
-    match d {
-        DiffItem::Add(k, _) | DiffItem::Remove(k, _) => k.clone(),
-        DiffItem::Update { new: (k, _), .. } => k.clone(),
     }
 }
 

@@ -445,6 +445,18 @@ fn same<T>(a: Option<&Arc<T>>, b: Option<&Arc<T>>) -> bool {
     }
 }
 
+/// The keys whose entries differ between two snapshots of a map (added, changed or removed), in
+/// key order. Subtrees the two share are skipped, so this costs what differs, not the map's size.
+pub fn changed_keys<'a, K: Ord + Clone, V: PartialEq + Clone>(
+    a: &'a Map<K, V>,
+    b: &'a Map<K, V>,
+) -> impl Iterator<Item = &'a K> + 'a {
+    a.diff(b).map(|d| match d {
+        imbl::ordmap::DiffItem::Add(k, _) | imbl::ordmap::DiffItem::Remove(k, _) => k,
+        imbl::ordmap::DiffItem::Update { new: (k, _), .. } => k,
+    })
+}
+
 /// What a [`Dep`] read, without what it found: the key of the reverse index from reads to the
 /// routes that made them.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use imbl::ordmap::DiffItem;
+use legate_translator::resources::changed_keys;
 
 use legate_translator::render::{self, Owned};
 use legate_translator::status::{GatewayClassStatus, Statuses};
@@ -88,9 +88,7 @@ impl Renderer {
         let st = &out.statuses;
         let touched = self.prev.as_ref().map(|(objs, statuses)| {
             let mut touched: BTreeSet<(Kind, ObjKey)> = BTreeSet::new();
-            touched.extend(objs.diff(objects).map(|d| match d {
-                DiffItem::Add(k, _) | DiffItem::Remove(k, _) | DiffItem::Update { new: (k, _), .. } => k.clone(),
-            }));
+            touched.extend(changed_keys(objs, objects).cloned());
             changed_statuses(statuses, st, &mut touched);
             touched
         });
@@ -131,9 +129,7 @@ impl Renderer {
 
 /// Adds to `out` every object whose computed status differs between `a` and `b`.
 fn changed_statuses(a: &Statuses, b: &Statuses, out: &mut BTreeSet<(Kind, ObjKey)>) {
-    out.extend(a.routes.diff(&b.routes).map(|d| match d {
-        DiffItem::Add(k, _) | DiffItem::Remove(k, _) | DiffItem::Update { new: (k, _), .. } => (k.kind, k.key.clone()),
-    }));
+    out.extend(changed_keys(&a.routes, &b.routes).map(|k| (k.kind, k.key.clone())));
     let classes = |s: &Statuses| -> BTreeMap<ObjKey, GatewayClassStatus> {
         s.gateway_classes.iter().map(|(k, v)| (ObjKey::new("", k), v.clone())).collect()
     };
