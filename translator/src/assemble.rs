@@ -34,8 +34,11 @@ struct VirtualHostMemo {
     contributions: Vec<Contribution>,
     ir: Arc<VirtualHostIr>,
     /// The clusters its routes send to (each once, as the first contributing rule defines it).
-    clusters: Arc<[Arc<ClusterIr>]>,
+    clusters: HostClusters,
 }
+
+/// The clusters a virtual host's routes send to, each once.
+type HostClusters = Arc<[Arc<ClusterIr>]>;
 
 /// A cluster as routes resolved it, the EndpointSlices its endpoints were read from, and the
 /// cluster with those endpoints.
@@ -273,7 +276,7 @@ fn virtual_hosts(
     members: &[usize],
     atts: &[Attachment<'_>],
     cache: &mut Cache,
-) -> Vec<(Arc<VirtualHostIr>, Arc<[Arc<ClusterIr>]>)> {
+) -> Vec<(Arc<VirtualHostIr>, HostClusters)> {
     // domain → owning listener
     let mut domains: BTreeMap<&str, usize> = BTreeMap::new();
     for &i in members {
@@ -304,7 +307,7 @@ fn virtual_hosts(
             }
         }
     }
-    let mut out: Vec<(Arc<VirtualHostIr>, Arc<[Arc<ClusterIr>]>)> = domains
+    let mut out: Vec<(Arc<VirtualHostIr>, HostClusters)> = domains
         .into_iter()
         .map(|(domain, li)| {
             let mut c = contributions.remove(domain).unwrap_or_default();
@@ -327,7 +330,7 @@ fn virtual_host(
     domain: &str,
     contributions: &[(&Attachment<'_>, &str)],
     cache: &mut Cache,
-) -> (Arc<VirtualHostIr>, Arc<[Arc<ClusterIr>]>) {
+) -> (Arc<VirtualHostIr>, HostClusters) {
     let name = format!("{}/{}", l.id, domain);
     let listener = (l.id.clone(), l.port());
     let memo = cache.virtual_hosts.get_or(
@@ -365,7 +368,7 @@ fn virtual_host(
 
 /// The clusters `routes` send to (backends and mirrors), each once, as the first contributing
 /// rule that names it defines it.
-fn used_clusters(routes: &[RouteIr], contributions: &[(&Attachment<'_>, &str)]) -> Arc<[Arc<ClusterIr>]> {
+fn used_clusters(routes: &[RouteIr], contributions: &[(&Attachment<'_>, &str)]) -> HostClusters {
     let mut used: BTreeSet<&str> = BTreeSet::new();
     for r in routes {
         if let ActionIr::Forward { backends, mirrors, .. } = &r.action {
