@@ -37,6 +37,10 @@ struct VirtualHostMemo {
     clusters: HostClusters,
 }
 
+/// A hash map with a fast, fixed-seed hasher (the keys are hostnames Legate itself reads; the
+/// iteration order is never relied on).
+type Hashed<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
+
 /// The clusters a virtual host's routes send to, each once.
 type HostClusters = Arc<[Arc<ClusterIr>]>;
 
@@ -277,8 +281,9 @@ fn virtual_hosts(
     atts: &[Attachment<'_>],
     cache: &mut Cache,
 ) -> Vec<(Arc<VirtualHostIr>, HostClusters)> {
-    // domain → owning listener
-    let mut domains: BTreeMap<&str, usize> = BTreeMap::new();
+    // domain → owning listener. Hash maps keyed by the borrowed names: one hash per lookup
+    // instead of a string comparison per tree level (these run once per attachment per change).
+    let mut domains: Hashed<&str, usize> = Hashed::default();
     for &i in members {
         domains.insert(gw.listeners[i].hostname.as_deref().unwrap_or("*"), i);
     }
@@ -293,7 +298,7 @@ fn virtual_hosts(
     // Per domain, the attachments of its listener with a hostname covering it, each with the
     // most specific such hostname. Exact hostnames are looked up; only wildcards are matched
     // against every domain.
-    let mut contributions: BTreeMap<&str, Vec<(usize, &str)>> = BTreeMap::new();
+    let mut contributions: Hashed<&str, Vec<(usize, &str)>> = Hashed::default();
     for (ai, a) in mine.iter().enumerate() {
         for h in a.hostnames {
             if !h.starts_with('*') {
@@ -307,6 +312,9 @@ fn virtual_hosts(
             }
         }
     }
+    // In name order (then most specific first, below), as with a sorted map.
+    let mut domains: Vec<(&str, usize)> = domains.into_iter().collect();
+    domains.sort_unstable();
     let mut out: Vec<(Arc<VirtualHostIr>, HostClusters)> = domains
         .into_iter()
         .map(|(domain, li)| {

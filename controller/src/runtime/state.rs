@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::metrics::Metrics;
 use crate::load::Loaded;
 use crate::output::xds_documents;
+use crate::status::render::StatusDocs;
 
 /// One translation and what came of it.
 #[derive(Default)]
@@ -25,7 +26,7 @@ pub struct Live {
     /// Problems with the resource files (their last good objects stay in force).
     pub file_errors: Vec<String>,
     /// The status documents, as `legate translate --show status` prints them.
-    pub status: Vec<Arc<Value>>,
+    pub status: StatusDocs,
 }
 
 /// Extra Prometheus text appended to `/metrics` (the Kubernetes status writer's counters).

@@ -68,13 +68,17 @@ pub fn owned_status<'a>(kind: Kind, key: &ObjKey, st: &'a Statuses) -> Option<Ow
     }
 }
 
+/// Status documents by kind and key (the order `legate translate --show status` prints them
+/// in): a persistent map, so handing the current set to `/status` is O(1).
+pub type StatusDocs = imbl::OrdMap<(Kind, ObjKey), Arc<Value>>;
+
 /// Status documents kept between translations: an object is rendered again only when its
 /// content (the shared object) or its computed status changed, found by comparing the objects
 /// and statuses of the last call with these (persistent maps: time proportional to what
 /// differs). `lastTransitionTime` carries over from the previous rendering.
 #[derive(Default)]
 pub struct Renderer {
-    docs: imbl::OrdMap<(Kind, ObjKey), Arc<Value>>,
+    docs: StatusDocs,
     /// The objects and statuses of the last call.
     prev: Option<(RawObjects, Statuses)>,
     /// How many documents the last call rendered (the rest were reused).
@@ -84,7 +88,7 @@ pub struct Renderer {
 impl Renderer {
     /// The status documents of `objects` (kind then key order), as [`status_documents`] would
     /// print them.
-    pub fn render(&mut self, objects: &RawObjects, out: &Output, controller: &str, now: &str) -> Vec<Arc<Value>> {
+    pub fn render(&mut self, objects: &RawObjects, out: &Output, controller: &str, now: &str) -> StatusDocs {
         let st = &out.statuses;
         let touched = self.prev.as_ref().map(|(objs, statuses)| {
             let mut touched: BTreeSet<(Kind, ObjKey)> = BTreeSet::new();
@@ -123,7 +127,7 @@ impl Renderer {
         }
         self.prev = Some((objects.clone(), st.clone()));
         self.last_rendered = rendered;
-        self.docs.values().cloned().collect()
+        self.docs.clone()
     }
 }
 
