@@ -13,6 +13,7 @@ use std::sync::Arc;
 use legate_api::conditions::{reasons, types};
 use legate_api::gateway::{Gateway, ReferenceGrant};
 use legate_api::k8s::Namespace;
+use legate_api::k8s::Time;
 use tracing::debug_span;
 
 use crate::conditions::Condition;
@@ -50,6 +51,9 @@ impl GatewaySig {
 #[derive(Debug)]
 struct Built {
     route: Route,
+    /// The route's `creationTimestamp` (precedence), kept here so that listing a Gateway's
+    /// attachments does not read every route object.
+    created: Option<Time>,
     /// The Gateways and ListenerSets its parentRefs name (a function of the route alone).
     parents: Vec<Target>,
     rejected: Option<Arc<[RejectedRule]>>,
@@ -221,7 +225,7 @@ impl Engine {
         for (key, memo) in &self.routes {
             for (gw, listener, hostnames) in &memo.attached.outcome.attachments {
                 attachments.entry(gw).or_default().push(Attachment {
-                    created: memo.built.route.metadata().creation_timestamp.as_ref(),
+                    created: memo.built.created.as_ref(),
                     key,
                     rules: &memo.built.rules,
                     listener: *listener,
@@ -310,6 +314,7 @@ impl Engine {
                 let rules = route.build(&reads, rejected.map(|r| &r[..]).unwrap_or_default());
                 Arc::new(Built {
                     route: route.clone(),
+                    created: route.metadata().creation_timestamp.clone(),
                     parents: route_parents(route, key).into_iter().map(|(_, t)| t).collect(),
                     rejected: rejected.cloned(),
                     deps: reads.into_deps(),

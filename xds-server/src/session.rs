@@ -381,9 +381,21 @@ impl Session {
     /// subscription, plus (SotW, dependency types, during a transition) the accepted ones the
     /// target dropped.
     fn filtered(&self, ty: ResourceType) -> BTreeMap<String, Resource> {
-        let Some(snap) = &self.target else { return BTreeMap::new() };
+        self.filtered_view(ty).into_owned()
+    }
+
+    /// [`Session::filtered`], borrowed from the target when that is all of it (a wildcard
+    /// subscription with nothing added): what the read-only checks after every change use, so
+    /// they do not copy every resource of the type.
+    fn filtered_view(&self, ty: ResourceType) -> std::borrow::Cow<'_, BTreeMap<String, Resource>> {
+        use std::borrow::Cow;
+        let Some(snap) = &self.target else { return Cow::Owned(BTreeMap::new()) };
         let st = &self.types[ty.index()];
         let all = snap.served(ty, self.vhds);
+        let extras = self.protocol == Protocol::Sotw && ty.is_dependency() && !self.transition_done;
+        if st.wildcard && !extras {
+            return Cow::Borrowed(all);
+        }
         let mut out: BTreeMap<String, Resource> = if st.wildcard {
             all.clone()
         } else if ty.subscribes_by_namespace() {
@@ -403,7 +415,7 @@ impl Session {
         } else {
             st.names.iter().filter_map(|n| all.get(n).map(|r| (n.clone(), r.clone()))).collect()
         };
-        if self.protocol == Protocol::Sotw && ty.is_dependency() && !self.transition_done {
+        if extras {
             for (n, held) in &st.applied {
                 if out.contains_key(n) || !(st.wildcard || st.names.contains(n)) {
                     continue;
@@ -413,13 +425,13 @@ impl Session {
                 }
             }
         }
-        out
+        Cow::Owned(out)
     }
 
     /// Delta: the resources to (re)send and the names to remove.
     fn delta_changes(&self, ty: ResourceType) -> (Vec<Resource>, Vec<String>) {
         let st = &self.types[ty.index()];
-        let filtered = self.filtered(ty);
+        let filtered = self.filtered_view(ty);
         let updated = filtered
             .values()
             .filter(|r| st.sent.get(r.name()).map(String::as_str) != Some(r.hash()) || st.force.contains(r.name()))
@@ -443,7 +455,7 @@ impl Session {
         }
         match self.protocol {
             Protocol::Sotw => {
-                let filtered = self.filtered(ty);
+                let filtered = self.filtered_view(ty);
                 st.force.iter().any(|n| filtered.contains_key(n)) || hashes(&filtered) != sent_hashes(&st.sent)
             }
             Protocol::Delta => {
@@ -505,7 +517,7 @@ impl Session {
             if st.pending.is_some() || st.nacked || st.must_respond {
                 return false;
             }
-            let filtered = self.filtered(ty);
+            let filtered = self.filtered_view(ty);
             if hashes(&filtered) != held_hashes(&st.applied) {
                 return false;
             }
