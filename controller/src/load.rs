@@ -98,6 +98,19 @@ impl Loaded {
         Loaded { unchecked: true, ..Default::default() }
     }
 
+    /// Puts an object in force, replacing the one of the same kind and key.
+    pub fn put(&mut self, o: RawObject) {
+        self.resources.apply(o.object.clone());
+        self.objects.insert(o.id(), o);
+    }
+
+    /// Takes the object of this kind and key out of force.
+    pub fn remove(&mut self, id: &(Kind, ObjKey)) {
+        if self.objects.remove(id).is_some() {
+            self.resources.delete(id.0, &id.1);
+        }
+    }
+
     /// Puts an object in; a second definition of one kind and key is left out and noted in
     /// [`Loaded::duplicates`].
     pub fn push(&mut self, o: RawObject) {

@@ -70,6 +70,20 @@ struct Inner {
     synced: BTreeSet<StreamId>,
     /// Objects listed since the stream's last `Init`.
     buffers: BTreeMap<StreamId, Vec<(ObjKey, Stored)>>,
+    /// Objects changed since the last snapshot, and kinds relisted or dropped whole.
+    touched: BTreeSet<(Kind, ObjKey)>,
+    touched_kinds: BTreeSet<Kind>,
+    /// The last snapshot, which the next one is made from by applying only what changed (so
+    /// that consecutive snapshots share structure and the translator can tell what changed
+    /// in time proportional to it).
+    last: Option<Kept>,
+}
+
+/// What the last snapshot was made of.
+struct Kept {
+    loaded: Loaded,
+    referenced: BTreeSet<(Kind, ObjKey)>,
+    errors: BTreeMap<(Kind, ObjKey), String>,
 }
 
 /// What the watchers have seen. Every change bumps the counter of [`Store::changes`].
@@ -134,6 +148,7 @@ impl Store {
                 return;
             }
             Event::InitDone => {
+                inner.touched_kinds.insert(id.kind);
                 let listed = inner.buffers.remove(id).unwrap_or_default();
                 inner.objects.retain(|(k, key), _| {
                     *k != id.kind || id.namespace.as_ref().is_some_and(|ns| *ns != key.namespace)
@@ -145,11 +160,15 @@ impl Store {
             }
             Event::Apply(o) => {
                 let v = to_value(kind, o);
-                inner.objects.insert((id.kind, key_of(&v)), Stored::new(kind, v));
+                let key = (id.kind, key_of(&v));
+                inner.objects.insert(key.clone(), Stored::new(kind, v));
+                inner.touched.insert(key);
             }
             Event::Delete(o) => {
                 let v = to_value(kind, o);
-                inner.objects.remove(&(id.kind, key_of(&v)));
+                let key = (id.kind, key_of(&v));
+                inner.objects.remove(&key);
+                inner.touched.insert(key);
             }
         }
         drop(inner);
@@ -160,6 +179,7 @@ impl Store {
     fn mark_missing(&self, id: &StreamId) {
         let mut inner = self.inner.lock().unwrap();
         inner.objects.retain(|(k, _), _| *k != id.kind);
+        inner.touched_kinds.insert(id.kind);
         let new = inner.synced.insert(id.clone());
         drop(inner);
         if new {
@@ -167,28 +187,71 @@ impl Store {
         }
     }
 
-    /// The current objects (shared, not copied). Secrets and ConfigMaps that no Gateway or
-    /// BackendTLSPolicy references are left out.
+    /// The current objects (shared, not copied). Secrets and ConfigMaps that no Gateway,
+    /// ListenerSet, BackendTLSPolicy or AuthPolicy references are left out. Made from the last
+    /// snapshot by applying only the objects changed since (and the Secrets and ConfigMaps that
+    /// became referenced or unreferenced), so it shares the structure of everything unchanged.
     pub fn snapshot(&self) -> Snapshot {
-        let inner = self.inner.lock().unwrap();
-        let of = |kind: Kind| {
-            inner.objects.iter().filter(move |((k, _), _)| *k == kind).map(|((_, key), o)| (key, o.value()))
-        };
+        let mut inner = self.inner.lock().unwrap();
+        let inner = &mut *inner;
+        let objects = &inner.objects;
+        let of = |kind: Kind| of_kind(objects, kind).map(|(key, o)| (key, o.value()));
         let mut referenced =
             referenced_objects(of(Kind::Gateway).chain(of(Kind::ListenerSet)), of(Kind::BackendTlsPolicy));
         referenced.extend(auth_references(of(Kind::AuthPolicy)));
-        let mut snap = Snapshot::default();
-        for ((kind, key), o) in &inner.objects {
-            match o {
-                _ if matches!(kind, Kind::Secret | Kind::ConfigMap) && !referenced.contains(&(*kind, key.clone())) => {
-                    continue;
+        let wanted = |id: &(Kind, ObjKey)| !matches!(id.0, Kind::Secret | Kind::ConfigMap) || referenced.contains(id);
+        let kept = match inner.last.take() {
+            Some(mut kept) => {
+                let mut ids: BTreeSet<(Kind, ObjKey)> = std::mem::take(&mut inner.touched);
+                ids.extend(kept.referenced.symmetric_difference(&referenced).cloned());
+                for kind in std::mem::take(&mut inner.touched_kinds) {
+                    ids.extend(of_kind(objects, kind).map(|(key, _)| (kind, key.clone())));
+                    let held = kept.loaded.objects.range((kind, ObjKey::default())..);
+                    ids.extend(held.take_while(|((k, _), _)| *k == kind).map(|(id, _)| id.clone()));
                 }
-                Stored::Decoded(o) => snap.loaded.push(o.clone()),
-                Stored::Bad(_, e) => snap.errors.push(e.clone()),
+                for id in ids {
+                    match objects.get(&id).filter(|_| wanted(&id)) {
+                        Some(Stored::Decoded(o)) => {
+                            kept.errors.remove(&id);
+                            kept.loaded.put(o.clone());
+                        }
+                        Some(Stored::Bad(_, e)) => {
+                            kept.errors.insert(id.clone(), e.clone());
+                            kept.loaded.remove(&id);
+                        }
+                        None => {
+                            kept.errors.remove(&id);
+                            kept.loaded.remove(&id);
+                        }
+                    }
+                }
+                kept.referenced = referenced.clone();
+                kept
             }
-        }
+            None => {
+                inner.touched.clear();
+                inner.touched_kinds.clear();
+                let mut kept = Kept { loaded: Loaded::default(), referenced: referenced.clone(), errors: BTreeMap::new() };
+                for (id, o) in objects.iter().filter(|(id, _)| wanted(id)) {
+                    match o {
+                        Stored::Decoded(o) => kept.loaded.push(o.clone()),
+                        Stored::Bad(_, e) => {
+                            kept.errors.insert(id.clone(), e.clone());
+                        }
+                    }
+                }
+                kept
+            }
+        };
+        let snap = Snapshot { loaded: kept.loaded.clone(), errors: kept.errors.values().cloned().collect() };
+        inner.last = Some(kept);
         snap
     }
+}
+
+/// The stored objects of one kind, in key order.
+fn of_kind(objects: &BTreeMap<(Kind, ObjKey), Stored>, kind: Kind) -> impl Iterator<Item = (&ObjKey, &Stored)> {
+    objects.range((kind, ObjKey::default())..).take_while(move |((k, _), _)| *k == kind).map(|((_, key), o)| (key, o))
 }
 
 /// The Secrets and ConfigMaps (kind, namespace/name) referenced by some Gateway or ListenerSet

@@ -150,3 +150,65 @@ fn a_relist_replaces_the_objects_of_its_stream_and_marks_it_synced() {
     assert_eq!(ns, ["kept"]);
     assert!(!store.synced(), "other streams have not listed yet");
 }
+
+/// A snapshot made from the last one (applying only what changed) equals one made afresh from
+/// the store, through edits, deletions, a relist, a decode failure and Secrets that become
+/// referenced or unreferenced; and it shares the maps of kinds that did not change.
+#[test]
+fn a_snapshot_made_from_the_last_equals_one_made_afresh() {
+    let store = Store::new(&[]);
+    let check = |store: &Store, step: &str| {
+        let incremental = store.snapshot();
+        let kept = store.inner.lock().unwrap().last.take();
+        let fresh = store.snapshot();
+        store.inner.lock().unwrap().last = kept;
+        assert_eq!(incremental.errors, fresh.errors, "{step}");
+        assert!(incremental.loaded.objects == fresh.loaded.objects, "{step}: objects");
+        let res = |s: &Snapshot| format!("{:?}", s.loaded.resources);
+        assert_eq!(res(&incremental), res(&fresh), "{step}: resources");
+        incremental
+    };
+    let gateway = |secret: &str| {
+        obj(json!({ "metadata": { "name": "g", "namespace": "a" }, "spec": { "gatewayClassName": "c", "listeners": [
+            { "name": "https", "port": 443, "protocol": "HTTPS", "tls": { "certificateRefs": [ { "name": secret } ] } } ] } }))
+    };
+    let secret = |name: &str| {
+        obj(json!({ "metadata": { "name": name, "namespace": "a" }, "type": "kubernetes.io/tls",
+            "data": { "tls.crt": "Y3J0", "tls.key": "a2V5" } }))
+    };
+    let route = |name: &str, rules: Value| {
+        obj(json!({ "metadata": { "name": name, "namespace": "a" },
+            "spec": { "parentRefs": [ { "name": "g" } ], "rules": rules } }))
+    };
+    store.apply(&stream("Gateway"), Event::Apply(gateway("cert")));
+    for name in ["cert", "other"] {
+        store.apply(&stream("Secret"), Event::Apply(secret(name)));
+    }
+    store.apply(&stream("HTTPRoute"), Event::Apply(route("r", json!([]))));
+    store.apply(&stream("Namespace"), Event::Apply(obj(json!({ "metadata": { "name": "a" } }))));
+    let first = check(&store, "first");
+    assert_eq!(first.loaded.resources.secrets.len(), 1);
+
+    store.apply(&stream("HTTPRoute"), Event::Apply(route("s", json!([]))));
+    let second = check(&store, "a route added");
+    assert!(second.loaded.resources.gateways.ptr_eq(&first.loaded.resources.gateways), "unchanged kinds are shared");
+    assert_eq!(second.loaded.resources.routes.len(), 2);
+
+    store.apply(&stream("Gateway"), Event::Apply(gateway("other")));
+    store.apply(&stream("HTTPRoute"), Event::Delete(route("r", json!([]))));
+    store.apply(&stream("HTTPRoute"), Event::Apply(route("bad", json!("not a list"))));
+    let third = check(&store, "the Gateway names another Secret, a route deleted, one undecodable");
+    let secrets: Vec<String> = third.loaded.resources.secrets.keys().map(ToString::to_string).collect();
+    assert_eq!(secrets, ["a/other"]);
+    assert_eq!(third.errors.len(), 1, "{:?}", third.errors);
+
+    let id = stream("Namespace");
+    store.apply(&id, Event::Init);
+    store.apply(&id, Event::InitApply(obj(json!({ "metadata": { "name": "b" } }))));
+    store.apply(&id, Event::InitDone);
+    store.apply(&stream("HTTPRoute"), Event::Apply(route("bad", json!([]))));
+    let fourth = check(&store, "a relist, and the undecodable route fixed");
+    assert!(fourth.errors.is_empty());
+    let namespaces: Vec<String> = fourth.loaded.resources.namespaces.keys().map(ToString::to_string).collect();
+    assert_eq!(namespaces, ["b"]);
+}
