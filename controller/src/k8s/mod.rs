@@ -474,16 +474,7 @@ impl Loop {
 
         let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
         let status = self.renderer.render(&snap.loaded.objects, &out, &self.engine.options().controller_name, &now);
-        let batch = Batch {
-            statuses: out.statuses.clone(),
-            objects: snap
-                .loaded
-                .objects
-                .values()
-                .filter(|o| o.kind.status_written())
-                .map(|o| ((o.kind, o.key.clone()), o.value.clone()))
-                .collect(),
-        };
+        let batch = Batch { statuses: out.statuses.clone(), objects: snap.loaded.objects.clone() };
         self.writer.submit(Arc::new(batch));
         let live = Live { loaded: snap.loaded, output: out, versions, file_errors: snap.errors, status };
         *self.state.live.write().unwrap() = Arc::new(live);

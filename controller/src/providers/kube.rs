@@ -231,7 +231,8 @@ impl Store {
             None => {
                 inner.touched.clear();
                 inner.touched_kinds.clear();
-                let mut kept = Kept { loaded: Loaded::default(), referenced: referenced.clone(), errors: BTreeMap::new() };
+                let mut kept =
+                    Kept { loaded: Loaded::default(), referenced: referenced.clone(), errors: BTreeMap::new() };
                 for (id, o) in objects.iter().filter(|(id, _)| wanted(id)) {
                     match o {
                         Stored::Decoded(o) => kept.loaded.push(o.clone()),

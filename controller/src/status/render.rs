@@ -132,7 +132,7 @@ impl Renderer {
 }
 
 /// Adds to `out` every object whose computed status differs between `a` and `b`.
-fn changed_statuses(a: &Statuses, b: &Statuses, out: &mut BTreeSet<(Kind, ObjKey)>) {
+pub(crate) fn changed_statuses(a: &Statuses, b: &Statuses, out: &mut BTreeSet<(Kind, ObjKey)>) {
     out.extend(changed_keys(&a.routes, &b.routes).map(|k| (k.kind, k.key.clone())));
     let classes = |s: &Statuses| -> BTreeMap<ObjKey, GatewayClassStatus> {
         s.gateway_classes.iter().map(|(k, v)| (ObjKey::new("", k), v.clone())).collect()

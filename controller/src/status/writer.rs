@@ -27,9 +27,10 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 use tracing::{debug, info, warn};
 
-use crate::load::Kind;
+use crate::load::{Kind, RawObjects};
 use crate::providers::kube::api_resource;
-use crate::status::render::owned_status;
+use crate::status::render::{changed_statuses, owned_status};
+use legate_translator::resources::changed_keys;
 
 /// How the writer behaves.
 #[derive(Clone, Debug)]
@@ -85,11 +86,12 @@ impl StatusMetrics {
 }
 
 /// One translation's statuses and the objects as they were when it ran (with their current
-/// status, `resourceVersion` and `generation`).
+/// status, `resourceVersion` and `generation`; kinds whose status Legate does not write are
+/// ignored). Both are the translation's own persistent maps, shared, not copied.
 #[derive(Default)]
 pub struct Batch {
     pub statuses: Statuses,
-    pub objects: BTreeMap<(Kind, ObjKey), Arc<Value>>,
+    pub objects: RawObjects,
 }
 
 #[derive(Default)]
@@ -100,6 +102,11 @@ struct Pending {
     /// the watch cache still shows that version, it has not seen the write yet, and the same
     /// status must not be queued again (it would only meet a 409).
     written: BTreeMap<(Kind, ObjKey), (Value, Value)>,
+    /// Every object must be looked at by the next submission (no batch yet, or writes were
+    /// dropped while this replica was not the leader).
+    full: bool,
+    /// Objects whose write was given up: looked at again by the next submission.
+    retry: BTreeSet<(Kind, ObjKey)>,
 }
 
 /// Writes statuses to the API server.
@@ -138,21 +145,42 @@ impl StatusWriter {
     }
 
     /// Queues a write for every object of `batch` whose status differs from the computed one.
+    /// Only the objects whose content or computed status changed since the last batch (and
+    /// those whose write was given up) are looked at, unless every object must be.
     pub fn submit(&self, batch: Arc<Batch>) {
         let now = now();
         let mut due = BTreeSet::new();
         let mut p = self.pending.lock().unwrap();
-        p.written.retain(|k, _| batch.objects.contains_key(k));
-        for ((kind, key), obj) in &batch.objects {
+        let last = p.batch.clone().filter(|_| !p.full);
+        let ids: Vec<(Kind, ObjKey)> = match last {
+            Some(last) => {
+                let mut ids = std::mem::take(&mut p.retry);
+                ids.extend(changed_keys(&last.objects, &batch.objects).cloned());
+                changed_statuses(&last.statuses, &batch.statuses, &mut ids);
+                ids.into_iter().collect()
+            }
+            None => {
+                p.retry.clear();
+                p.written.retain(|k, _| batch.objects.contains_key(k));
+                batch.objects.keys().cloned().collect()
+            }
+        };
+        p.full = false;
+        for (kind, key) in ids {
+            let Some(obj) = batch.objects.get(&(kind, key.clone())).filter(|o| o.kind.status_written()) else {
+                p.written.remove(&(kind, key));
+                continue;
+            };
+            let obj = &obj.value;
             let prev = obj.get("status").cloned().unwrap_or(Value::Null);
             let in_flight = |d: &Value| {
-                p.written.get(&(*kind, key.clone())).is_some_and(|(rv, written)| {
+                p.written.get(&(kind, key.clone())).is_some_and(|(rv, written)| {
                     Some(rv) == obj.pointer("/metadata/resourceVersion") && !render::differs(d, written)
                 })
             };
-            match desired(*kind, key, &batch.statuses, &prev, &self.cfg.controller, &now) {
+            match desired(kind, &key, &batch.statuses, &prev, &self.cfg.controller, &now) {
                 Some(d) if render::differs(&d, &prev) && !in_flight(&d) => {
-                    due.insert((*kind, key.clone()));
+                    due.insert((kind, key.clone()));
                 }
                 Some(_) => {
                     self.metrics.skips.fetch_add(1, Ordering::Relaxed);
@@ -178,6 +206,7 @@ impl StatusWriter {
             let Some(batch) = batch else { continue };
             if !*leader.borrow() {
                 debug!(dropped = keys.len(), "not the leader: not writing status");
+                self.pending.lock().unwrap().full = true;
                 continue;
             }
             futures::stream::iter(keys)
@@ -191,7 +220,7 @@ impl StatusWriter {
     }
 
     async fn write_one(&self, kind: Kind, key: &ObjKey, batch: &Batch) {
-        let Some(mut obj) = batch.objects.get(&(kind, key.clone())).map(|v| Value::clone(v)) else { return };
+        let Some(mut obj) = batch.objects.get(&(kind, key.clone())).map(|o| Value::clone(&o.value)) else { return };
         let generation = obj.pointer("/metadata/generation").cloned();
         for attempt in 1..=self.cfg.max_attempts {
             let prev = obj.get("status").cloned().unwrap_or(Value::Null);
@@ -244,6 +273,7 @@ impl StatusWriter {
             }
         }
         warn!(kind = ?kind, object = %key, "giving up on this status write until the next change");
+        self.pending.lock().unwrap().retry.insert((kind, key.clone()));
     }
 
     fn api(&self, kind: Kind, key: &ObjKey) -> Result<Api<DynamicObject>, WriteError> {
