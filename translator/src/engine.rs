@@ -39,8 +39,12 @@ struct GatewaySig {
 }
 
 impl GatewaySig {
+    /// Whether a translation sees the same: the same object, or one with the same spec and
+    /// generation (a status or label update leaves every route's attachment as it was).
     fn same(&self, gw: &Arc<Gateway>, sets: &[(Arc<SetEntry>, bool)], accepted: &[bool]) -> bool {
-        Arc::ptr_eq(&self.gateway, gw)
+        let gateway = Arc::ptr_eq(&self.gateway, gw)
+            || (self.gateway.metadata.generation == gw.metadata.generation && self.gateway.spec == gw.spec);
+        gateway
             && self.accepted == accepted
             && self.sets.len() == sets.len()
             && self.sets.iter().zip(sets).all(|((a, x), (b, y))| Arc::ptr_eq(a, b) && x == y)
@@ -256,12 +260,12 @@ impl Engine {
     /// The routes a change since the last translation can have touched: those added, changed
     /// or removed, and those whose rules read a Service, Backend or namespace's grants that
     /// changed. `None` when every route must be looked at: the first translation, or a change
-    /// to what attachment reads of every route (GatewayClasses, Gateways, ListenerSets,
-    /// Namespaces). Unchanged maps are recognised by their shared root, in O(1).
+    /// to what attachment reads of every route (GatewayClasses, ListenerSets, Namespaces;
+    /// Gateways through their signatures, checked by the caller). Unchanged maps are recognised
+    /// by their shared root, in O(1).
     fn touched(&self, res: &Resources) -> Option<BTreeSet<RouteKey>> {
         let prev = self.prev.as_ref()?;
         if !(prev.gateway_classes.ptr_eq(&res.gateway_classes)
-            && prev.gateways.ptr_eq(&res.gateways)
             && prev.listener_sets.ptr_eq(&res.listener_sets)
             && prev.namespaces.ptr_eq(&res.namespaces))
         {

@@ -97,6 +97,16 @@ fn a_change_recomputes_what_it_touches_and_nothing_else() {
     assert!(engine.last_incremental);
     assert_eq!(text(&out), text(&crate::translate(&res, &Options::default())));
 
+    // A Gateway whose status alone changed (as after Legate's own status write, seen through
+    // the watch): a new object with the same spec and generation changes no attachment.
+    let mut g: Gateway = (*res.gateways[&ObjKey::new("infra", "gw")]).clone();
+    g.status = Some(from(json!({ "conditions": [] })));
+    res.apply(g.into());
+    let out = engine.translate(&res);
+    assert!(engine.last_incremental, "a status-only update keeps the change-driven path");
+    assert_eq!(engine.last_recomputed, (0, 0));
+    assert_eq!(text(&out), text(&crate::translate(&res, &Options::default())));
+
     // A Gateway change is read by every route's attachment: every route is looked at again.
     let g: Gateway = from(json!({
         "metadata": { "name": "gw", "namespace": "infra" },
