@@ -100,8 +100,8 @@ pub struct Engine {
     /// Counters of the last translation: (routes rebuilt, attachments recomputed).
     pub last_recomputed: (usize, usize),
     /// Whether the last translation looked only at the routes its changes touch (else it
-    /// looked at every route: the first translation, or a change to a GatewayClass, Gateway,
-    /// ListenerSet or Namespace).
+    /// looked at every route: the first translation, a changed Gateway signature, or a change
+    /// to a GatewayClass, ListenerSet or Namespace).
     pub last_incremental: bool,
 }
 

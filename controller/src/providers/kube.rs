@@ -80,6 +80,7 @@ struct Inner {
 }
 
 /// What the last snapshot was made of.
+#[derive(Default)]
 struct Kept {
     loaded: Loaded,
     referenced: BTreeSet<(Kind, ObjKey)>,
@@ -200,50 +201,42 @@ impl Store {
             referenced_objects(of(Kind::Gateway).chain(of(Kind::ListenerSet)), of(Kind::BackendTlsPolicy));
         referenced.extend(auth_references(of(Kind::AuthPolicy)));
         let wanted = |id: &(Kind, ObjKey)| !matches!(id.0, Kind::Secret | Kind::ConfigMap) || referenced.contains(id);
-        let kept = match inner.last.take() {
-            Some(mut kept) => {
-                let mut ids: BTreeSet<(Kind, ObjKey)> = std::mem::take(&mut inner.touched);
+        // Every object the first time; then those changed since, those of kinds relisted or
+        // dropped whole, and the Secrets and ConfigMaps that became referenced or unreferenced.
+        let (mut kept, ids) = match inner.last.take() {
+            Some(kept) => {
+                let mut ids = std::mem::take(&mut inner.touched);
                 ids.extend(kept.referenced.symmetric_difference(&referenced).cloned());
                 for kind in std::mem::take(&mut inner.touched_kinds) {
                     ids.extend(of_kind(objects, kind).map(|(key, _)| (kind, key.clone())));
                     let held = kept.loaded.objects.range((kind, ObjKey::default())..);
                     ids.extend(held.take_while(|((k, _), _)| *k == kind).map(|(id, _)| id.clone()));
                 }
-                for id in ids {
-                    match objects.get(&id).filter(|_| wanted(&id)) {
-                        Some(Stored::Decoded(o)) => {
-                            kept.errors.remove(&id);
-                            kept.loaded.put(o.clone());
-                        }
-                        Some(Stored::Bad(_, e)) => {
-                            kept.errors.insert(id.clone(), e.clone());
-                            kept.loaded.remove(&id);
-                        }
-                        None => {
-                            kept.errors.remove(&id);
-                            kept.loaded.remove(&id);
-                        }
-                    }
-                }
-                kept.referenced = referenced.clone();
-                kept
+                (kept, ids)
             }
             None => {
                 inner.touched.clear();
                 inner.touched_kinds.clear();
-                let mut kept =
-                    Kept { loaded: Loaded::default(), referenced: referenced.clone(), errors: BTreeMap::new() };
-                for (id, o) in objects.iter().filter(|(id, _)| wanted(id)) {
-                    match o {
-                        Stored::Decoded(o) => kept.loaded.push(o.clone()),
-                        Stored::Bad(_, e) => {
-                            kept.errors.insert(id.clone(), e.clone());
-                        }
-                    }
-                }
-                kept
+                (Kept::default(), objects.keys().cloned().collect())
             }
         };
+        for id in ids {
+            match objects.get(&id).filter(|_| wanted(&id)) {
+                Some(Stored::Decoded(o)) => {
+                    kept.errors.remove(&id);
+                    kept.loaded.put(o.clone());
+                }
+                Some(Stored::Bad(_, e)) => {
+                    kept.errors.insert(id.clone(), e.clone());
+                    kept.loaded.remove(&id);
+                }
+                None => {
+                    kept.errors.remove(&id);
+                    kept.loaded.remove(&id);
+                }
+            }
+        }
+        kept.referenced = referenced;
         let snap = Snapshot { loaded: kept.loaded.clone(), errors: kept.errors.values().cloned().collect() };
         inner.last = Some(kept);
         snap

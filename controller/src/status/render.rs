@@ -8,7 +8,7 @@ use std::sync::Arc;
 use legate_translator::resources::changed_keys;
 
 use legate_translator::render::{self, Owned};
-use legate_translator::status::{GatewayClassStatus, Statuses};
+use legate_translator::status::Statuses;
 use legate_translator::{ObjKey, Output};
 use serde_json::{Value, json};
 
@@ -90,40 +90,26 @@ impl Renderer {
     /// print them.
     pub fn render(&mut self, objects: &RawObjects, out: &Output, controller: &str, now: &str) -> StatusDocs {
         let st = &out.statuses;
-        let touched = self.prev.as_ref().map(|(objs, statuses)| {
-            let mut touched: BTreeSet<(Kind, ObjKey)> = BTreeSet::new();
-            touched.extend(changed_keys(objs, objects).cloned());
-            changed_statuses(statuses, st, &mut touched);
-            touched
-        });
-        let mut rendered = 0;
-        let mut one = |docs: &mut imbl::OrdMap<(Kind, ObjKey), Arc<Value>>, id: (Kind, ObjKey)| match objects
-            .get(&id)
-            .filter(|o| o.kind.status_printed())
-        {
-            Some(o) => {
-                rendered += 1;
-                let previous =
-                    docs.get(&id).and_then(|d| d.get("status").cloned()).or_else(|| o.value.get("status").cloned());
-                let doc = document(o, owned_status(o.kind, &o.key, st), previous, controller, now);
-                docs.insert(id, Arc::new(doc));
+        // Every object the first time; then those whose content or computed status changed.
+        let touched: BTreeSet<(Kind, ObjKey)> = match &self.prev {
+            Some((objs, statuses)) => {
+                let mut touched: BTreeSet<(Kind, ObjKey)> = changed_keys(objs, objects).cloned().collect();
+                changed_statuses(statuses, st, &mut touched);
+                touched
             }
-            None => {
-                docs.remove(&id);
-            }
+            None => objects.keys().cloned().collect(),
         };
-        match touched {
-            Some(ids) => ids.into_iter().for_each(|id| one(&mut self.docs, id)),
-            None => {
-                let mut docs = imbl::OrdMap::new();
-                for id in objects.keys() {
-                    if let Some(d) = self.docs.get(id) {
-                        docs.insert(id.clone(), d.clone());
-                    }
-                    one(&mut docs, id.clone());
-                }
-                self.docs = docs;
-            }
+        let mut rendered = 0;
+        for id in touched {
+            let Some(o) = objects.get(&id).filter(|o| o.kind.status_printed()) else {
+                self.docs.remove(&id);
+                continue;
+            };
+            rendered += 1;
+            let previous =
+                self.docs.get(&id).and_then(|d| d.get("status").cloned()).or_else(|| o.value.get("status").cloned());
+            let doc = document(o, owned_status(o.kind, &o.key, st), previous, controller, now);
+            self.docs.insert(id, Arc::new(doc));
         }
         self.prev = Some((objects.clone(), st.clone()));
         self.last_rendered = rendered;
@@ -134,32 +120,31 @@ impl Renderer {
 /// Adds to `out` every object whose computed status differs between `a` and `b`.
 pub(crate) fn changed_statuses(a: &Statuses, b: &Statuses, out: &mut BTreeSet<(Kind, ObjKey)>) {
     out.extend(changed_keys(&a.routes, &b.routes).map(|k| (k.kind, k.key.clone())));
-    let classes = |s: &Statuses| -> BTreeMap<ObjKey, GatewayClassStatus> {
-        s.gateway_classes.iter().map(|(k, v)| (ObjKey::new("", k), v.clone())).collect()
-    };
-    changed(Kind::GatewayClass, &classes(a), &classes(b), out);
-    changed(Kind::Gateway, &a.gateways, &b.gateways, out);
-    changed(Kind::ListenerSet, &a.listener_sets, &b.listener_sets, out);
-    changed(Kind::Backend, &a.backends, &b.backends, out);
-    changed(Kind::BackendTlsPolicy, &a.backend_tls_policies, &b.backend_tls_policies, out);
-    changed(Kind::TrafficPolicy, &a.traffic_policies, &b.traffic_policies, out);
-    changed(Kind::RateLimitPolicy, &a.rate_limit_policies, &b.rate_limit_policies, out);
-    changed(Kind::AuthPolicy, &a.auth_policies, &b.auth_policies, out);
+    let class = |name: &String| ObjKey::new("", name);
+    changed(Kind::GatewayClass, &a.gateway_classes, &b.gateway_classes, class, out);
+    changed(Kind::Gateway, &a.gateways, &b.gateways, ObjKey::clone, out);
+    changed(Kind::ListenerSet, &a.listener_sets, &b.listener_sets, ObjKey::clone, out);
+    changed(Kind::Backend, &a.backends, &b.backends, ObjKey::clone, out);
+    changed(Kind::BackendTlsPolicy, &a.backend_tls_policies, &b.backend_tls_policies, ObjKey::clone, out);
+    changed(Kind::TrafficPolicy, &a.traffic_policies, &b.traffic_policies, ObjKey::clone, out);
+    changed(Kind::RateLimitPolicy, &a.rate_limit_policies, &b.rate_limit_policies, ObjKey::clone, out);
+    changed(Kind::AuthPolicy, &a.auth_policies, &b.auth_policies, ObjKey::clone, out);
 }
 
-/// Adds to `out` the keys whose entry differs between `a` and `b` (or is in one only).
-fn changed<V: PartialEq>(
+/// Adds to `out` the objects whose entry differs between `a` and `b` (or is in one only).
+fn changed<K: Ord, V: PartialEq>(
     kind: Kind,
-    a: &BTreeMap<ObjKey, V>,
-    b: &BTreeMap<ObjKey, V>,
+    a: &BTreeMap<K, V>,
+    b: &BTreeMap<K, V>,
+    key: impl Fn(&K) -> ObjKey,
     out: &mut BTreeSet<(Kind, ObjKey)>,
 ) {
     for (k, v) in a {
         if b.get(k) != Some(v) {
-            out.insert((kind, k.clone()));
+            out.insert((kind, key(k)));
         }
     }
-    out.extend(b.keys().filter(|k| !a.contains_key(*k)).map(|k| (kind, k.clone())));
+    out.extend(b.keys().filter(|k| !a.contains_key(*k)).map(|k| (kind, key(k))));
 }
 
 #[cfg(test)]
