@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod envoy;
+pub mod json;
 pub mod k8s;
 pub mod load;
 pub mod manifests;

@@ -12,6 +12,8 @@ use legate_translator::{ObjKey, Resources};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::json::JsonText;
+
 /// A document that could not be used.
 #[derive(Clone, Debug, thiserror::Error)]
 pub struct LoadError {
@@ -42,14 +44,14 @@ impl fmt::Display for LoadError {
 pub type RawObjects = imbl::OrdMap<(Kind, ObjKey), RawObject>;
 
 /// One object as read: decoded once, shared (never deep-cloned) by everything that holds it,
-/// and kept whole as JSON for printing it back with its status.
+/// and kept whole as JSON text for printing it back with its status.
 #[derive(Clone, Debug)]
 pub struct RawObject {
     pub file: PathBuf,
     pub document: usize,
     pub kind: Kind,
     pub key: ObjKey,
-    pub value: Arc<Value>,
+    pub value: JsonText,
     /// The typed object the translator reads.
     pub object: Object,
 }
@@ -57,7 +59,7 @@ pub struct RawObject {
 impl PartialEq for RawObject {
     fn eq(&self, o: &Self) -> bool {
         (self.kind, &self.key, &self.file, self.document) == (o.kind, &o.key, &o.file, o.document)
-            && (Arc::ptr_eq(&self.value, &o.value) || self.value == o.value)
+            && self.value == o.value
     }
 }
 
@@ -108,6 +110,15 @@ impl Loaded {
     pub fn remove(&mut self, id: &(Kind, ObjKey)) {
         if self.objects.remove(id).is_some() {
             self.resources.delete(id.0, &id.1);
+        }
+    }
+
+    /// Puts a decoded document in: an object ([`Loaded::push`]), or a note on a kind Legate does
+    /// not use.
+    pub fn add(&mut self, d: Decoded) {
+        match d {
+            Decoded::Object(o) => self.push(o),
+            Decoded::Skipped(note) => self.skipped.push(note),
         }
     }
 
@@ -224,10 +235,14 @@ pub fn check_duplicates(loaded: &Loaded) -> Result<(), LoadError> {
     loaded.duplicates.first().map_or(Ok(()), |d| Err(d.clone()))
 }
 
-/// Parses one file's text into `loaded`.
+/// Parses one file's text into `loaded`. The documents are checked and decoded on every core
+/// (checking is most of the cost of reading a large file), then put in document order, so
+/// the result, and the first error, are those of doing it one by one.
 pub fn add_file(loaded: &mut Loaded, file: &Path, text: &str) -> Result<(), LoadError> {
-    for (doc, v) in documents(file, text)? {
-        add_value(loaded, file, doc, v)?;
+    let unchecked = loaded.unchecked;
+    let read = |(doc, v)| read_value(unchecked, file, doc, v);
+    for d in map_in_order(documents(file, text)?, read) {
+        loaded.add(d?);
     }
     Ok(())
 }
@@ -237,14 +252,38 @@ pub fn add_file(loaded: &mut Loaded, file: &Path, text: &str) -> Result<(), Load
 /// origin in messages. The file mode's way in; the Kubernetes provider decodes what the API
 /// server already validated.
 pub fn add_value(loaded: &mut Loaded, file: &Path, doc: usize, v: Value) -> Result<(), LoadError> {
-    if !loaded.unchecked {
+    let d = read_value(loaded.unchecked, file, doc, v)?;
+    loaded.add(d);
+    Ok(())
+}
+
+fn read_value(unchecked: bool, file: &Path, doc: usize, v: Value) -> Result<Decoded, LoadError> {
+    if !unchecked {
         check(file, doc, &v)?;
     }
-    match decode(file, doc, v)? {
-        Decoded::Object(o) => loaded.push(o),
-        Decoded::Skipped(note) => loaded.skipped.push(note),
+    decode(file, doc, v)
+}
+
+/// `f` over `items` on up to as many threads as there are cores, in order.
+fn map_in_order<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    /// Below this many items, one thread: starting others costs more than it saves.
+    const MIN_PER_THREAD: usize = 64;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len() / MIN_PER_THREAD);
+    if threads <= 1 {
+        return items.into_iter().map(f).collect();
     }
-    Ok(())
+    let per = items.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<T>> = vec![];
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        chunks.push(items.by_ref().take(per).collect());
+    }
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> =
+            chunks.into_iter().map(|c| s.spawn(move || c.into_iter().map(f).collect::<Vec<R>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    })
 }
 
 /// The API server's verdict on one object of a kind Legate reads: the first problem as the
@@ -360,7 +399,7 @@ pub fn decode(file: &Path, doc: usize, mut v: Value) -> Result<Decoded, LoadErro
         Kind::Secret => Object::Secret(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::ConfigMap => Object::ConfigMap(Arc::new(typed(&v).map_err(typed_err)?)),
     };
-    Ok(Decoded::Object(RawObject { file: file.to_owned(), document: doc, kind, key, value: Arc::new(v), object }))
+    Ok(Decoded::Object(RawObject { file: file.to_owned(), document: doc, kind, key, value: JsonText::new(&v), object }))
 }
 
 fn typed<T: DeserializeOwned>(v: &Value) -> Result<T, serde_path_to_error::Error<serde_json::Error>> {

@@ -70,7 +70,7 @@ fn arrays(v: &Value, at: &mut Vec<String>, path: String) {
 /// An edited copy of `o`: one element removed from one of its arrays, or the generation
 /// bumped; None when the edit does not decode.
 fn edit(o: &RawObject, rng: &mut Rng) -> Option<Object> {
-    let mut v: Value = (*o.value).clone();
+    let mut v: Value = o.value.value();
     let mut at = vec![];
     arrays(&v, &mut at, String::new());
     if at.is_empty() || rng.below(4) == 0 {
@@ -117,7 +117,7 @@ fn run(objects: &[RawObject], seed: u64, steps: usize, what: &str) {
             },
             _ => {
                 // The same content as a new object: nothing may change.
-                let again = match load::decode(Path::new("again"), 0, (*o.value).clone()).unwrap() {
+                let again = match load::decode(Path::new("again"), 0, o.value.value()).unwrap() {
                     Decoded::Object(x) => x.object,
                     Decoded::Skipped(_) => unreachable!(),
                 };

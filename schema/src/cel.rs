@@ -41,12 +41,20 @@ pub fn is_transition_rule(rule: &Rule) -> bool {
 
 /// Evaluates every rule of `s` and its descendants over `v`.
 pub(crate) fn check(s: &Schema, v: &Value, path: &str, out: &mut Vec<Violation>) {
+    let mut ctx = Context::with_env(ENV.clone());
+    ctx.add_function("isIP", |ip: Arc<String>| ip.parse::<IpAddr>().is_ok()).expect("isIP is not a stdlib name");
+    ctx.add_function("matches", matches).expect("the crate's own matches is left out");
+    check_node(&ctx, &mut Converted::default(), s, v, path, out);
+}
+
+/// The CEL values of the nodes with rules, converted once: a node's value is made of its
+/// children's, so a rule-bearing node below another is not converted again.
+type Converted = HashMap<(*const Schema, *const Value), Cel>;
+
+fn check_node(ctx: &Context, converted: &mut Converted, s: &Schema, v: &Value, path: &str, out: &mut Vec<Violation>) {
     if !s.validations.is_empty() {
-        let mut ctx = Context::with_env(ENV.clone());
-        ctx.add_function("isIP", |ip: Arc<String>| ip.parse::<IpAddr>().is_ok()).expect("isIP is not a stdlib name");
-        ctx.add_function("matches", matches).expect("the crate's own matches is left out");
         let mut scope = ctx.new_inner_scope();
-        scope.add_variable_from_value("self", to_cel(s, v));
+        scope.add_variable_from_value("self", to_cel_with(s, v, converted));
         for rule in s.validations.iter().filter(|r| !is_transition_rule(r)) {
             let field = match &rule.field_path {
                 Some(f) => format!("{path}{f}"),
@@ -71,7 +79,7 @@ pub(crate) fn check(s: &Schema, v: &Value, path: &str, out: &mut Vec<Violation>)
         }
     }
     for (s, v, p) in children(s, v, path) {
-        check(s, v, &p, out);
+        check_node(ctx, converted, s, v, &p, out);
     }
 }
 
@@ -91,10 +99,16 @@ fn matches(This(s): This<Arc<String>>, re: Arc<String>) -> Result<bool, cel::Exe
     })
 }
 
-/// A JSON value as CEL sees it under its schema: an object's fields by their escaped names
-/// ([`escape`]), a map's keys as they are.
-pub(crate) fn to_cel(s: &Schema, v: &Value) -> Cel {
-    match v {
+/// A JSON value as CEL sees it under schema `s`: an object's fields by their escaped names
+/// ([`escape`]), a map's keys as they are. The values of
+/// rule-bearing nodes are taken from `converted`, and recorded there.
+fn to_cel_with(s: &Schema, v: &Value, converted: &mut Converted) -> Cel {
+    let id = (s as *const Schema, v as *const Value);
+    if let Some(c) = converted.get(&id) {
+        return c.clone();
+    }
+    let empty = Schema::default();
+    let c = match v {
         Value::Null => Cel::Null,
         Value::Bool(b) => Cel::Bool(*b),
         Value::Number(n) => match (n.as_i64(), n.as_u64()) {
@@ -104,23 +118,25 @@ pub(crate) fn to_cel(s: &Schema, v: &Value) -> Cel {
         },
         Value::String(s) => Cel::String(Arc::new(s.clone())),
         Value::Array(a) => {
-            let items = s.items.as_deref();
-            let empty = Schema::default();
-            Cel::List(Arc::new(a.iter().map(|v| to_cel(items.unwrap_or(&empty), v)).collect()))
+            let items = s.items.as_deref().unwrap_or(&empty);
+            Cel::List(Arc::new(a.iter().map(|v| to_cel_with(items, v, converted)).collect()))
         }
         Value::Object(m) => {
-            let empty = Schema::default();
             let mut out: HashMap<Key, Cel> = HashMap::with_capacity(m.len());
             for (k, v) in m {
                 let (name, ps) = match s.properties.get(k) {
                     Some(p) => (escape(k), p),
                     None => (k.clone(), s.property(k).unwrap_or(&empty)),
                 };
-                out.insert(Key::String(Arc::new(name)), to_cel(ps, v));
+                out.insert(Key::String(Arc::new(name)), to_cel_with(ps, v, converted));
             }
             Cel::Map(Map { map: Arc::new(out) })
         }
+    };
+    if !s.validations.is_empty() {
+        converted.insert(id, c.clone());
     }
+    c
 }
 
 /// CEL's name of a field, as Kubernetes escapes it: a reserved word `w` as `__w__`, and `__`,

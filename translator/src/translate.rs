@@ -177,7 +177,10 @@ pub(crate) fn attach_route(
             conditions,
         });
     }
+    // Kept for as long as the route is unchanged: no spare capacity.
+    out.attachments.shrink_to_fit();
     if !parents.is_empty() {
+        parents.shrink_to_fit();
         out.status = Some(Arc::new(RouteStatus { parents }));
     }
     out
@@ -260,7 +263,7 @@ pub(crate) fn finish_gateway(
 
 /// A route's conditions for one parent.
 pub(crate) fn route_conditions(result: &Result<Vec<Attached>, Problem>, rules: &RouteRules, g: i64) -> Vec<Condition> {
-    let mut out = vec![];
+    let mut out = Vec::with_capacity(3);
     let dropped = || rules.invalid.iter().map(|(_, p)| p.message.as_str()).collect::<Vec<_>>().join("; ");
     out.push(match result {
         Err(p) => p.condition(types::ACCEPTED, false, g),

@@ -161,7 +161,7 @@ impl FileProvider {
     fn settle(&mut self, id: &Id) -> bool {
         let winner = self.owners.get(id).and_then(|o| o.first()).and_then(|f| self.files[f].good.get(id));
         match (winner, self.objects.get(id)) {
-            (Some(w), Some(cur)) if std::sync::Arc::ptr_eq(&w.value, &cur.value) || w.value == cur.value => {
+            (Some(w), Some(cur)) if w.value == cur.value => {
                 // The same content (perhaps from another document): not a change.
                 let w = RawObject { value: cur.value.clone(), object: cur.object.clone(), ..w.clone() };
                 self.objects.insert(id.clone(), w);

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tracing::{Instrument, debug, error, info_span, warn};
 
+use crate::json::JsonText;
 use crate::load::{self, Decoded, Kind, Loaded, RawObject};
 
 /// One watched object: decoded, or the reason it does not decode (with its JSON, which the
@@ -25,7 +26,7 @@ use crate::load::{self, Decoded, Kind, Loaded, RawObject};
 #[derive(Clone)]
 enum Stored {
     Decoded(RawObject),
-    Bad(Arc<Value>, String),
+    Bad(JsonText, String),
 }
 
 impl Stored {
@@ -33,18 +34,19 @@ impl Stored {
         let origin = format!("{} {}", kind.name(), key_of(&v));
         match load::decode(&PathBuf::from(&origin), 0, v.clone()) {
             Ok(Decoded::Object(o)) => Stored::Decoded(o),
-            Ok(Decoded::Skipped(note)) => Stored::Bad(Arc::new(v), note),
+            Ok(Decoded::Skipped(note)) => Stored::Bad(JsonText::new(&v), note),
             Err(e) => {
                 let field = e.field.map(|f| format!("field {f}: ")).unwrap_or_default();
-                Stored::Bad(Arc::new(v), format!("{origin}: {field}{}", e.message))
+                Stored::Bad(JsonText::new(&v), format!("{origin}: {field}{}", e.message))
             }
         }
     }
 
-    fn value(&self) -> &Value {
+    /// The object as JSON, parsed.
+    fn value(&self) -> Value {
         match self {
-            Stored::Decoded(o) => &o.value,
-            Stored::Bad(v, _) => v,
+            Stored::Decoded(o) => o.value.value(),
+            Stored::Bad(v, _) => v.value(),
         }
     }
 }
@@ -196,10 +198,15 @@ impl Store {
         let mut inner = self.inner.lock().unwrap();
         let inner = &mut *inner;
         let objects = &inner.objects;
-        let of = |kind: Kind| of_kind(objects, kind).map(|(key, o)| (key, o.value()));
-        let mut referenced =
-            referenced_objects(of(Kind::Gateway).chain(of(Kind::ListenerSet)), of(Kind::BackendTlsPolicy));
-        referenced.extend(auth_references(of(Kind::AuthPolicy)));
+        // The few objects that reference Secrets and ConfigMaps, parsed.
+        let of = |kind: Kind| of_kind(objects, kind).map(|(key, o)| (key, o.value())).collect::<Vec<_>>();
+        let (gateways, sets, tls, auth) =
+            (of(Kind::Gateway), of(Kind::ListenerSet), of(Kind::BackendTlsPolicy), of(Kind::AuthPolicy));
+        fn refs<'a>(v: &'a [(&'a ObjKey, Value)]) -> impl Iterator<Item = (&'a ObjKey, &'a Value)> {
+            v.iter().map(|(k, v)| (*k, v))
+        }
+        let mut referenced = referenced_objects(refs(&gateways).chain(refs(&sets)), refs(&tls));
+        referenced.extend(auth_references(refs(&auth)));
         let wanted = |id: &(Kind, ObjKey)| !matches!(id.0, Kind::Secret | Kind::ConfigMap) || referenced.contains(id);
         // Every object the first time; then those changed since, those of kinds relisted or
         // dropped whole, and the Secrets and ConfigMaps that became referenced or unreferenced.

@@ -3,21 +3,22 @@
 //! the objects whose own content or computed status changed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use legate_translator::resources::changed_keys;
 
 use legate_translator::render::{self, Owned};
 use legate_translator::status::Statuses;
 use legate_translator::{ObjKey, Output};
-use serde_json::{Value, json};
+use serde_json::Value;
+
+use crate::json::JsonText;
 
 use crate::load::{Kind, Loaded, RawObject, RawObjects};
 
 /// Every Gateway API / Legate object of the input with the status Legate would write, in a
 /// stable order (kind, then namespace/name). The objects' own `status` is the previous one.
 pub fn status_documents(loaded: &Loaded, out: &Output, controller: &str, now: &str) -> Vec<Value> {
-    status_documents_with(&loaded.objects, out, controller, now, |o| o.value.get("status").cloned())
+    status_documents_with(&loaded.objects, out, controller, now, |o| o.value.status())
 }
 
 /// [`status_documents`] with the previous status of each object given by `previous`.
@@ -31,28 +32,16 @@ pub fn status_documents_with(
     // In kind, then key order, as the map holds them.
     let objects = objects.values().filter(|o| o.kind.status_printed());
     let st = &out.statuses;
-    objects.map(|o| document(o, owned_status(o.kind, &o.key, st), previous(o), controller, now)).collect()
+    objects.map(|o| document(o, owned_status(o.kind, &o.key, st), previous(o), controller, now).value()).collect()
 }
 
 /// One object's status document.
-fn document(o: &RawObject, owned: Option<Owned<'_>>, previous: Option<Value>, controller: &str, now: &str) -> Value {
+fn document(o: &RawObject, owned: Option<Owned<'_>>, previous: Option<Value>, controller: &str, now: &str) -> JsonText {
     let status = match owned {
         Some(s) => Some(render::render(s, previous.as_ref(), controller, now)),
         None => previous,
     };
-    let meta = &o.value["metadata"];
-    let mut m = json!({ "name": meta["name"], "generation": meta["generation"] });
-    if let Some(ns) = meta.get("namespace") {
-        m["namespace"] = ns.clone();
-    }
-    let mut doc = json!({ "apiVersion": o.value["apiVersion"], "kind": o.value["kind"], "metadata": m });
-    if let Some(spec) = o.value.get("spec") {
-        doc["spec"] = spec.clone();
-    }
-    if let Some(s) = status {
-        doc["status"] = s;
-    }
-    doc
+    o.value.status_document(status.as_ref())
 }
 
 /// The status Legate computed for one object, if it owns one.
@@ -70,7 +59,7 @@ pub fn owned_status<'a>(kind: Kind, key: &ObjKey, st: &'a Statuses) -> Option<Ow
 
 /// Status documents by kind and key (the order `legate translate --show status` prints them
 /// in): a persistent map, so handing the current set to `/status` is O(1).
-pub type StatusDocs = imbl::OrdMap<(Kind, ObjKey), Arc<Value>>;
+pub type StatusDocs = imbl::OrdMap<(Kind, ObjKey), JsonText>;
 
 /// Status documents kept between translations: an object is rendered again only when its
 /// content (the shared object) or its computed status changed, found by comparing the objects
@@ -106,10 +95,9 @@ impl Renderer {
                 continue;
             };
             rendered += 1;
-            let previous =
-                self.docs.get(&id).and_then(|d| d.get("status").cloned()).or_else(|| o.value.get("status").cloned());
+            let previous = self.docs.get(&id).and_then(JsonText::status).or_else(|| o.value.status());
             let doc = document(o, owned_status(o.kind, &o.key, st), previous, controller, now);
-            self.docs.insert(id, Arc::new(doc));
+            self.docs.insert(id, doc);
         }
         self.prev = Some((objects.clone(), st.clone()));
         self.last_rendered = rendered;

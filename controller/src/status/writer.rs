@@ -171,11 +171,10 @@ impl StatusWriter {
                 p.written.remove(&(kind, key));
                 continue;
             };
-            let obj = &obj.value;
-            let prev = obj.get("status").cloned().unwrap_or(Value::Null);
+            let prev = obj.value.status().unwrap_or(Value::Null);
             let in_flight = |d: &Value| {
                 p.written.get(&(kind, key.clone())).is_some_and(|(rv, written)| {
-                    Some(rv) == obj.pointer("/metadata/resourceVersion") && !render::differs(d, written)
+                    Some(rv) == obj.value.resource_version().as_ref() && !render::differs(d, written)
                 })
             };
             match desired(kind, &key, &batch.statuses, &prev, &self.cfg.controller, &now) {
@@ -220,7 +219,7 @@ impl StatusWriter {
     }
 
     async fn write_one(&self, kind: Kind, key: &ObjKey, batch: &Batch) {
-        let Some(mut obj) = batch.objects.get(&(kind, key.clone())).map(|o| Value::clone(&o.value)) else { return };
+        let Some(mut obj) = batch.objects.get(&(kind, key.clone())).map(|o| o.value.value()) else { return };
         let generation = obj.pointer("/metadata/generation").cloned();
         for attempt in 1..=self.cfg.max_attempts {
             let prev = obj.get("status").cloned().unwrap_or(Value::Null);

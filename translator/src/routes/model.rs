@@ -85,6 +85,11 @@ pub(crate) fn build_rules<R: Default>(
     out.invalid.sort_by_key(|i| i.0);
     out.clusters.sort();
     out.clusters.dedup();
+    // Kept for as long as the route is unchanged: no spare capacity.
+    out.rules.shrink_to_fit();
+    out.invalid.shrink_to_fit();
+    out.unresolved.shrink_to_fit();
+    out.clusters.shrink_to_fit();
     out
 }
 
@@ -103,6 +108,7 @@ pub(crate) fn destinations<'r>(
         let cluster = resolve(idx, from, view, out);
         dests.push(WeightedBackend { cluster, weight, filters });
     }
+    dests.shrink_to_fit();
     dests
 }
 
