@@ -1,7 +1,95 @@
 //! The protobuf `FileDescriptorSet` of the Envoy API (and its dependencies) that `envoy-types`
-//! ships as `src/generated/types.bin` but does not export. Legate uses it with `prost-reflect`:
-//! the translator to print Envoy's JSON form, the xDS server to hash resources canonically.
-//! `build.rs` finds the file (see there).
+//! ships as `src/generated/types.bin` but does not export, and the one `prost-reflect` pool built
+//! from it that Legate shares: the translator prints Envoy's JSON form with it, the xDS server
+//! hashes resources canonically. `build.rs` finds the file (see there).
+
+use std::sync::OnceLock;
+
+use prost_reflect::DescriptorPool;
 
 /// The encoded `google.protobuf.FileDescriptorSet`.
 pub static DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_descriptors.bin"));
+
+/// The pool of [`DESCRIPTORS`], built once per process, without the files' `source_code_info`
+/// (comments and source positions, which neither JSON printing nor hashing reads): about 47 MB
+/// of memory with them, 3 MB without.
+pub fn pool() -> &'static DescriptorPool {
+    static POOL: OnceLock<DescriptorPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let lean = without_source_info(DESCRIPTORS);
+        lean.and_then(|set| DescriptorPool::decode(set.as_slice()).ok())
+            .or_else(|| DescriptorPool::decode(DESCRIPTORS).ok())
+            .expect("envoy-types ships a valid descriptor set")
+    })
+}
+
+/// The descriptor set without its files' `source_code_info`. Everything else, extension options
+/// included, is kept byte for byte. None if the set does not parse.
+pub fn without_source_info(mut set: &[u8]) -> Option<Vec<u8>> {
+    const FILE: u64 = (1 << 3) | 2; // FileDescriptorSet.file
+    const SOURCE_CODE_INFO: u64 = 9; // FileDescriptorProto.source_code_info
+    let mut out = Vec::with_capacity(set.len() / 4);
+    while !set.is_empty() {
+        if varint(&mut set)? != FILE {
+            return None;
+        }
+        let mut file = len_delimited(&mut set)?;
+        let mut kept = Vec::with_capacity(file.len());
+        while !file.is_empty() {
+            let field = file;
+            let key = varint(&mut file)?;
+            match key & 7 {
+                0 => {
+                    varint(&mut file)?;
+                }
+                1 => file = file.get(8..)?,
+                2 => {
+                    len_delimited(&mut file)?;
+                }
+                5 => file = file.get(4..)?,
+                _ => return None,
+            }
+            if key >> 3 != SOURCE_CODE_INFO {
+                kept.extend_from_slice(&field[..field.len() - file.len()]);
+            }
+        }
+        put_varint(&mut out, FILE);
+        put_varint(&mut out, kept.len() as u64);
+        out.extend_from_slice(&kept);
+    }
+    Some(out)
+}
+
+fn len_delimited<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let len = usize::try_from(varint(buf)?).ok()?;
+    if buf.len() < len {
+        return None;
+    }
+    let (payload, rest) = buf.split_at(len);
+    *buf = rest;
+    Some(payload)
+}
+
+fn varint(buf: &mut &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for i in 0..10 {
+        let (&b, rest) = buf.split_first()?;
+        *buf = rest;
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+#[cfg(test)]
+mod tests;

@@ -7,77 +7,18 @@
 //! payloads are canonicalised recursively, guided by the descriptor set `envoy-types` ships.
 //! Anything the descriptors do not describe is kept byte for byte.
 
-use std::sync::OnceLock;
+use prost_reflect::{Kind, MessageDescriptor};
 
-use prost_reflect::{DescriptorPool, Kind, MessageDescriptor};
-
-use legate_envoy_descriptors::DESCRIPTORS;
+use legate_envoy_descriptors::pool;
 
 const MAX_DEPTH: usize = 64;
 const ANY: &str = "google.protobuf.Any";
-
-fn pool() -> Option<&'static DescriptorPool> {
-    static POOL: OnceLock<Option<DescriptorPool>> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let lean = without_source_info(DESCRIPTORS);
-        lean.and_then(|set| DescriptorPool::decode(set.as_slice()).ok())
-            .or_else(|| DescriptorPool::decode(DESCRIPTORS).ok())
-    })
-    .as_ref()
-}
-
-/// The descriptor set without its files' `source_code_info` (comment and source positions),
-/// which hashing does not use: with it the pool takes about 47 MB of memory, without it 3 MB.
-/// Everything else, extension options included, is kept byte for byte. None if the set does not
-/// parse.
-fn without_source_info(mut set: &[u8]) -> Option<Vec<u8>> {
-    const FILE: u64 = (1 << 3) | 2; // FileDescriptorSet.file
-    const SOURCE_CODE_INFO: u64 = 9; // FileDescriptorProto.source_code_info
-    let mut out = Vec::with_capacity(set.len() / 4);
-    while !set.is_empty() {
-        if varint(&mut set).ok()? != FILE {
-            return None;
-        }
-        let mut file = len_delimited(&mut set)?;
-        let mut kept = Vec::with_capacity(file.len());
-        while !file.is_empty() {
-            let field = file;
-            let key = varint(&mut file).ok()?;
-            match key & 7 {
-                0 => {
-                    varint(&mut file).ok()?;
-                }
-                1 => file = file.get(8..)?,
-                2 => {
-                    len_delimited(&mut file)?;
-                }
-                5 => file = file.get(4..)?,
-                _ => return None,
-            }
-            if key >> 3 != SOURCE_CODE_INFO {
-                kept.extend_from_slice(&field[..field.len() - file.len()]);
-            }
-        }
-        put_len_delimited(&mut out, FILE, &kept);
-    }
-    Some(out)
-}
-
-fn len_delimited<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let len = usize::try_from(varint(buf).ok()?).ok()?;
-    if buf.len() < len {
-        return None;
-    }
-    let (payload, rest) = buf.split_at(len);
-    *buf = rest;
-    Some(payload)
-}
 
 /// The canonical form of the message `type_url` names (`type.googleapis.com/<full name>` or
 /// the full name alone); the input unchanged when the type is unknown or the bytes do not parse.
 pub(crate) fn canonical_bytes(type_url: &str, value: &[u8]) -> Vec<u8> {
     let name = type_url.rsplit('/').next().unwrap_or(type_url);
-    let Some(desc) = pool().and_then(|p| p.get_message_by_name(name)) else {
+    let Some(desc) = pool().get_message_by_name(name) else {
         return value.to_vec();
     };
     let mut out = Vec::with_capacity(value.len());

@@ -2,26 +2,10 @@
 //! field names as in Envoy's docs), through `prost-reflect` and the descriptor set that
 //! `envoy-types` ships.
 
-use std::sync::OnceLock;
-
 use prost::{Message, Name};
-use prost_reflect::{DescriptorPool, DynamicMessage, ReflectMessage, SerializeOptions};
+use prost_reflect::{DynamicMessage, ReflectMessage, SerializeOptions};
 
-use legate_envoy_descriptors::DESCRIPTORS;
-
-/// The pool, built once, without the files' `source_code_info` (comments and positions, which
-/// JSON rendering never reads): about 45 MB of memory with them, a few MB without.
-fn pool() -> &'static DescriptorPool {
-    static POOL: OnceLock<DescriptorPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        use envoy_types::pb::google::protobuf::FileDescriptorSet;
-        let mut set = FileDescriptorSet::decode(DESCRIPTORS).expect("envoy-types ships a valid descriptor set");
-        for f in &mut set.file {
-            f.source_code_info = None;
-        }
-        DescriptorPool::decode(set.encode_to_vec().as_slice()).expect("the trimmed descriptor set is valid")
-    })
-}
+use legate_envoy_descriptors::pool;
 
 /// Renders a message as Envoy JSON.
 pub fn to_json<M: Message + Name>(m: &M) -> serde_json::Value {
