@@ -28,10 +28,6 @@ impl JsonText {
         serde_json::from_str(&self.0).expect("the text was written from a Value")
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     /// The top-level fields an object's documents are made of, borrowed from the text.
     fn parts(&self) -> Parts<'_> {
         serde_json::from_str(&self.0).unwrap_or_default()
@@ -54,17 +50,19 @@ impl JsonText {
     /// (a missing name or generation is `null`).
     pub fn status_document(&self, status: Option<&Value>) -> JsonText {
         let p = self.parts();
-        let raw = |r: Option<&RawValue>| r.map_or("null", RawValue::get).to_owned();
+        fn raw(r: Option<&RawValue>) -> &str {
+            r.map_or("null", RawValue::get)
+        }
         let meta = p.metadata.unwrap_or_default();
         let mut out = String::with_capacity(self.0.len() + 512);
         out.push_str("{\"apiVersion\":");
-        out.push_str(&raw(p.api_version));
+        out.push_str(raw(p.api_version));
         out.push_str(",\"kind\":");
-        out.push_str(&raw(p.kind));
+        out.push_str(raw(p.kind));
         out.push_str(",\"metadata\":{\"generation\":");
-        out.push_str(&raw(meta.generation));
+        out.push_str(raw(meta.generation));
         out.push_str(",\"name\":");
-        out.push_str(&raw(meta.name));
+        out.push_str(raw(meta.name));
         if let Some(ns) = meta.namespace {
             out.push_str(",\"namespace\":");
             out.push_str(ns.get());
@@ -80,12 +78,6 @@ impl JsonText {
         }
         out.push('}');
         JsonText(out.into())
-    }
-}
-
-impl From<Value> for JsonText {
-    fn from(v: Value) -> Self {
-        JsonText::new(&v)
     }
 }
 

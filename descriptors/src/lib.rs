@@ -5,6 +5,7 @@
 
 use std::sync::OnceLock;
 
+use prost::encoding::{decode_varint, encode_varint};
 use prost_reflect::DescriptorPool;
 
 /// The encoded `google.protobuf.FileDescriptorSet`.
@@ -25,22 +26,22 @@ pub fn pool() -> &'static DescriptorPool {
 
 /// The descriptor set without its files' `source_code_info`. Everything else, extension options
 /// included, is kept byte for byte. None if the set does not parse.
-pub fn without_source_info(mut set: &[u8]) -> Option<Vec<u8>> {
+fn without_source_info(mut set: &[u8]) -> Option<Vec<u8>> {
     const FILE: u64 = (1 << 3) | 2; // FileDescriptorSet.file
     const SOURCE_CODE_INFO: u64 = 9; // FileDescriptorProto.source_code_info
     let mut out = Vec::with_capacity(set.len() / 4);
     while !set.is_empty() {
-        if varint(&mut set)? != FILE {
+        if decode_varint(&mut set).ok()? != FILE {
             return None;
         }
         let mut file = len_delimited(&mut set)?;
         let mut kept = Vec::with_capacity(file.len());
         while !file.is_empty() {
             let field = file;
-            let key = varint(&mut file)?;
+            let key = decode_varint(&mut file).ok()?;
             match key & 7 {
                 0 => {
-                    varint(&mut file)?;
+                    decode_varint(&mut file).ok()?;
                 }
                 1 => file = file.get(8..)?,
                 2 => {
@@ -53,42 +54,21 @@ pub fn without_source_info(mut set: &[u8]) -> Option<Vec<u8>> {
                 kept.extend_from_slice(&field[..field.len() - file.len()]);
             }
         }
-        put_varint(&mut out, FILE);
-        put_varint(&mut out, kept.len() as u64);
+        encode_varint(FILE, &mut out);
+        encode_varint(kept.len() as u64, &mut out);
         out.extend_from_slice(&kept);
     }
     Some(out)
 }
 
 fn len_delimited<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let len = usize::try_from(varint(buf)?).ok()?;
+    let len = usize::try_from(decode_varint(buf).ok()?).ok()?;
     if buf.len() < len {
         return None;
     }
     let (payload, rest) = buf.split_at(len);
     *buf = rest;
     Some(payload)
-}
-
-fn varint(buf: &mut &[u8]) -> Option<u64> {
-    let mut v = 0u64;
-    for i in 0..10 {
-        let (&b, rest) = buf.split_first()?;
-        *buf = rest;
-        v |= u64::from(b & 0x7f) << (7 * i);
-        if b < 0x80 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }
 
 #[cfg(test)]

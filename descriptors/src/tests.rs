@@ -12,8 +12,3 @@ fn the_pool_is_built_without_source_info_and_knows_every_message() {
     assert!(full.files().any(|f| f.file_descriptor_proto().source_code_info.is_some()));
     assert!(without_source_info(b"\x0a\x05\x01").is_none(), "truncated input");
 }
-
-#[test]
-fn one_pool_per_process() {
-    assert!(std::ptr::eq(pool(), pool()));
-}

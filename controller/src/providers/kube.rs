@@ -18,36 +18,37 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tracing::{Instrument, debug, error, info_span, warn};
 
-use crate::json::JsonText;
 use crate::load::{self, Decoded, Kind, Loaded, RawObject};
 
-/// One watched object: decoded, or the reason it does not decode (with its JSON, which the
-/// Secret filter still reads for Gateways).
+/// One watched object: decoded, or the reason it does not decode; and the Secrets and
+/// ConfigMaps it references, read from its JSON when it is stored (the Secret filter reads
+/// them for every snapshot, also of Gateways that do not decode).
 #[derive(Clone)]
-enum Stored {
-    Decoded(RawObject),
-    Bad(JsonText, String),
+struct Stored {
+    object: Result<RawObject, String>,
+    references: Arc<[(Kind, ObjKey)]>,
 }
 
 impl Stored {
     fn new(kind: Kind, v: Value) -> Self {
-        let origin = format!("{} {}", kind.name(), key_of(&v));
-        match load::decode(&PathBuf::from(&origin), 0, v.clone()) {
-            Ok(Decoded::Object(o)) => Stored::Decoded(o),
-            Ok(Decoded::Skipped(note)) => Stored::Bad(JsonText::new(&v), note),
+        let key = key_of(&v);
+        let one = std::iter::once((&key, &v));
+        let references = match kind {
+            Kind::Gateway | Kind::ListenerSet => referenced_objects(one, std::iter::empty()),
+            Kind::BackendTlsPolicy => referenced_objects(std::iter::empty(), one),
+            Kind::AuthPolicy => auth_references(one),
+            _ => BTreeSet::new(),
+        };
+        let origin = format!("{} {key}", kind.name());
+        let object = match load::decode(&PathBuf::from(&origin), 0, v) {
+            Ok(Decoded::Object(o)) => Ok(o),
+            Ok(Decoded::Skipped(note)) => Err(note),
             Err(e) => {
                 let field = e.field.map(|f| format!("field {f}: ")).unwrap_or_default();
-                Stored::Bad(JsonText::new(&v), format!("{origin}: {field}{}", e.message))
+                Err(format!("{origin}: {field}{}", e.message))
             }
-        }
-    }
-
-    /// The object as JSON, parsed.
-    fn value(&self) -> Value {
-        match self {
-            Stored::Decoded(o) => o.value.value(),
-            Stored::Bad(v, _) => v.value(),
-        }
+        };
+        Stored { object, references: references.into_iter().collect() }
     }
 }
 
@@ -198,15 +199,12 @@ impl Store {
         let mut inner = self.inner.lock().unwrap();
         let inner = &mut *inner;
         let objects = &inner.objects;
-        // The few objects that reference Secrets and ConfigMaps, parsed.
-        let of = |kind: Kind| of_kind(objects, kind).map(|(key, o)| (key, o.value())).collect::<Vec<_>>();
-        let (gateways, sets, tls, auth) =
-            (of(Kind::Gateway), of(Kind::ListenerSet), of(Kind::BackendTlsPolicy), of(Kind::AuthPolicy));
-        fn refs<'a>(v: &'a [(&'a ObjKey, Value)]) -> impl Iterator<Item = (&'a ObjKey, &'a Value)> {
-            v.iter().map(|(k, v)| (*k, v))
-        }
-        let mut referenced = referenced_objects(refs(&gateways).chain(refs(&sets)), refs(&tls));
-        referenced.extend(auth_references(refs(&auth)));
+        let referenced: BTreeSet<(Kind, ObjKey)> =
+            [Kind::Gateway, Kind::ListenerSet, Kind::BackendTlsPolicy, Kind::AuthPolicy]
+                .into_iter()
+                .flat_map(|kind| of_kind(objects, kind))
+                .flat_map(|(_, o)| o.references.iter().cloned())
+                .collect();
         let wanted = |id: &(Kind, ObjKey)| !matches!(id.0, Kind::Secret | Kind::ConfigMap) || referenced.contains(id);
         // Every object the first time; then those changed since, those of kinds relisted or
         // dropped whole, and the Secrets and ConfigMaps that became referenced or unreferenced.
@@ -229,11 +227,11 @@ impl Store {
         };
         for id in ids {
             match objects.get(&id).filter(|_| wanted(&id)) {
-                Some(Stored::Decoded(o)) => {
+                Some(Stored { object: Ok(o), .. }) => {
                     kept.errors.remove(&id);
                     kept.loaded.put(o.clone());
                 }
-                Some(Stored::Bad(_, e)) => {
+                Some(Stored { object: Err(e), .. }) => {
                     kept.errors.insert(id.clone(), e.clone());
                     kept.loaded.remove(&id);
                 }

@@ -12,7 +12,6 @@ use legate_translator::{ObjKey, Output};
 use serde_json::Value;
 
 use crate::json::JsonText;
-
 use crate::load::{Kind, Loaded, RawObject, RawObjects};
 
 /// Every Gateway API / Legate object of the input with the status Legate would write, in a
