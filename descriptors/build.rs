@@ -1,10 +1,14 @@
 //! Locates the protobuf descriptor set that `envoy-types` ships (`src/generated/types.bin`) and
-//! copies it into OUT_DIR, for `legate-envoy-descriptors` to embed. `envoy-types` does not
+//! writes it, without its files' `source_code_info`, into OUT_DIR for `legate-envoy-descriptors`
+//! to embed. `envoy-types` does not
 //! export the file, so we find its source directory: `LEGATE_ENVOY_DESCRIPTORS` if set, else the registry copy matching the version in
 //! Cargo.lock, else `cargo metadata`.
 
 use std::path::{Path, PathBuf};
 use std::{env, fs, process::Command};
+
+#[path = "src/strip.rs"]
+mod strip;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=LEGATE_ENVOY_DESCRIPTORS");
@@ -16,7 +20,13 @@ fn main() {
         )
     });
     println!("cargo:rerun-if-changed={}", src.display());
-    fs::copy(&src, &out).expect("copy descriptor set");
+    println!("cargo:rerun-if-changed=src/strip.rs");
+    // For the tests, which compare the embedded set with the shipped one.
+    println!("cargo:rustc-env=LEGATE_ENVOY_DESCRIPTORS_SHIPPED={}", src.display());
+    let shipped = fs::read(&src).unwrap_or_else(|e| panic!("read {}: {e}", src.display()));
+    let lean =
+        strip::without_source_info(&shipped).unwrap_or_else(|| panic!("{} is not a FileDescriptorSet", src.display()));
+    fs::write(&out, lean).expect("write the descriptor set");
 }
 
 fn find() -> Result<PathBuf, String> {

@@ -47,7 +47,8 @@ pub type RawObjects = imbl::OrdMap<(Kind, ObjKey), RawObject>;
 /// and kept whole as JSON text for printing it back with its status.
 #[derive(Clone, Debug)]
 pub struct RawObject {
-    pub file: PathBuf,
+    /// The file it was read from (shared by the file's objects).
+    pub file: Arc<Path>,
     pub document: usize,
     pub kind: Kind,
     pub key: ObjKey,
@@ -128,7 +129,7 @@ impl Loaded {
         let id = o.id();
         if let Some(first) = self.objects.get(&id) {
             self.duplicates.push(LoadError {
-                file: o.file.clone(),
+                file: o.file.to_path_buf(),
                 document: o.document,
                 object: Some(format!("{:?} {}", o.kind, o.key)),
                 field: None,
@@ -240,7 +241,8 @@ pub fn check_duplicates(loaded: &Loaded) -> Result<(), LoadError> {
 /// the result, and the first error, are those of doing it one by one.
 pub fn add_file(loaded: &mut Loaded, file: &Path, text: &str) -> Result<(), LoadError> {
     let unchecked = loaded.unchecked;
-    let read = |(doc, v)| read_value(unchecked, file, doc, v);
+    let shared: Arc<Path> = file.into();
+    let read = |(doc, v)| read_value(unchecked, &shared, doc, v);
     for d in map_in_order(documents(file, text)?, read) {
         loaded.add(d?);
     }
@@ -252,12 +254,12 @@ pub fn add_file(loaded: &mut Loaded, file: &Path, text: &str) -> Result<(), Load
 /// origin in messages. The file mode's way in; the Kubernetes provider decodes what the API
 /// server already validated.
 pub fn add_value(loaded: &mut Loaded, file: &Path, doc: usize, v: Value) -> Result<(), LoadError> {
-    let d = read_value(loaded.unchecked, file, doc, v)?;
+    let d = read_value(loaded.unchecked, &file.into(), doc, v)?;
     loaded.add(d);
     Ok(())
 }
 
-fn read_value(unchecked: bool, file: &Path, doc: usize, v: Value) -> Result<Decoded, LoadError> {
+fn read_value(unchecked: bool, file: &Arc<Path>, doc: usize, v: Value) -> Result<Decoded, LoadError> {
     if !unchecked {
         check(file, doc, &v)?;
     }
@@ -323,9 +325,9 @@ pub enum Decoded {
 
 /// Decodes one object, once. Shared by the file and Kubernetes providers, so both feed the
 /// translator the same way. `file` and `doc` only name the object's origin in messages.
-pub fn decode(file: &Path, doc: usize, mut v: Value) -> Result<Decoded, LoadError> {
+pub fn decode(file: &Arc<Path>, doc: usize, mut v: Value) -> Result<Decoded, LoadError> {
     let err = |object: Option<String>, field: Option<String>, message: String| LoadError {
-        file: file.to_owned(),
+        file: file.to_path_buf(),
         document: doc,
         object,
         field,
@@ -399,7 +401,7 @@ pub fn decode(file: &Path, doc: usize, mut v: Value) -> Result<Decoded, LoadErro
         Kind::Secret => Object::Secret(Arc::new(typed(&v).map_err(typed_err)?)),
         Kind::ConfigMap => Object::ConfigMap(Arc::new(typed(&v).map_err(typed_err)?)),
     };
-    Ok(Decoded::Object(RawObject { file: file.to_owned(), document: doc, kind, key, value: JsonText::new(&v), object }))
+    Ok(Decoded::Object(RawObject { file: file.clone(), document: doc, kind, key, value: JsonText::new(&v), object }))
 }
 
 fn typed<T: DeserializeOwned>(v: &Value) -> Result<T, serde_path_to_error::Error<serde_json::Error>> {

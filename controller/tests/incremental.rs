@@ -82,7 +82,7 @@ fn edit(o: &RawObject, rng: &mut Rng) -> Option<Object> {
         let i = rng.below(a.len());
         a.remove(i);
     }
-    match load::decode(Path::new("edit"), 0, v).ok()? {
+    match load::decode(&Path::new("edit").into(), 0, v).ok()? {
         Decoded::Object(o) => Some(o.object),
         Decoded::Skipped(_) => None,
     }
@@ -117,7 +117,7 @@ fn run(objects: &[RawObject], seed: u64, steps: usize, what: &str) {
             },
             _ => {
                 // The same content as a new object: nothing may change.
-                let again = match load::decode(Path::new("again"), 0, o.value.value()).unwrap() {
+                let again = match load::decode(&Path::new("again").into(), 0, o.value.value()).unwrap() {
                     Decoded::Object(x) => x.object,
                     Decoded::Skipped(_) => unreachable!(),
                 };

@@ -11,13 +11,14 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use cel::extractors::This;
 use cel::objects::{Key, Map};
 use cel::{Context, Env, Program, Value as Cel};
 use regex::Regex;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::Violation;
 use crate::schema::{Rule, Schema};
@@ -51,33 +52,112 @@ pub(crate) fn check(s: &Schema, v: &Value, path: &str, out: &mut Vec<Violation>)
 /// children's, so a rule-bearing node below another is not converted again.
 type Converted = HashMap<(*const Schema, *const Value), Cel>;
 
+/// What the rules of a rule-bearing node and of its descendants found for the values seen, by
+/// the SHA-256 of the value's JSON: many objects share subtrees (the same parentRefs, the same
+/// backendRef, the same path match), and reloading a file checks again the objects it did not
+/// change. The outcome of a subtree is a function of the schema and the value alone (no rule
+/// evaluated here reads `oldSelf`). At most [`MAX_VERDICTS`] entries per node; a full map is
+/// emptied.
+#[derive(Debug, Default)]
+pub(crate) struct Verdicts(Mutex<HashMap<[u8; 32], Option<Arc<Found>>>>);
+
+/// Violations found under a node, with the node's path when they were found.
+#[derive(Debug)]
+pub(crate) struct Found {
+    base: String,
+    violations: Vec<Violation>,
+}
+
+const MAX_VERDICTS: usize = 1024;
+
+impl Verdicts {
+    fn get(&self, key: &[u8; 32]) -> Option<Option<Arc<Found>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+    }
+
+    fn put(&self, key: [u8; 32], found: Option<Arc<Found>>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_VERDICTS {
+            map.clear();
+        }
+        map.insert(key, found);
+    }
+}
+
+/// The SHA-256 of `v`'s compact JSON.
+fn digest(v: &Value) -> [u8; 32] {
+    struct Hashing(Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = Hashing(Sha256::new());
+    serde_json::to_writer(&mut h, v).expect("a JSON value serializes");
+    h.0.finalize().into()
+}
+
 fn check_node(ctx: &Context, converted: &mut Converted, s: &Schema, v: &Value, path: &str, out: &mut Vec<Violation>) {
-    if !s.validations.is_empty() {
-        let mut scope = ctx.new_inner_scope();
-        scope.add_variable_from_value("self", to_cel_with(s, v, converted));
-        for rule in s.validations.iter().filter(|r| !is_transition_rule(r)) {
-            let field = match &rule.field_path {
-                Some(f) => format!("{path}{f}"),
-                None => path.to_owned(),
-            };
-            let outcome =
-                program(rule).map_err(str::to_owned).and_then(|p| p.execute(&scope).map_err(|e| e.to_string()));
-            match outcome {
-                Ok(Cel::Bool(true)) => {}
-                Ok(Cel::Bool(false)) => {
-                    let message = rule.message.clone().unwrap_or_else(|| format!("failed rule: {}", rule.rule));
-                    out.push(Violation { field, message });
-                }
-                Ok(other) => out.push(Violation {
-                    field,
-                    message: format!("rule {} evaluated to {other:?}, not a boolean", rule.rule),
-                }),
-                Err(e) => {
-                    out.push(Violation { field, message: format!("rule {} cannot be evaluated: {e}", rule.rule) })
-                }
+    if s.validations.is_empty() {
+        return check_children(ctx, converted, s, v, path, out);
+    }
+    let key = digest(v);
+    if let Some(found) = s.verdicts.get(&key) {
+        // The same value under this node found the same, under its own path then.
+        let found = found.iter().flat_map(|f| f.violations.iter().map(move |v| (f, v)));
+        out.extend(found.map(|(f, v)| Violation {
+            field: format!("{path}{}", v.field.strip_prefix(f.base.as_str()).unwrap_or(&v.field)),
+            message: v.message.clone(),
+        }));
+        return;
+    }
+    let before = out.len();
+    check_rules(ctx, converted, s, v, path, out);
+    check_children(ctx, converted, s, v, path, out);
+    let found =
+        (out.len() > before).then(|| Arc::new(Found { base: path.to_owned(), violations: out[before..].to_vec() }));
+    s.verdicts.put(key, found);
+}
+
+/// Evaluates the rules of node `s` over `v`.
+fn check_rules(ctx: &Context, converted: &mut Converted, s: &Schema, v: &Value, path: &str, out: &mut Vec<Violation>) {
+    let mut scope = ctx.new_inner_scope();
+    scope.add_variable_from_value("self", to_cel_with(s, v, converted));
+    for rule in s.validations.iter().filter(|r| !is_transition_rule(r)) {
+        let field = || match &rule.field_path {
+            Some(f) => format!("{path}{f}"),
+            None => path.to_owned(),
+        };
+        let outcome = program(rule).map_err(str::to_owned).and_then(|p| p.execute(&scope).map_err(|e| e.to_string()));
+        match outcome {
+            Ok(Cel::Bool(true)) => {}
+            Ok(Cel::Bool(false)) => {
+                let message = rule.message.clone().unwrap_or_else(|| format!("failed rule: {}", rule.rule));
+                out.push(Violation { field: field(), message });
+            }
+            Ok(other) => out.push(Violation {
+                field: field(),
+                message: format!("rule {} evaluated to {other:?}, not a boolean", rule.rule),
+            }),
+            Err(e) => {
+                out.push(Violation { field: field(), message: format!("rule {} cannot be evaluated: {e}", rule.rule) })
             }
         }
     }
+}
+
+fn check_children(
+    ctx: &Context,
+    converted: &mut Converted,
+    s: &Schema,
+    v: &Value,
+    path: &str,
+    out: &mut Vec<Violation>,
+) {
     for (s, v, p) in children(s, v, path) {
         check_node(ctx, converted, s, v, &p, out);
     }

@@ -59,6 +59,10 @@ pub struct Schema {
     pub validations: Vec<Rule>,
     #[serde(skip)]
     pub(crate) regex: OnceLock<Result<regex::Regex, String>>,
+    /// Outcomes of this node's CEL rules and its descendants' (see [`crate::cel`]), by the
+    /// SHA-256 of the value checked.
+    #[serde(skip)]
+    pub(crate) verdicts: crate::cel::Verdicts,
 }
 
 /// `additionalProperties`: `false`, `true` or a schema for every value of a map.

@@ -4,9 +4,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -19,8 +21,10 @@ mod stamp;
 
 #[derive(Default)]
 struct FileState {
-    text: String,
-    /// The file as it was when `text` was read: while it is so, the file is not read again.
+    /// The SHA-256 of the file's text as last read (not the text: the objects hold what they
+    /// need of it).
+    digest: [u8; 32],
+    /// The file as it was when it was last read: while it is so, the file is not read again.
     stamp: Option<stamp::Stamp>,
     /// The objects of the last version that parsed, by kind and key (the first definition in
     /// the file), and the second definitions within the file.
@@ -35,8 +39,8 @@ struct FileState {
 pub struct FileProvider {
     root: PathBuf,
     files: BTreeMap<PathBuf, FileState>,
-    /// Which files define each object.
-    owners: HashMap<Id, BTreeSet<PathBuf>>,
+    /// Which files define each object, in path order (one, as a rule; shared paths).
+    owners: HashMap<Id, Vec<Arc<Path>>>,
     /// The objects in force and the world they make (persistent maps: a snapshot shares them).
     objects: RawObjects,
     world: Resources,
@@ -96,12 +100,13 @@ impl FileProvider {
             let Ok(text) = std::fs::read_to_string(&path) else { continue }; // vanished meanwhile
             let state = self.files.entry(path.clone()).or_default();
             state.stamp = meta.map(|m| stamp::Stamp::of(&m, read_at));
-            if state.text == text && (state.error.is_some() || !state.good.is_empty() || text.trim().is_empty()) {
+            let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+            if state.digest == digest && (state.error.is_some() || !state.good.is_empty() || text.trim().is_empty()) {
                 continue;
             }
-            state.text = text;
+            state.digest = digest;
             let mut fresh = Loaded::default();
-            match load::add_file(&mut fresh, &path, &state.text) {
+            match load::add_file(&mut fresh, &path, &text) {
                 Ok(()) => {
                     if state.error.take().is_some() {
                         info!(file = %path.display(), "file parses again");
@@ -123,8 +128,12 @@ impl FileProvider {
                     let old = std::mem::replace(&mut state.good, good);
                     let new: Vec<Id> = state.good.keys().cloned().collect();
                     self.disown(&path, old.keys(), &mut affected);
+                    let shared: Arc<Path> = Arc::from(path.as_path());
                     for id in new {
-                        self.owners.entry(id.clone()).or_default().insert(path.clone());
+                        let owners = self.owners.entry(id.clone()).or_default();
+                        if let Err(at) = owners.binary_search(&shared) {
+                            owners.insert(at, shared.clone());
+                        }
                         affected.insert(id);
                     }
                 }
@@ -147,7 +156,7 @@ impl FileProvider {
     fn disown<'a>(&mut self, path: &Path, ids: impl Iterator<Item = &'a Id>, affected: &mut BTreeSet<Id>) {
         for id in ids {
             if let Some(o) = self.owners.get_mut(id) {
-                o.remove(path);
+                o.retain(|p| **p != *path);
                 if o.is_empty() {
                     self.owners.remove(id);
                 }
@@ -159,7 +168,7 @@ impl FileProvider {
     /// Puts in force the definition of `id` from the first file that has one; returns whether
     /// what is in force changed.
     fn settle(&mut self, id: &Id) -> bool {
-        let winner = self.owners.get(id).and_then(|o| o.first()).and_then(|f| self.files[f].good.get(id));
+        let winner = self.owners.get(id).and_then(|o| o.first()).and_then(|f| self.files[&**f].good.get(id));
         match (winner, self.objects.get(id)) {
             (Some(w), Some(cur)) if w.value == cur.value => {
                 // The same content (perhaps from another document): not a change.
@@ -191,9 +200,9 @@ impl FileProvider {
     fn duplicates(&self) -> Vec<String> {
         let mut out: Vec<String> = vec![];
         for (id, files) in self.owners.iter().filter(|(_, f)| f.len() > 1) {
-            let first = &self.files[files.first().expect("not empty")].good[id];
+            let first = &self.files[&**files.first().expect("not empty")].good[id];
             for f in files.iter().skip(1) {
-                let dup = &self.files[f].good[id];
+                let dup = &self.files[&**f].good[id];
                 out.push(format!(
                     "{}: document {}: {:?} {} is already defined in {} document {}; this one is ignored",
                     dup.file.display(),

@@ -5,7 +5,7 @@
 //! as empty.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
@@ -40,7 +40,7 @@ impl Stored {
             _ => BTreeSet::new(),
         };
         let origin = format!("{} {key}", kind.name());
-        let object = match load::decode(&PathBuf::from(&origin), 0, v) {
+        let object = match load::decode(&Arc::from(Path::new(&origin)), 0, v) {
             Ok(Decoded::Object(o)) => Ok(o),
             Ok(Decoded::Skipped(note)) => Err(note),
             Err(e) => {

@@ -61,6 +61,13 @@ impl HostInfra {
                 stop(s).await;
             }
         }
+        self.start(gateways, write_bootstrap);
+    }
+
+    /// Starts an Envoy for each of `gateways` that has none. It connects and waits for its
+    /// Gateway's snapshot; [`HostInfra::ensure`] starts them too, this lets them boot while the
+    /// snapshots are built.
+    pub fn start<'a>(&mut self, gateways: impl IntoIterator<Item = &'a ObjKey>, write_bootstrap: &BootstrapWriter) {
         for gw in gateways {
             if self.envoys.contains_key(gw) {
                 continue;

