@@ -270,7 +270,13 @@ fn read_value(unchecked: bool, file: &Arc<Path>, doc: usize, v: Value) -> Result
 fn map_in_order<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
     /// Below this many items, one thread: starting others costs more than it saves.
     const MIN_PER_THREAD: usize = 64;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len() / MIN_PER_THREAD);
+    /// The cores, read once: `available_parallelism` reads cgroup files on every call.
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    if items.len() < 2 * MIN_PER_THREAD {
+        return items.into_iter().map(f).collect();
+    }
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = cores.min(items.len() / MIN_PER_THREAD);
     if threads <= 1 {
         return items.into_iter().map(f).collect();
     }

@@ -184,10 +184,22 @@ fn incremental_equals_full_on_a_generated_world() {
             nj = (i + 5) % 12 % 2,
         );
     }
+    // Routes of the other HTTP kind on the same listeners (they conflict with the HTTPRoutes
+    // whose hostnames they intersect), and routes naming no hostname.
+    for (i, hostnames) in [(0, "[ 'h0.apps.test' ]"), (1, "[ '*.apps.test', 'x1.test' ]")] {
+        yaml += &format!(
+            "---\napiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {{ name: g-{i}, namespace: ns-0, creationTimestamp: '2024-06-01T00:00:0{i}Z' }}\nspec:\n  parentRefs: [ {{ name: gw, namespace: infra }} ]\n  hostnames: {hostnames}\n  rules:\n    - matches: [ {{ method: {{ service: a.B, method: C{i} }} }} ]\n      backendRefs: [ {{ name: svc-{i}, port: 80 }} ]\n"
+        );
+    }
+    for i in 0..2 {
+        yaml += &format!(
+            "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{ name: any-{i}, namespace: ns-0 }}\nspec:\n  parentRefs: [ {{ name: gw, namespace: infra }} ]\n  rules:\n    - matches: [ {{ path: {{ type: PathPrefix, value: /any{i} }} }} ]\n      backendRefs: [ {{ name: svc-{i}, port: 80 }} ]\n"
+        );
+    }
     let file = dir.path().join("world.yaml");
     std::fs::write(&file, yaml).unwrap();
     let loaded = load::load_paths(&[file]).unwrap();
-    assert!(loaded.objects.len() > 40);
+    assert!(loaded.objects.len() > 44);
     for seed in 1..=6u64 {
         run(&loaded.objects.values().cloned().collect::<Vec<_>>(), seed * 104_729, 150, "generated world");
     }

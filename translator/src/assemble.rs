@@ -1,8 +1,9 @@
 //! Assembles one Gateway's IR from its validated listeners and the routes attached to them:
 //! sockets per address and port, virtual hosts per owning listener and hostname (listener
-//! isolation), routes in precedence order. A [`Cache`] keeps each virtual host and each
-//! Service's endpoints between translations: a virtual host is rebuilt only when a route
-//! contributing to it changed, endpoints only when the Service's EndpointSlices changed.
+//! isolation), routes in precedence order. A [`Cache`] keeps each socket's virtual hosts and
+//! each Service's endpoints between translations: a change of a route's attachments changes
+//! only the domains it touches ([`hosts`]) and only their virtual hosts are built again;
+//! endpoints are read again only when the Service's EndpointSlices changed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -11,38 +12,23 @@ use legate_api::k8s::EndpointSlice;
 use legate_api::kinds::Kind;
 
 use crate::gateway::{GatewayState, ListenerState, Protocol};
-use crate::hostname::{self, covers};
+use crate::hostname;
 use crate::ir::*;
 use crate::precedence::{self, Candidate};
 use crate::resources::{ObjKey, Resources};
 use crate::routes::backends;
-use crate::routes::{RedirectSpec, RouteKey, RouteRules, Rule, RuleAction};
+use crate::routes::{RedirectSpec, RouteKey, Rule, RuleAction};
 use crate::status::Address;
-use crate::translate::Attachment;
+use crate::translate::{Attachment, GatewayRoutes, HttpRoutes};
 use crate::xds::cache::Epoched;
+
+mod hosts;
+
+use hosts::{BuiltHost, HostClusters, HostIndex, Part, owner};
 
 /// Name of the cluster that stands for invalid backendRefs: it never exists, so Envoy answers
 /// 500 for the share of traffic routed to it.
 pub const INVALID_BACKEND_CLUSTER: &str = "legate/invalid-backend";
-
-/// One route's part in a virtual host: the route, its rules, and the route hostname that
-/// covers the virtual host's domain.
-type Contribution = (RouteKey, Arc<RouteRules>, String);
-
-struct VirtualHostMemo {
-    listener: (String, i32),
-    contributions: Vec<Contribution>,
-    ir: Arc<VirtualHostIr>,
-    /// The clusters its routes send to (each once, as the first contributing rule defines it).
-    clusters: HostClusters,
-}
-
-/// A hash map with a fast, fixed-seed hasher (the keys are hostnames Legate itself reads; the
-/// iteration order is never relied on).
-type Hashed<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
-
-/// The clusters a virtual host's routes send to, each once.
-type HostClusters = Arc<[Arc<ClusterIr>]>;
 
 /// A cluster as routes resolved it, the EndpointSlices its endpoints were read from, and the
 /// cluster with those endpoints.
@@ -51,7 +37,8 @@ type ClusterMemo = (Arc<ClusterIr>, Vec<Arc<EndpointSlice>>, Arc<ClusterIr>);
 /// What assembly keeps between translations.
 #[derive(Default)]
 pub struct Cache {
-    virtual_hosts: Epoched<(ObjKey, String), VirtualHostMemo>,
+    /// Each socket's virtual hosts, by Gateway and port.
+    hosts: Epoched<(ObjKey, i32), HostIndex>,
     clusters: Epoched<String, ClusterMemo>,
     /// Clusters given TLS by BackendTLSPolicies.
     pub tls: crate::backend_tls::Cache,
@@ -66,7 +53,7 @@ pub struct Cache {
 impl Cache {
     /// Ends one translation: forgets what it did not use.
     pub fn sweep(&mut self) {
-        self.virtual_hosts.sweep();
+        self.hosts.sweep();
         self.clusters.sweep();
         self.tls.sweep();
         self.traffic.sweep();
@@ -96,7 +83,7 @@ impl Cache {
 pub fn gateway_ir(
     gw: &GatewayState<'_>,
     addresses: &[Address],
-    atts: &[Attachment<'_>],
+    routes: &GatewayRoutes<'_>,
     res: &Resources,
     cache: &mut Cache,
 ) -> GatewayIr {
@@ -117,7 +104,7 @@ pub fn gateway_ir(
         // One protocol per socket, except HTTPS and TLS sharing one by SNI: HTTPS then.
         let protocol = members.iter().map(|&i| protocol_of(i)).min().unwrap_or(Protocol::Http);
         let http: Vec<usize> = members.iter().copied().filter(|&i| protocol_of(i).serves_http()).collect();
-        let virtual_hosts = if http.is_empty() { vec![] } else { virtual_hosts(gw, &http, atts, cache) };
+        let virtual_hosts = if http.is_empty() { vec![] } else { virtual_hosts(gw, &http, &routes.http, cache) };
         let virtual_hosts: Vec<Arc<VirtualHostIr>> = virtual_hosts
             .into_iter()
             .map(|(v, c)| {
@@ -145,7 +132,7 @@ pub fn gateway_ir(
         }
         // Most specific SNI first; the catch-all chain last.
         tls.sort_by(|a, b| hostname::specificity_order(sni_pattern(&a.server_names), sni_pattern(&b.server_names)));
-        let streams = streams(gw, members, atts, &mut certificates);
+        let streams = streams(gw, members, &routes.streams, &mut certificates);
         for a in addresses {
             listeners.push(ListenerIr {
                 name: if udp { format!("{}:{port}/udp", a.value) } else { format!("{}:{port}", a.value) },
@@ -166,7 +153,8 @@ pub fn gateway_ir(
         used.extend(s.backends.iter().filter_map(|b| b.cluster.as_deref()));
     }
     if !used.is_empty() {
-        let streams = atts.iter().filter(|a| gw.listeners[a.listener].protocol.is_some_and(|p| !p.serves_http()));
+        let streams =
+            routes.streams.iter().filter(|a| gw.listeners[a.listener].protocol.is_some_and(|p| !p.serves_http()));
         let defined = streams.flat_map(|a| a.rules.clusters.iter());
         wanted.extend(defined.filter(|c| used.contains(c.name.as_str())).cloned());
     }
@@ -262,121 +250,33 @@ fn streams(
     out
 }
 
-/// The listener that owns requests for hostname pattern `h` among `members`: the most specific
-/// one whose hostname covers all of `h`.
-fn owner(gw: &GatewayState<'_>, members: &[usize], h: &str) -> Option<usize> {
-    let pattern = |i: usize| gw.listeners[i].hostname.as_deref().unwrap_or("*");
-    members
-        .iter()
-        .copied()
-        .filter(|&i| covers(pattern(i), h))
-        .min_by(|&a, &b| hostname::specificity_order(pattern(a), pattern(b)))
-}
-
 /// The virtual hosts of the HTTP listeners `members` of one socket, each with the clusters its
-/// routes send to.
-fn virtual_hosts(
-    gw: &GatewayState<'_>,
-    members: &[usize],
-    atts: &[Attachment<'_>],
-    cache: &mut Cache,
-) -> Vec<(Arc<VirtualHostIr>, HostClusters)> {
-    // domain → owning listener. Hash maps keyed by the borrowed names: one hash per lookup
-    // instead of a string comparison per tree level (these run once per attachment per change).
-    let mut domains: Hashed<&str, usize> = Hashed::default();
-    for &i in members {
-        domains.insert(gw.listeners[i].hostname.as_deref().unwrap_or("*"), i);
-    }
-    let mine: Vec<&Attachment<'_>> = atts.iter().filter(|a| members.contains(&a.listener)).collect();
-    for a in &mine {
-        for h in a.hostnames {
-            if owner(gw, members, h) == Some(a.listener) {
-                domains.insert(h, a.listener);
+/// routes send to: the socket's [`HostIndex`] changed by what changed, or made anew.
+fn virtual_hosts(gw: &GatewayState<'_>, members: &[usize], http: &HttpRoutes<'_>, cache: &mut Cache) -> Vec<BuiltHost> {
+    let slot = (gw.key.clone(), gw.listeners[members[0]].port());
+    let kept = cache.hosts.take(&slot);
+    let (mut index, previous) = match (kept, &http.changes) {
+        (Some(mut index), Some(changes)) if index.takes_changes(gw, members) => {
+            for (before, after) in changes {
+                before.iter().for_each(|a| index.remove(gw, a));
+                after.iter().for_each(|a| index.add(gw, a));
             }
+            (index, None)
         }
-    }
-    // Per domain, the attachments of its listener with a hostname covering it, each with the
-    // most specific such hostname. Exact hostnames are looked up; only wildcards are matched
-    // against every domain.
-    let mut contributions: Hashed<&str, Vec<(usize, &str)>> = Hashed::default();
-    for (ai, a) in mine.iter().enumerate() {
-        for h in a.hostnames {
-            if !h.starts_with('*') {
-                if domains.get(h.as_str()) == Some(&a.listener) {
-                    contributions.entry(h).or_default().push((ai, h));
-                }
-                continue;
-            }
-            for (d, _) in domains.iter().filter(|(d, li)| **li == a.listener && covers(h, d)) {
-                contributions.entry(d).or_default().push((ai, h));
-            }
+        (kept, _) => {
+            let mut index = HostIndex::new(gw, members, http.complete);
+            (http.all)().iter().for_each(|a| index.add(gw, a));
+            (index, kept)
         }
-    }
-    // In name order (then most specific first, below), as with a sorted map.
-    let mut domains: Vec<(&str, usize)> = domains.into_iter().collect();
-    domains.sort_unstable();
-    let mut out: Vec<(Arc<VirtualHostIr>, HostClusters)> = domains
-        .into_iter()
-        .map(|(domain, li)| {
-            let mut c = contributions.remove(domain).unwrap_or_default();
-            // Attachment order, then the most specific covering hostname first; keep that one.
-            c.sort_by(|x, y| x.0.cmp(&y.0).then_with(|| hostname::specificity_order(x.1, y.1)));
-            c.dedup_by_key(|x| x.0);
-            let c: Vec<(&Attachment<'_>, &str)> = c.into_iter().map(|(ai, h)| (mine[ai], h)).collect();
-            virtual_host(gw, &gw.listeners[li], domain, &c, cache)
-        })
-        .collect();
-    out.sort_by(|a, b| hostname::specificity_order(&a.0.domain, &b.0.domain));
+    };
+    let out = index.virtual_hosts(gw, previous.as_ref());
+    cache.hosts.put(slot, index);
     out
-}
-
-/// One virtual host and the clusters it sends to, reused from the cache when the same routes
-/// contribute in the same way.
-fn virtual_host(
-    gw: &GatewayState<'_>,
-    l: &ListenerState<'_>,
-    domain: &str,
-    contributions: &[(&Attachment<'_>, &str)],
-    cache: &mut Cache,
-) -> (Arc<VirtualHostIr>, HostClusters) {
-    let name = format!("{}/{}", l.id, domain);
-    let listener = (l.id.clone(), l.port());
-    let memo = cache.virtual_hosts.get_or(
-        (gw.key.clone(), name.clone()),
-        |m| {
-            m.listener == listener
-                && m.contributions.len() == contributions.len()
-                && m.contributions
-                    .iter()
-                    .zip(contributions)
-                    // The same rules are the same route's (each build makes new rules).
-                    .all(|((_, r, h), (a, ah))| Arc::ptr_eq(r, a.rules) && h == ah)
-        },
-        || {
-            let routes = routes_for(l, contributions);
-            let clusters = used_clusters(&routes, contributions);
-            VirtualHostMemo {
-                listener: listener.clone(),
-                contributions: contributions
-                    .iter()
-                    .map(|(a, h)| (a.key.clone(), a.rules.clone(), (*h).to_owned()))
-                    .collect(),
-                ir: Arc::new(VirtualHostIr {
-                    name: name.clone(),
-                    listener: l.id.clone(),
-                    routes,
-                    domain: domain.to_owned(),
-                }),
-                clusters,
-            }
-        },
-    );
-    (memo.ir.clone(), memo.clusters.clone())
 }
 
 /// The clusters `routes` send to (backends and mirrors), each once, as the first contributing
 /// rule that names it defines it.
-fn used_clusters(routes: &[RouteIr], contributions: &[(&Attachment<'_>, &str)]) -> HostClusters {
+fn used_clusters(routes: &[RouteIr], parts: &BTreeMap<RouteKey, Part>) -> HostClusters {
     let mut used: BTreeSet<&str> = BTreeSet::new();
     for r in routes {
         if let ActionIr::Forward { backends, mirrors, .. } = &r.action {
@@ -385,7 +285,7 @@ fn used_clusters(routes: &[RouteIr], contributions: &[(&Attachment<'_>, &str)]) 
         }
     }
     let mut out = vec![];
-    for c in contributions.iter().flat_map(|(a, _)| a.rules.clusters.iter()) {
+    for c in parts.values().flat_map(|p| p.rules.clusters.iter()) {
         if used.remove(c.name.as_str()) {
             out.push(c.clone());
         }
@@ -393,21 +293,22 @@ fn used_clusters(routes: &[RouteIr], contributions: &[(&Attachment<'_>, &str)]) 
     out.into()
 }
 
-fn routes_for(l: &ListenerState<'_>, contributions: &[(&Attachment<'_>, &str)]) -> Vec<RouteIr> {
+/// The routes of a virtual host, in precedence order.
+fn routes_for(l: &ListenerState<'_>, parts: &BTreeMap<RouteKey, Part>) -> Vec<RouteIr> {
     let mut cands: Vec<(Candidate<'_>, (&RouteKey, &Rule))> = vec![];
-    for (a, h) in contributions {
-        for rule in &a.rules.rules {
+    for (key, p) in parts {
+        for rule in &p.rules.rules {
             for (j, m) in rule.matches.iter().enumerate() {
                 cands.push((
                     Candidate {
-                        hostname: h,
+                        hostname: &p.hostname,
                         match_: m,
-                        created: a.created,
-                        route: &a.key.key,
+                        created: p.created.as_ref(),
+                        route: &key.key,
                         rule: rule.index,
                         match_index: j,
                     },
-                    (a.key, rule),
+                    (key, rule),
                 ));
             }
         }

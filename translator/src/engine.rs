@@ -14,6 +14,7 @@ use legate_api::conditions::{reasons, types};
 use legate_api::gateway::{Gateway, ReferenceGrant};
 use legate_api::k8s::Namespace;
 use legate_api::k8s::Time;
+use legate_api::kinds::Kind;
 use tracing::debug_span;
 
 use crate::conditions::Condition;
@@ -22,7 +23,8 @@ use crate::resources::{Dep, DepKey, Map, ObjKey, Objects, Reads, RejectedRule, R
 use crate::routes::{Route, RouteKey, RouteRules, backends, conflicts};
 use crate::status::{BackendStatus, RouteStatus, Statuses};
 use crate::translate::{
-    Attachment, Options, Output, PolicyKinds, RouteOutcome, Target, attach_route, finish_gateway, route_parents,
+    Attachment, GatewayRoutes, HttpRoutes, Options, Output, PolicyKinds, RouteOutcome, Target, attach_route,
+    finish_gateway, route_parents,
 };
 use crate::{assemble, xds};
 
@@ -80,6 +82,40 @@ struct RouteMemo {
     attached: Arc<AttachMemo>,
 }
 
+impl RouteMemo {
+    /// Its attachments to Gateway `gw`.
+    fn attachments<'m>(&'m self, key: &'m RouteKey, gw: &ObjKey) -> impl Iterator<Item = Attachment<'m>> {
+        let outcome = &self.attached.outcome.attachments;
+        outcome.iter().filter(move |(g, ..)| g == gw).map(move |(_, listener, hostnames)| Attachment {
+            created: self.built.created.as_ref(),
+            key,
+            rules: &self.built.rules,
+            listener: *listener,
+            hostnames,
+        })
+    }
+}
+
+/// What the Engine keeps of the routes attached to one Gateway, in step with the memos, so
+/// that a change reaches its Gateways' assembly as what changed, without a walk of every route.
+#[derive(Default)]
+struct GatewayRoutesMemo {
+    /// The routes attached to its listeners that forward streams (TLS, TCP, UDP).
+    streams: BTreeMap<RouteKey, RouteMemo>,
+    /// Attachments to its HTTP listeners per listener and route kind: two kinds on one listener
+    /// can conflict, and the counts are the listeners' attachedRoutes.
+    kinds: BTreeMap<(usize, Kind), i32>,
+    /// The HTTP routes whose memo changed in this translation: before and after.
+    changes: Vec<(RouteKey, Option<RouteMemo>, Option<RouteMemo>)>,
+}
+
+impl GatewayRoutesMemo {
+    /// Whether an HTTP listener has routes of two kinds (which conflicts::resolve decides).
+    fn mixed(&self) -> bool {
+        self.kinds.keys().zip(self.kinds.keys().skip(1)).any(|(a, b)| a.0 == b.0)
+    }
+}
+
 /// Incremental translation; see the module documentation.
 pub struct Engine {
     opts: Options,
@@ -95,6 +131,8 @@ pub struct Engine {
     /// copy is O(1) and two snapshots compare in time proportional to what differs).
     prev: Option<Resources>,
     sigs: HashMap<ObjKey, Arc<GatewaySig>>,
+    /// Per Gateway, what is attached to it.
+    attached: HashMap<ObjKey, GatewayRoutesMemo>,
     assemble: assemble::Cache,
     xds: xds::cache::Generator,
     /// Counters of the last translation: (routes rebuilt, attachments recomputed).
@@ -114,6 +152,7 @@ impl Engine {
             statuses: Map::new(),
             prev: None,
             sigs: HashMap::new(),
+            attached: HashMap::new(),
             assemble: assemble::Cache::default(),
             xds: xds::cache::Generator::default(),
             last_recomputed: (0, 0),
@@ -224,32 +263,84 @@ impl Engine {
         self.last_recomputed = rebuilt;
         statuses.routes = self.statuses.clone();
 
-        // Attachments per Gateway, in route key order.
-        let mut attachments: BTreeMap<&ObjKey, Vec<Attachment<'_>>> = BTreeMap::new();
-        for (key, memo) in &self.routes {
-            for (gw, listener, hostnames) in &memo.attached.outcome.attachments {
-                attachments.entry(gw).or_default().push(Attachment {
-                    created: memo.built.created.as_ref(),
-                    key,
-                    rules: &memo.built.rules,
-                    listener: *listener,
-                    hostnames,
-                });
+        // Per Gateway, its routes: in a translation that looked at every route, each
+        // Gateway's attachments in route key order, grouped in one pass; else what changed.
+        let full = !self.last_incremental;
+        let mut grouped: BTreeMap<&ObjKey, Vec<Attachment<'_>>> = BTreeMap::new();
+        if full {
+            for (key, memo) in &self.routes {
+                for (gw, ..) in &memo.attached.outcome.attachments {
+                    if !grouped.get(gw).is_some_and(|v| v.last().is_some_and(|a| a.key == key)) {
+                        grouped.entry(gw).or_default().extend(memo.attachments(key, gw));
+                    }
+                }
             }
         }
 
         // Gateway status and IR; BackendTLSPolicies take effect through the Gateways' clusters.
         let mut policies = PolicyKinds::resolve(res);
         let mut outputs = vec![];
+        let none = GatewayRoutesMemo::default();
         for (key, gw) in gateways {
-            let mut atts = attachments.remove(&key).unwrap_or_default();
+            let kept = self.attached.get(&key).unwrap_or(&none);
+            let mixed = kept.mixed();
+            let routes = &self.routes;
+            let all_of = |gw: &ObjKey| -> Vec<Attachment<'_>> {
+                let mut all = vec![];
+                for (k, m) in routes {
+                    all.extend(m.attachments(k, gw));
+                }
+                all
+            };
+            // Attachments conflicts can remove: to stream listeners, and to HTTP listeners
+            // only when one has routes of two kinds.
+            let mut atts = match grouped.remove(&key) {
+                Some(all) => all,
+                None if mixed => all_of(&key),
+                None if full => vec![],
+                None => kept.streams.iter().flat_map(|(k, m)| m.attachments(k, &key)).collect(),
+            };
             conflicts::resolve(&gw, &mut atts, &mut statuses);
+            let mut counts = vec![0; gw.listeners.len()];
+            for a in &atts {
+                counts[a.listener] += 1;
+            }
+            let (http, streams): (Vec<Attachment<'_>>, Vec<Attachment<'_>>) =
+                atts.into_iter().partition(|a| listeners::serves_http(a.key.kind));
+            let http = if full || mixed {
+                HttpRoutes { all: Box::new(move || http.clone()), complete: !mixed, changes: None }
+            } else {
+                for (&(l, _), n) in &kept.kinds {
+                    counts[l] += n;
+                }
+                let changes = kept.changes.iter().map(|(k, before, after)| {
+                    let before = before.iter().flat_map(|m| m.attachments(k, &key)).collect();
+                    (before, after.iter().flat_map(|m| m.attachments(k, &key)).collect())
+                });
+                let key = &key;
+                HttpRoutes {
+                    all: Box::new(move || {
+                        let mut all = all_of(key);
+                        all.retain(|a| listeners::serves_http(a.key.kind));
+                        all
+                    }),
+                    complete: true,
+                    changes: Some(changes.collect()),
+                }
+            };
+            let routes = GatewayRoutes { streams, http };
             let caches = (&mut self.assemble, &mut self.xds);
-            let (status, sets, out) = finish_gateway(&key, gw, &atts, res, &self.opts, &mut policies, caches);
+            let (status, sets, out) =
+                finish_gateway(&key, gw, &routes, &counts, res, &self.opts, &mut policies, caches);
+            drop(routes);
             statuses.listener_sets.extend(sets);
             statuses.gateways.insert(key, status);
             outputs.extend(out);
         }
+        self.attached.retain(|_, a| {
+            a.changes.clear();
+            !(a.streams.is_empty() && a.kinds.is_empty())
+        });
         policies.finish(&mut statuses, res, &self.opts.controller_name);
         self.assemble.sweep();
         self.xds.sweep();
@@ -362,15 +453,51 @@ impl Engine {
                 self.statuses.remove(key);
             }
         }
-        self.routes.insert(key.clone(), RouteMemo { built, attached });
+        let memo = RouteMemo { built, attached };
+        self.reattach(key, old.as_ref(), Some(&memo));
+        self.routes.insert(key.clone(), memo);
     }
 
     /// Drops what was kept of a route that is gone.
     fn forget(&mut self, key: &RouteKey) {
         if let Some(m) = self.routes.remove(key) {
             self.index(key, &m.built.deps, false);
+            self.reattach(key, Some(&m), None);
         }
         self.statuses.remove(key);
+    }
+
+    /// Keeps the Gateways' attached routes in step with a route's memo, from `old` to `new`.
+    fn reattach(&mut self, key: &RouteKey, old: Option<&RouteMemo>, new: Option<&RouteMemo>) {
+        let http = listeners::serves_http(key.kind);
+        let mut touched: Vec<&ObjKey> = vec![];
+        for (memo, add) in [(old, false), (new, true)] {
+            for (gw, listener, _) in memo.iter().flat_map(|m| &m.attached.outcome.attachments) {
+                let e = match self.attached.get_mut(gw) {
+                    Some(e) => e,
+                    None => self.attached.entry(gw.clone()).or_default(),
+                };
+                if !http {
+                    match memo.filter(|_| add) {
+                        Some(m) => e.streams.insert(key.clone(), m.clone()),
+                        None => e.streams.remove(key),
+                    };
+                    continue;
+                }
+                let n = e.kinds.entry((*listener, key.kind)).or_default();
+                *n += if add { 1 } else { -1 };
+                if *n == 0 {
+                    e.kinds.remove(&(*listener, key.kind));
+                }
+                if !touched.contains(&gw) {
+                    touched.push(gw);
+                }
+            }
+        }
+        for gw in touched {
+            let change = (key.clone(), old.cloned(), new.cloned());
+            self.attached.get_mut(gw).expect("entered above").changes.push(change);
+        }
     }
 
     /// Adds `key` to (or removes it from) the readers of each of `deps`.

@@ -109,6 +109,7 @@ impl PolicyKinds {
 }
 
 /// A route's rules attached to one listener of one Gateway.
+#[derive(Clone, Copy)]
 pub(crate) struct Attachment<'a> {
     /// The route's `creationTimestamp` (precedence).
     pub created: Option<&'a Time>,
@@ -116,6 +117,24 @@ pub(crate) struct Attachment<'a> {
     pub rules: &'a Arc<RouteRules>,
     pub listener: usize,
     pub hostnames: &'a [String],
+}
+
+/// The routes attached to one Gateway, as assembly reads them.
+pub(crate) struct GatewayRoutes<'a> {
+    /// Attachments to the listeners that forward streams (TLS, TCP, UDP), conflicts resolved.
+    pub streams: Vec<Attachment<'a>>,
+    pub http: HttpRoutes<'a>,
+}
+
+/// The attachments to a Gateway's HTTP listeners: all of them on demand, and what changed
+/// since the last translation when that is known.
+pub(crate) struct HttpRoutes<'a> {
+    /// Every attachment, in route key order.
+    pub all: Box<dyn Fn() -> Vec<Attachment<'a>> + 'a>,
+    /// Whether `all` holds every attachment (else conflicts removed some).
+    pub complete: bool,
+    /// Per route changed since the last translation, its attachments before and after.
+    pub changes: Option<Vec<(Vec<Attachment<'a>>, Vec<Attachment<'a>>)>>,
 }
 
 /// Translates everything from scratch. Pure and deterministic; the same as a fresh
@@ -227,14 +246,15 @@ pub(crate) fn route_parents(route: &Route, key: &RouteKey) -> Vec<(ParentRef, Ta
 pub(crate) fn finish_gateway(
     key: &ObjKey,
     mut gw: GatewayState<'_>,
-    atts: &[Attachment<'_>],
+    routes: &GatewayRoutes<'_>,
+    counts: &[i32],
     res: &Resources,
     opts: &Options,
     policies: &mut PolicyKinds,
     caches: (&mut assemble::Cache, &mut xds::cache::Generator),
 ) -> (GatewayStatus, Vec<(ObjKey, ListenerSetStatus)>, Option<GatewayOutput>) {
-    for a in atts {
-        gw.listeners[a.listener].attached_routes += 1;
+    for (l, n) in gw.listeners.iter_mut().zip(counts) {
+        l.attached_routes += n;
     }
     let _span = debug_span!("gateway", gateway = %key).entered();
     let (addresses, address_problem) = addresses(&gw, opts);
@@ -251,7 +271,7 @@ pub(crate) fn finish_gateway(
         AddressMode::Bind => addresses,
         AddressMode::LoadBalancer => vec![Address { type_: "IPAddress".into(), value: opts.listen_address.clone() }],
     };
-    let mut ir = assemble::gateway_ir(&gw, &bind, atts, res, caches.0);
+    let mut ir = assemble::gateway_ir(&gw, &bind, routes, res, caches.0);
     policies.traffic.apply(key, &mut ir, &mut caches.0.traffic);
     policies.rate_limit.apply(key, &mut ir, &mut caches.0.rate_limit);
     policies.auth.apply(key, &mut ir, &mut caches.0.auth);

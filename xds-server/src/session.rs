@@ -139,16 +139,18 @@ pub(crate) struct Session {
     synced: Option<String>,
 }
 
-fn hashes(m: &BTreeMap<String, Resource>) -> BTreeMap<&str, &str> {
-    m.iter().map(|(k, r)| (k.as_str(), r.hash())).collect()
-}
-
-fn held_hashes(m: &BTreeMap<String, Held>) -> BTreeMap<&str, &str> {
-    m.iter().map(|(k, h)| (k.as_str(), h.hash.as_str())).collect()
-}
-
-fn sent_hashes(m: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
-    m.iter().map(|(k, h)| (k.as_str(), h.as_str())).collect()
+/// Whether `resources` (name order) have exactly the names and hashes of `hashes` (name order).
+fn same_hashes<'a, 'r, 'b>(
+    resources: &mut dyn Iterator<Item = (&'a str, &'r Resource)>,
+    mut hashes: impl Iterator<Item = (&'b str, &'b str)>,
+) -> bool {
+    for (name, r) in resources {
+        match hashes.next() {
+            Some((n, h)) if n == name && h == r.hash() => {}
+            _ => return false,
+        }
+    }
+    hashes.next().is_none()
 }
 
 impl Session {
@@ -364,7 +366,8 @@ impl Session {
                         held.resource = Some(r.clone());
                     }
                 }
-                if hashes(&filtered) == sent_hashes(&st.sent) {
+                let sent = st.sent.iter().map(|(k, h)| (k.as_str(), h.as_str()));
+                if same_hashes(&mut filtered.iter().map(|(k, r)| (k.as_str(), r)), sent) {
                     // The client already has exactly this: record it as accepted.
                     if let Some(e) = self.cache.ledger_state().entry(&self.node_id, self.stream_id, ty) {
                         e.acked_version = Some(version_of(filtered.values()));
@@ -445,6 +448,23 @@ impl Session {
         (updated, removed)
     }
 
+    /// [`Session::filtered_view`] as `(name, resource)` in name order, handed to `f`; without a
+    /// map made for it where the subscription allows (every resource of the type, or names).
+    fn with_view<R>(&self, ty: ResourceType, f: impl FnOnce(&mut dyn Iterator<Item = (&str, &Resource)>) -> R) -> R {
+        let Some(snap) = &self.target else { return f(&mut std::iter::empty()) };
+        let st = &self.types[ty.index()];
+        let all = snap.served(ty, self.vhds);
+        let extras = self.protocol == Protocol::Sotw && ty.is_dependency() && !self.transition_done;
+        if !extras && st.wildcard {
+            return f(&mut all.iter().map(|(k, r)| (k.as_str(), r)));
+        }
+        if !extras && !ty.subscribes_by_namespace() {
+            return f(&mut st.names.iter().filter_map(|n| all.get_key_value(n)).map(|(k, r)| (k.as_str(), r)));
+        }
+        let owned = self.filtered_view(ty);
+        f(&mut owned.iter().map(|(k, r)| (k.as_str(), r)))
+    }
+
     fn needs_send(&self, ty: ResourceType) -> bool {
         let st = &self.types[ty.index()];
         if !st.requested || self.target.is_none() {
@@ -455,43 +475,69 @@ impl Session {
         }
         match self.protocol {
             Protocol::Sotw => {
-                let filtered = self.filtered_view(ty);
-                st.force.iter().any(|n| filtered.contains_key(n)) || hashes(&filtered) != sent_hashes(&st.sent)
+                let forced = !st.force.is_empty() && {
+                    let filtered = self.filtered_view(ty);
+                    st.force.iter().any(|n| filtered.contains_key(n))
+                };
+                let sent = st.sent.iter().map(|(k, h)| (k.as_str(), h.as_str()));
+                forced || !self.with_view(ty, |v| same_hashes(v, sent))
             }
             Protocol::Delta => {
-                let (updated, removed) = self.delta_changes(ty);
-                !updated.is_empty() || !removed.is_empty()
+                // What [`Session::delta_changes`] finds, without collecting it: a resource to
+                // (re)send, or, when every one is as sent, more names sent than there are now.
+                let keep_removed = ty.is_dependency() && !self.transition_done;
+                self.with_view(ty, |v| {
+                    let mut n = 0;
+                    for (k, r) in v {
+                        if st.sent.get(k).map(String::as_str) != Some(r.hash()) || st.force.contains(k) {
+                            return true;
+                        }
+                        n += 1;
+                    }
+                    !keep_removed && st.sent.len() > n
+                })
             }
         }
     }
 
-    /// Names of `ty` that accepted clusters/listeners/route configurations refer to and the
-    /// target has (a namespace of virtual hosts counts even while empty: Envoy subscribes to it).
-    fn expected(&self, ty: ResourceType) -> BTreeSet<String> {
-        let Some(snap) = &self.target else { return BTreeSet::new() };
-        let mut out = BTreeSet::new();
+    /// Whether `f` holds for every name of `ty` that accepted clusters/listeners/route
+    /// configurations refer to and the target has (a namespace of virtual hosts counts even
+    /// while empty: Envoy subscribes to it).
+    fn all_expected(&self, ty: ResourceType, mut f: impl FnMut(&str) -> bool) -> bool {
+        let Some(snap) = &self.target else { return true };
         for parent in [ResourceType::Cluster, ResourceType::Listener, ResourceType::Route] {
             for held in self.types[parent.index()].applied.values() {
                 for (t, n) in held.resource.iter().flat_map(|r| r.references()) {
-                    if t == ty && (ty.subscribes_by_namespace() || snap.served(ty, self.vhds).contains_key(n)) {
-                        out.insert(n.to_owned());
+                    if t == ty && (ty.subscribes_by_namespace() || snap.served(ty, self.vhds).contains_key(n)) && !f(n)
+                    {
+                        return false;
                     }
                 }
             }
         }
+        true
+    }
+
+    /// The names [`Session::all_expected`] goes over.
+    fn expected(&self, ty: ResourceType) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        self.all_expected(ty, |n| out.insert(n.to_owned()) || true);
         out
     }
 
     /// If Envoy should soon subscribe to names of `ty` it has not yet: until when to wait.
     fn subscription_wait(&mut self, ty: ResourceType, now: Instant) -> Option<Instant> {
-        let expected = self.expected(ty);
+        let st = &self.types[ty.index()];
+        let subscribed = st.wildcard || self.all_expected(ty, |n| st.names.contains(n));
         let timeout = self.opts.subscription_timeout;
-        let st = &mut self.types[ty.index()];
-        if st.wildcard || expected.iter().all(|n| st.names.contains(n)) {
+        if subscribed {
+            let st = &mut self.types[ty.index()];
             st.sub_wait_since = None;
             st.sub_wait_warned = false;
             return None;
         }
+        let expected = self.expected(ty);
+        let st = &mut self.types[ty.index()];
         let deadline = *st.sub_wait_since.get_or_insert(now) + timeout;
         if now < deadline {
             return Some(deadline);
@@ -509,7 +555,7 @@ impl Session {
         for ty in [ResourceType::Listener, ResourceType::Route, ResourceType::VirtualHost] {
             let st = &self.types[ty.index()];
             if !st.requested {
-                if ty == ResourceType::Listener || !self.expected(ty).is_empty() {
+                if ty == ResourceType::Listener || !self.all_expected(ty, |_| false) {
                     return false;
                 }
                 continue;
@@ -517,8 +563,8 @@ impl Session {
             if st.pending.is_some() || st.nacked || st.must_respond {
                 return false;
             }
-            let filtered = self.filtered_view(ty);
-            if hashes(&filtered) != held_hashes(&st.applied) {
+            let applied = st.applied.iter().map(|(k, h)| (k.as_str(), h.hash.as_str()));
+            if !self.with_view(ty, |v| same_hashes(v, applied)) {
                 return false;
             }
             if self.subscription_wait(ty, now).is_some() {

@@ -296,6 +296,11 @@ fn kinds_for(protocol: Protocol) -> &'static [Kind] {
     }
 }
 
+/// Whether routes of `kind` attach to HTTP listeners (and only to those).
+pub(crate) fn serves_http(kind: Kind) -> bool {
+    kinds_for(Protocol::Http).contains(&kind)
+}
+
 /// `supportedKinds`: from `allowedRoutes.kinds` if given (unsupported ones dropped and
 /// reported), else every kind the protocol serves.
 fn route_kinds(l: &GatewayListeners, protocol: Option<Protocol>, v: &mut Verdict) -> Vec<RouteGroupKind> {

@@ -60,6 +60,16 @@ impl<K: Hash + Eq, V> Epoched<K, V> {
         &e.0
     }
 
+    /// Takes the value at `key` out, to be [`Epoched::put`] back once changed.
+    pub fn take(&mut self, key: &K) -> Option<V> {
+        self.entries.remove(key).map(|e| e.0)
+    }
+
+    /// Puts a value in, used by this translation.
+    pub fn put(&mut self, key: K, value: V) {
+        self.entries.insert(key, (value, self.epoch));
+    }
+
     /// Ends one translation: forgets what it did not use.
     pub fn sweep(&mut self) {
         let epoch = self.epoch;
@@ -105,11 +115,46 @@ impl ClusterCache {
     }
 }
 
+/// What a virtual host's routes need of the connection manager serving it: the local and
+/// global rate-limit filters, and the auth filters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub local: bool,
+    pub global: bool,
+    pub auth: bool,
+}
+
+/// [`Needs`] by virtual host, read again only when its IR is not the same: the filters of a
+/// connection manager are found without a walk of every route after each change.
+pub type NeedsCache = Epoched<String, (Arc<VirtualHostIr>, Needs)>;
+
+impl NeedsCache {
+    pub fn of(&mut self, v: &Arc<VirtualHostIr>) -> Needs {
+        let (_, needs) = self.get_or_by(
+            v.name.as_str(),
+            |(ir, _)| Arc::ptr_eq(ir, v),
+            || {
+                let mut n = Needs::default();
+                for r in &v.routes {
+                    if let Some(l) = &r.rate_limit {
+                        n.local |= l.local.is_some();
+                        n.global |= l.global.is_some();
+                    }
+                    n.auth |= r.auth.is_some();
+                }
+                (v.clone(), n)
+            },
+        );
+        *needs
+    }
+}
+
 /// Stage 2 with memory: [`super::generate`] that reuses what an earlier call rendered.
 #[derive(Debug, Default)]
 pub struct Generator {
     pub(crate) virtual_hosts: VirtualHostCache,
     pub(crate) clusters: ClusterCache,
+    pub(crate) needs: NeedsCache,
 }
 
 impl Generator {
@@ -117,5 +162,6 @@ impl Generator {
     pub fn sweep(&mut self) {
         self.virtual_hosts.sweep();
         self.clusters.sweep();
+        self.needs.sweep();
     }
 }

@@ -23,13 +23,19 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 use envoy_types::pb::google::protobuf::BoolValue;
 use envoy_types::util::pack_any;
 
-use super::cache::VirtualHostCache;
+use std::sync::Arc;
+
+use super::cache::{NeedsCache, VirtualHostCache};
 use super::{ads, names, route::route_configuration};
 use crate::gateway::Protocol;
-use crate::ir::{CertificateRef, ClientIr, ClientValidationIr, ListenerIr};
+use crate::ir::{CertificateRef, ClientIr, ClientValidationIr, ListenerIr, VirtualHostIr};
 
 /// The listener for a socket and the route configurations its chains use.
-pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<super::RouteConfig>) {
+pub fn listener(
+    l: &ListenerIr,
+    cache: &mut VirtualHostCache,
+    needs: &mut NeedsCache,
+) -> (Listener, Vec<super::RouteConfig>) {
     let mut routes = vec![];
     let mut chains = vec![];
     let mut listener_filters = vec![];
@@ -37,10 +43,7 @@ pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<
         Protocol::Http => {
             let rc = names::route_config(&l.name, None);
             routes.push(route_configuration(rc.clone(), &l.virtual_hosts, None, cache));
-            let filters = policy_filters(
-                super::auth::http_filters(&l.virtual_hosts, None),
-                super::ratelimit::http_filters(l.virtual_hosts.iter().map(|v| &**v)),
-            );
+            let filters = policy_filters(&l.virtual_hosts, None, needs);
             let cap = super::ratelimit::connection_limit(l.connection_limit.as_ref());
             chains.push(FilterChain {
                 filters: cap.into_iter().chain([hcm(&l.name, &rc, l.client.as_deref(), filters)]).collect(),
@@ -55,11 +58,7 @@ pub fn listener(l: &ListenerIr, cache: &mut VirtualHostCache) -> (Listener, Vec<
             });
             for c in &l.tls {
                 let rc = names::route_config(&l.name, Some(&c.listener));
-                let mine = l.virtual_hosts.iter().filter(|v| v.listener == c.listener);
-                let filters = policy_filters(
-                    super::auth::http_filters(&l.virtual_hosts, Some(&c.listener)),
-                    super::ratelimit::http_filters(mine.map(|v| &**v)),
-                );
+                let filters = policy_filters(&l.virtual_hosts, Some(&c.listener), needs);
                 routes.push(route_configuration(rc.clone(), &l.virtual_hosts, Some(&c.listener), cache));
                 chains.push(FilterChain {
                     name: c.listener.clone(),
@@ -110,8 +109,20 @@ pub fn socket(address: &str, port: u16) -> Address {
 
 /// The policy filters a connection manager's routes use, in their order in its chain:
 /// authentication and authorization first, then rate limits.
-fn policy_filters(auth: Vec<HttpFilter>, limits: Vec<HttpFilter>) -> Vec<HttpFilter> {
-    auth.into_iter().chain(limits).collect()
+fn policy_filters(vhosts: &[Arc<VirtualHostIr>], chain: Option<&str>, needs: &mut NeedsCache) -> Vec<HttpFilter> {
+    // Only the virtual hosts whose routes need a filter are read (most need none).
+    let (mut auth, mut limited) = (vec![], vec![]);
+    for v in vhosts {
+        let n = needs.of(v);
+        if n.auth {
+            auth.push(v.clone());
+        }
+        if (n.local || n.global) && chain.is_none_or(|c| v.listener == c) {
+            limited.push(v);
+        }
+    }
+    let auth = super::auth::http_filters(&auth, chain);
+    auth.into_iter().chain(super::ratelimit::http_filters(limited.into_iter().map(|v| &**v))).collect()
 }
 
 /// An HTTP connection manager; `policies`: the policy filters its routes use (between

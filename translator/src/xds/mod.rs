@@ -71,7 +71,7 @@ pub fn generate(ir: &GatewayIr) -> Resources {
 pub fn generate_with(ir: &GatewayIr, g: &mut cache::Generator) -> Resources {
     let mut out = Resources::default();
     for l in &ir.listeners {
-        let (listener, routes) = listener::listener(l, &mut g.virtual_hosts);
+        let (listener, routes) = listener::listener(l, &mut g.virtual_hosts, &mut g.needs);
         out.listeners.push(listener);
         out.route_configurations.extend(routes);
     }
