@@ -217,7 +217,7 @@ fn streams(
             .rules
             .iter()
             .filter_map(|r| match &r.action {
-                RuleAction::Forward { backends, .. } => Some(backends),
+                RuleAction::Forward { backends, .. } => Some(backends.iter()),
                 _ => None,
             })
             .flatten()
@@ -343,7 +343,12 @@ fn action_ir(a: &RuleAction, l: &ListenerState<'_>, kind: Kind) -> ActionIr {
         RuleAction::Respond(status, body) => ActionIr::Respond { status: *status, body: body.clone() },
         RuleAction::Redirect(r) => ActionIr::Redirect(redirect(r, l)),
         RuleAction::Forward { backends, filters, timeout, mirrors } => {
-            let live: Vec<WeightedBackend> = backends.iter().filter(|b| b.weight > 0).cloned().collect();
+            // The rule's own list when every backend has a weight (the common case): shared.
+            let live: Arc<[WeightedBackend]> = if backends.iter().all(|b| b.weight > 0) {
+                backends.clone()
+            } else {
+                backends.iter().filter(|b| b.weight > 0).cloned().collect()
+            };
             if backends.is_empty() {
                 return ActionIr::Respond { status: failed, body: "the rule has no backendRefs".into() };
             }

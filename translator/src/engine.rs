@@ -19,7 +19,9 @@ use tracing::debug_span;
 
 use crate::conditions::Condition;
 use crate::gateway::{GatewayState, class, listeners};
-use crate::resources::{Dep, DepKey, Map, ObjKey, Objects, Reads, RejectedRule, Resources, SetEntry, changed_keys};
+use crate::resources::{
+    Dep, DepKey, Map, ObjKey, Objects, Reads, RejectedRule, Resources, SetEntry, SharedClusters, changed_keys,
+};
 use crate::routes::{Route, RouteKey, RouteRules, backends, conflicts};
 use crate::status::{BackendStatus, RouteStatus, Statuses};
 use crate::translate::{
@@ -127,10 +129,14 @@ pub struct Engine {
     /// Every route's status as attachment made it (before conflicts and policies add to it),
     /// shared with the output.
     statuses: Map<RouteKey, Arc<RouteStatus>>,
+    /// Every Backend's status, shared with the output.
+    backend_statuses: Map<ObjKey, Arc<BackendStatus>>,
     /// The world of the last translation, to tell what changed since (a persistent map: the
     /// copy is O(1) and two snapshots compare in time proportional to what differs).
     prev: Option<Resources>,
     sigs: HashMap<ObjKey, Arc<GatewaySig>>,
+    /// The clusters routes resolved, shared between them.
+    clusters: SharedClusters,
     /// Per Gateway, what is attached to it.
     attached: HashMap<ObjKey, GatewayRoutesMemo>,
     assemble: assemble::Cache,
@@ -150,8 +156,10 @@ impl Engine {
             routes: Map::new(),
             readers: HashMap::new(),
             statuses: Map::new(),
+            backend_statuses: Map::new(),
             prev: None,
             sigs: HashMap::new(),
+            clusters: SharedClusters::default(),
             attached: HashMap::new(),
             assemble: assemble::Cache::default(),
             xds: xds::cache::Generator::default(),
@@ -216,15 +224,26 @@ impl Engine {
         sigs_changed |= !self.sigs.is_empty();
         self.sigs = sigs;
 
-        // Backends.
-        for (key, b) in &res.backends {
+        // Backends: those changed since the last translation are checked again.
+        let check = |b: &legate_api::backend::Backend| {
             let g = b.metadata.generation.unwrap_or(0);
             let cond = match backends::validate_backend(b) {
                 Ok(()) => Condition::new(types::ACCEPTED, true, reasons::ACCEPTED, "endpoints are valid", g),
                 Err(m) => Condition::new(types::ACCEPTED, false, reasons::INVALID, m, g),
             };
-            statuses.backends.insert(key.clone(), BackendStatus { conditions: vec![cond] });
+            Arc::new(BackendStatus { conditions: vec![cond] })
+        };
+        let changed: Vec<ObjKey> = match &self.prev {
+            Some(prev) => changed_keys(&prev.backends, &res.backends).cloned().collect(),
+            None => res.backends.keys().cloned().collect(),
+        };
+        for key in changed {
+            match res.backends.get(&key) {
+                Some(b) => self.backend_statuses.insert(key, check(b)),
+                None => self.backend_statuses.remove(&key),
+            };
         }
+        statuses.backends = self.backend_statuses.clone();
 
         // Routes of every kind: rules, then attachment, each reused while its inputs are the
         // same; only the routes a change can have touched are looked at.
@@ -338,7 +357,8 @@ impl Engine {
             outputs.extend(out);
         }
         self.attached.retain(|_, a| {
-            a.changes.clear();
+            // Not the room of a translation that changed many routes.
+            a.changes = Vec::new();
             !(a.streams.is_empty() && a.kinds.is_empty())
         });
         policies.finish(&mut statuses, res, &self.opts.controller_name);
@@ -405,12 +425,13 @@ impl Engine {
             }
             _ => {
                 rebuilt.0 += 1;
-                let reads = Reads::new(res);
+                let reads = Reads::sharing(res, &self.clusters);
                 let rules = route.build(&reads, rejected.map(|r| &r[..]).unwrap_or_default());
                 Arc::new(Built {
                     route: route.clone(),
                     created: route.metadata().creation_timestamp.clone(),
-                    parents: route_parents(route, key).into_iter().map(|(_, t)| t).collect(),
+                    // Not collected in place: that would keep the room of the larger pairs.
+                    parents: route_parents(route, key).iter().map(|(_, t)| t.clone()).collect(),
                     rejected: rejected.cloned(),
                     deps: reads.into_deps(),
                     rules: Arc::new(rules),

@@ -252,7 +252,8 @@ pub struct ValueMatch {
 pub enum ActionIr {
     /// Send to backends; `filters` apply first.
     Forward {
-        backends: Vec<WeightedBackend>,
+        /// Shared with the rule it comes from when every backend has a weight.
+        backends: Arc<[WeightedBackend]>,
         #[serde(skip_serializing_if = "Filters::is_empty")]
         filters: Filters,
         /// Route timeout in milliseconds; 0 disables it; `None` keeps Envoy's default (15s).

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::ir::ClusterIr;
+
 use legate_api::gateway::standard::gateways::GatewayListeners;
 use legate_api::gateway::{BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, ListenerSet, ReferenceGrant};
 use legate_api::gvk::{GATEWAY_GROUP, KIND_GATEWAY, LABEL_SERVICE_NAME};
@@ -489,16 +491,57 @@ impl Dep {
     }
 }
 
+/// Clusters by name as routes resolved them, so that the routes sending to one Service port or
+/// Backend hold one cluster (with its endpoints) between them, not a copy each. Holds no
+/// cluster alive itself.
+#[derive(Debug, Default)]
+pub struct SharedClusters {
+    by_name: std::sync::Mutex<(std::collections::HashMap<String, std::sync::Weak<ClusterIr>>, usize)>,
+}
+
+impl SharedClusters {
+    pub fn share(&self, c: ClusterIr) -> Arc<ClusterIr> {
+        let mut guard = self.by_name.lock().unwrap_or_else(|e| e.into_inner());
+        let (map, pruned_at) = &mut *guard;
+        if let Some(kept) = map.get(&c.name).and_then(std::sync::Weak::upgrade).filter(|k| **k == c) {
+            return kept;
+        }
+        let out = Arc::new(c);
+        map.insert(out.name.clone(), Arc::downgrade(&out));
+        // Forget the clusters no route holds any more, once the map has doubled since.
+        if map.len() > 2 * (*pruned_at).max(64) {
+            map.retain(|_, w| w.strong_count() > 0);
+            *pruned_at = map.len();
+        }
+        out
+    }
+}
+
 /// Reads of [`Resources`] that record what they read, so that a result computed from them can
 /// be reused for as long as every [`Dep`] holds.
 pub struct Reads<'a> {
     pub res: &'a Resources,
     deps: std::cell::RefCell<Vec<Dep>>,
+    shared: Option<&'a SharedClusters>,
 }
 
 impl<'a> Reads<'a> {
     pub fn new(res: &'a Resources) -> Self {
-        Reads { res, deps: Default::default() }
+        Reads { res, deps: Default::default(), shared: None }
+    }
+
+    /// Reads whose clusters are shared through `shared` with every route that resolves a
+    /// backendRef to the same cluster.
+    pub fn sharing(res: &'a Resources, shared: &'a SharedClusters) -> Self {
+        Reads { res, deps: Default::default(), shared: Some(shared) }
+    }
+
+    /// `c` as a shared cluster: the one already made if an equal one is alive.
+    pub fn cluster(&self, c: ClusterIr) -> Arc<ClusterIr> {
+        match self.shared {
+            Some(s) => s.share(c),
+            None => Arc::new(c),
+        }
     }
 
     pub fn service(&self, key: &ObjKey) -> Option<&'a Arc<Service>> {

@@ -21,7 +21,8 @@ pub struct Statuses {
     /// and changes only the routes a change touched, so a copy is O(1) and two translations'
     /// statuses compare in time proportional to what differs).
     pub routes: crate::resources::Map<RouteKey, Arc<RouteStatus>>,
-    pub backends: BTreeMap<ObjKey, BackendStatus>,
+    /// Backends (a persistent map, kept by the translator like `routes`).
+    pub backends: crate::resources::Map<ObjKey, Arc<BackendStatus>>,
     pub backend_tls_policies: BTreeMap<ObjKey, PolicyStatus>,
     pub traffic_policies: BTreeMap<ObjKey, PolicyStatus>,
     pub rate_limit_policies: BTreeMap<ObjKey, PolicyStatus>,

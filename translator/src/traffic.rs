@@ -110,7 +110,7 @@ impl TrafficPolicies {
                     // Backend settings along listener, Service/Backend, route, rule.
                     let mut renames = vec![];
                     if let ActionIr::Forward { backends, .. } = &r.action {
-                        for b in backends {
+                        for b in backends.iter() {
                             let Some(c) = b.cluster.as_ref().and_then(|n| by_name.get(n)) else {
                                 renames.push(None);
                                 continue;
@@ -512,12 +512,16 @@ impl Cache {
         crate::policy::remake(&mut self.virtual_hosts, gw, vh, changes, none, |out, changes| {
             for (r, (traffic, renames)) in out.routes.iter_mut().zip(changes) {
                 r.traffic = traffic.clone();
-                if let ActionIr::Forward { backends, .. } = &mut r.action {
-                    for (b, rename) in backends.iter_mut().zip(renames) {
+                if let ActionIr::Forward { backends, .. } = &mut r.action
+                    && renames.iter().any(Option::is_some)
+                {
+                    let mut renamed = backends.to_vec();
+                    for (b, rename) in renamed.iter_mut().zip(renames) {
                         if let Some(n) = rename {
                             b.cluster = Some(n.clone());
                         }
                     }
+                    *backends = renamed.into();
                 }
             }
         })

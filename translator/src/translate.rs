@@ -304,6 +304,7 @@ pub(crate) fn route_conditions(result: &Result<Vec<Attached>, Problem>, rules: &
         let reason = rules.invalid[0].1.reason;
         out.push(Condition::new(types::PARTIALLY_INVALID, true, reason, format!("Dropped Rule(s): {}", dropped()), g));
     }
+    out.shrink_to_fit(); // kept with the route's status
     out
 }
 

@@ -129,6 +129,13 @@ impl SnapshotCache {
         st.nodes.values().flat_map(|n| n.types.values().cloned()).collect()
     }
 
+    /// The rows of [`SnapshotCache::ledger`] whose latest answered response was a NACK (what
+    /// is read after every change: no copy of the others).
+    pub fn rejected(&self) -> Vec<LedgerEntry> {
+        let st = self.ledger_state();
+        st.nodes.values().flat_map(|n| n.types.values().filter(|e| e.rejected).cloned()).collect()
+    }
+
     /// A receiver whose value changes (a generation number) whenever the ledger or a node's
     /// status changes: a node connects or disconnects, a response is ACKed or NACKed, a node
     /// becomes (un)synced. Read [`SnapshotCache::ledger`] / [`SnapshotCache::nodes`] after a change.

@@ -526,9 +526,30 @@ impl Session {
     }
 
     /// If Envoy should soon subscribe to names of `ty` it has not yet: until when to wait.
-    fn subscription_wait(&mut self, ty: ResourceType, now: Instant) -> Option<Instant> {
-        let st = &self.types[ty.index()];
-        let subscribed = st.wildcard || self.all_expected(ty, |n| st.names.contains(n));
+    /// Per type, whether Envoy subscribed to every name of it that [`Session::all_expected`]
+    /// goes over: one pass over the accepted resources for every type (a poll asks for each).
+    fn subscribed(&self) -> [bool; 6] {
+        let mut out = [true; 6];
+        let Some(snap) = &self.target else { return out };
+        for parent in [ResourceType::Cluster, ResourceType::Listener, ResourceType::Route] {
+            for held in self.types[parent.index()].applied.values() {
+                for (t, n) in held.resource.iter().flat_map(|r| r.references()) {
+                    let st = &self.types[t.index()];
+                    if out[t.index()]
+                        && !st.wildcard
+                        && (t.subscribes_by_namespace() || snap.served(t, self.vhds).contains_key(n))
+                        && !st.names.contains(n)
+                    {
+                        out[t.index()] = false;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// `subscribed`: [`Session::subscribed`] for `ty`, as of this poll.
+    fn subscription_wait(&mut self, ty: ResourceType, now: Instant, subscribed: bool) -> Option<Instant> {
         let timeout = self.opts.subscription_timeout;
         if subscribed {
             let st = &mut self.types[ty.index()];
@@ -551,7 +572,7 @@ impl Session {
     }
 
     /// Whether listeners, routes and virtual hosts are accepted at the target content.
-    fn compute_transition_done(&mut self, now: Instant) -> bool {
+    fn compute_transition_done(&mut self, now: Instant, subscribed: &[bool; 6]) -> bool {
         for ty in [ResourceType::Listener, ResourceType::Route, ResourceType::VirtualHost] {
             let st = &self.types[ty.index()];
             if !st.requested {
@@ -567,7 +588,7 @@ impl Session {
             if !self.with_view(ty, |v| same_hashes(v, applied)) {
                 return false;
             }
-            if self.subscription_wait(ty, now).is_some() {
+            if self.subscription_wait(ty, now, subscribed[ty.index()]).is_some() {
                 return false;
             }
         }
@@ -599,7 +620,8 @@ impl Session {
                 }
             }
         }
-        self.transition_done = self.compute_transition_done(now);
+        let subscribed = self.subscribed();
+        self.transition_done = self.compute_transition_done(now, &subscribed);
         if let Some(deadline) = cluster_pending {
             // Envoy ACKs a cluster update only once the new or changed clusters have warmed, and
             // warming needs their endpoints (and secrets): those go out meanwhile.
@@ -615,7 +637,7 @@ impl Session {
             if self.needs_send(ty) {
                 return Poll::Send(self.build(ty, now, &snap));
             }
-            if let Some(deadline) = self.subscription_wait(ty, now) {
+            if let Some(deadline) = self.subscription_wait(ty, now, subscribed[ty.index()]) {
                 wait = Some(deadline);
                 break;
             }

@@ -353,6 +353,9 @@ impl Backend {
     /// False (reason Unavailable, the error and what each failure mode does) when they do not.
     pub fn apply(&mut self, out: &mut legate_translator::Output) {
         let down = self.health.borrow_and_update().clone();
+        if out.statuses.rate_limit_policies.is_empty() {
+            return; // no policy: no route to look through
+        }
         let mut policies = std::collections::BTreeSet::new();
         for g in &out.gateways {
             for vh in g.ir.listeners.iter().flat_map(|l| &l.virtual_hosts) {

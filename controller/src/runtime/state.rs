@@ -172,9 +172,8 @@ pub fn truncate_utf8(s: &str, max: usize) -> String {
 /// latest answered response was a NACK, whatever version it was. Sorted.
 pub fn local_rejections(cache: &SnapshotCache) -> Vec<EnvoyRejection> {
     let mut out: Vec<EnvoyRejection> = cache
-        .ledger()
+        .rejected()
         .into_iter()
-        .filter(|e| e.rejected)
         .filter_map(|e| {
             let r = e.last_rejection.as_ref()?;
             Some(EnvoyRejection {

@@ -50,7 +50,7 @@ pub fn owned_status<'a>(kind: Kind, key: &ObjKey, st: &'a Statuses) -> Option<Ow
         Kind::Gateway => st.gateways.get(key).map(Owned::Gateway),
         Kind::ListenerSet => st.listener_sets.get(key).map(Owned::ListenerSet),
         k if k.is_route() => st.route(k, key).map(|s| Owned::Route(s)),
-        Kind::Backend => st.backends.get(key).map(Owned::Backend),
+        Kind::Backend => st.backends.get(key).map(|b| Owned::Backend(b)),
         k if k.is_policy() => st.policy(k, key).map(Owned::Policy),
         _ => None,
     }
@@ -111,7 +111,7 @@ pub(crate) fn changed_statuses(a: &Statuses, b: &Statuses, out: &mut BTreeSet<(K
     changed(Kind::GatewayClass, &a.gateway_classes, &b.gateway_classes, class, out);
     changed(Kind::Gateway, &a.gateways, &b.gateways, ObjKey::clone, out);
     changed(Kind::ListenerSet, &a.listener_sets, &b.listener_sets, ObjKey::clone, out);
-    changed(Kind::Backend, &a.backends, &b.backends, ObjKey::clone, out);
+    out.extend(changed_keys(&a.backends, &b.backends).map(|k| (Kind::Backend, k.clone())));
     changed(Kind::BackendTlsPolicy, &a.backend_tls_policies, &b.backend_tls_policies, ObjKey::clone, out);
     changed(Kind::TrafficPolicy, &a.traffic_policies, &b.traffic_policies, ObjKey::clone, out);
     changed(Kind::RateLimitPolicy, &a.rate_limit_policies, &b.rate_limit_policies, ObjKey::clone, out);

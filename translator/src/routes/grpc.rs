@@ -93,7 +93,12 @@ fn build_rule(
             let refs = refs.iter().zip(backend_filters).map(|(b, filters)| (backend_ref_view!(b), b.weight, filters));
             // GRPCRoute has no timeouts: no route timeout (Envoy's default of 15 s would cut
             // streaming calls); the client's deadline applies instead (see xds/route.rs).
-            RuleAction::Forward { backends: destinations(idx, from, refs, out), filters, timeout: Some(None), mirrors }
+            RuleAction::Forward {
+                backends: destinations(idx, from, refs, out).into(),
+                filters,
+                timeout: Some(None),
+                mirrors,
+            }
         }
     };
     Ok(Rule { index, name: rule.name.clone(), matches, action })

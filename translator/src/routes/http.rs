@@ -148,7 +148,12 @@ fn build_rule(
             let view = backend_ref_view!(b);
             (view, b.weight, filters)
         });
-        RuleAction::Forward { backends: destinations(idx, from, refs, out), filters: ir_filters, timeout, mirrors }
+        RuleAction::Forward {
+            backends: destinations(idx, from, refs, out).into(),
+            filters: ir_filters,
+            timeout,
+            mirrors,
+        }
     };
     Ok(Rule { index, name: rule.name.clone(), matches, action })
 }

@@ -15,7 +15,7 @@ use crate::resources::{Reads, RejectedRule};
 #[derive(Clone, Debug, PartialEq)]
 pub enum RuleAction {
     Forward {
-        backends: Vec<WeightedBackend>,
+        backends: Arc<[WeightedBackend]>,
         filters: Filters,
         timeout: Option<Duration>,
         mirrors: Vec<Mirror>,
@@ -78,7 +78,11 @@ pub(crate) fn build_rules<R: Default>(
     for r in rules {
         let index = original.next().unwrap_or_default();
         match rule(index, r, &mut out) {
-            Ok(r) => out.rules.push(r),
+            Ok(mut r) => {
+                // `collect` into a Result starts with room for four matches.
+                r.matches.shrink_to_fit();
+                out.rules.push(r)
+            }
             Err(p) => out.invalid.push((index, p.at(format_args!("spec.rules[{index}]")))),
         }
     }
@@ -146,7 +150,7 @@ fn resolve(idx: &Reads<'_>, from: Referrer<'_>, view: BackendRefView<'_>, out: &
     match backends::resolve(idx, from, view) {
         Ok(c) => {
             let name = c.name.clone();
-            out.clusters.push(Arc::new(c));
+            out.clusters.push(idx.cluster(c));
             Some(name)
         }
         Err(e) => {

@@ -32,7 +32,12 @@ fn forward(index: usize, name: Option<String>, backends: Vec<crate::ir::Weighted
         index,
         name,
         matches: vec![],
-        action: RuleAction::Forward { backends, filters: Filters::default(), timeout: None, mirrors: vec![] },
+        action: RuleAction::Forward {
+            backends: backends.into(),
+            filters: Filters::default(),
+            timeout: None,
+            mirrors: vec![],
+        },
     }
 }
 

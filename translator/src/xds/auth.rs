@@ -251,14 +251,19 @@ fn oauth2(o: &OidcIr) -> HttpFilter {
 }
 
 /// The SDS secrets of the Gateway's login policies: client secrets and HMAC keys.
-pub fn secrets(ir: &GatewayIr) -> Vec<envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret> {
+pub fn secrets(
+    ir: &GatewayIr,
+    needs: &mut super::cache::NeedsCache,
+) -> Vec<envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret> {
     use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{GenericSecret, Secret, secret};
     let generic = |name: &str, value: &str| Secret {
         name: name.into(),
         r#type: Some(secret::Type::GenericSecret(GenericSecret { secret: Some(inline(value)), ..Default::default() })),
     };
     let mut out: BTreeMap<String, Secret> = BTreeMap::new();
-    let routes = ir.listeners.iter().flat_map(|l| &l.virtual_hosts).flat_map(|v| &v.routes);
+    // Only the virtual hosts with auth are read (most have none).
+    let vhosts = ir.listeners.iter().flat_map(|l| &l.virtual_hosts).filter(|v| needs.of(v).auth);
+    let routes = vhosts.flat_map(|v| &v.routes);
     for o in routes.filter_map(|r| r.auth.as_deref()).filter(|a| a.broken.is_none()).filter_map(|a| a.oidc.as_deref()) {
         out.entry(o.client_secret_name.clone()).or_insert_with(|| generic(&o.client_secret_name, &o.client_secret));
         out.entry(o.hmac_secret_name.clone()).or_insert_with(|| generic(&o.hmac_secret_name, &o.hmac_secret));

@@ -83,7 +83,7 @@ pub fn generate_with(ir: &GatewayIr, g: &mut cache::Generator) -> Resources {
     out.secrets = ir.certificates.iter().map(listener::secret).collect();
     out.secrets.extend(ir.client_cas.iter().map(frontend_tls::ca_secret));
     out.secrets.extend(ir.trust_bundles.iter().map(|b| upstream_tls::trust_secret(b)));
-    out.secrets.extend(auth::secrets(ir));
+    out.secrets.extend(auth::secrets(ir, &mut g.needs));
     out.listeners.sort_by(|a, b| a.name.cmp(&b.name));
     out.route_configurations.sort_by(|a, b| a.name().cmp(b.name()));
     out.route_configurations.dedup_by(|a, b| a.name() == b.name());
