@@ -289,7 +289,7 @@ impl Engine {
         if full {
             for (key, memo) in &self.routes {
                 for (gw, ..) in &memo.attached.outcome.attachments {
-                    if !grouped.get(gw).is_some_and(|v| v.last().is_some_and(|a| a.key == key)) {
+                    if grouped.get(gw).is_none_or(|v| v.last().is_none_or(|a| a.key != key)) {
                         grouped.entry(gw).or_default().extend(memo.attachments(key, gw));
                     }
                 }
@@ -347,10 +347,9 @@ impl Engine {
                     changes: Some(changes.collect()),
                 }
             };
-            let routes = GatewayRoutes { streams, http };
+            let routes = GatewayRoutes { streams, http, counts };
             let caches = (&mut self.assemble, &mut self.xds);
-            let (status, sets, out) =
-                finish_gateway(&key, gw, &routes, &counts, res, &self.opts, &mut policies, caches);
+            let (status, sets, out) = finish_gateway(&key, gw, &routes, res, &self.opts, &mut policies, caches);
             drop(routes);
             statuses.listener_sets.extend(sets);
             statuses.gateways.insert(key, status);

@@ -124,6 +124,8 @@ pub(crate) struct GatewayRoutes<'a> {
     /// Attachments to the listeners that forward streams (TLS, TCP, UDP), conflicts resolved.
     pub streams: Vec<Attachment<'a>>,
     pub http: HttpRoutes<'a>,
+    /// Attached routes per listener (its `attachedRoutes`).
+    pub counts: Vec<i32>,
 }
 
 /// The attachments to a Gateway's HTTP listeners: all of them on demand, and what changed
@@ -247,13 +249,12 @@ pub(crate) fn finish_gateway(
     key: &ObjKey,
     mut gw: GatewayState<'_>,
     routes: &GatewayRoutes<'_>,
-    counts: &[i32],
     res: &Resources,
     opts: &Options,
     policies: &mut PolicyKinds,
     caches: (&mut assemble::Cache, &mut xds::cache::Generator),
 ) -> (GatewayStatus, Vec<(ObjKey, ListenerSetStatus)>, Option<GatewayOutput>) {
-    for (l, n) in gw.listeners.iter_mut().zip(counts) {
+    for (l, n) in gw.listeners.iter_mut().zip(&routes.counts) {
         l.attached_routes += n;
     }
     let _span = debug_span!("gateway", gateway = %key).entered();

@@ -521,7 +521,10 @@ impl Session {
     /// The names [`Session::all_expected`] goes over.
     fn expected(&self, ty: ResourceType) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
-        self.all_expected(ty, |n| out.insert(n.to_owned()) || true);
+        self.all_expected(ty, |n| {
+            out.insert(n.to_owned());
+            true
+        });
         out
     }
 

@@ -5,7 +5,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use legate_translator::status::Statuses;
+use std::collections::BTreeMap;
+
+use legate_translator::conditions::Condition;
+use legate_translator::resources::{Map, ObjKey, changed_keys};
+use legate_translator::routes::RouteKey;
+use legate_translator::status::{BackendStatus, RouteStatus, Statuses};
 
 use super::state::Live;
 
@@ -18,8 +23,38 @@ pub struct Metrics {
     file_errors: AtomicU64,
     histogram: Mutex<Histogram>,
     /// The `legate_objects` lines of the translation they were counted from (a scrape between
-    /// two translations does not count every object again).
-    objects: Mutex<Option<(Weak<Live>, Arc<str>)>>,
+    /// two translations does not count every object again), and the counts of routes and
+    /// Backends, brought up to date from one translation to the next by what changed.
+    objects: Mutex<Option<ObjectsMemo>>,
+}
+
+struct ObjectsMemo {
+    of: Weak<Live>,
+    text: Arc<str>,
+    /// The statuses counted in `counts` (persistent maps: shared, O(1) to keep).
+    routes: Map<RouteKey, Arc<RouteStatus>>,
+    backends: Map<ObjKey, Arc<BackendStatus>>,
+    counts: BTreeMap<(&'static str, String, &'static str), u64>,
+}
+
+/// Adds (or takes away) one object's conditions to `counts`.
+fn count(
+    counts: &mut BTreeMap<(&'static str, String, &'static str), u64>,
+    kind: &'static str,
+    conds: &[Condition],
+    add: bool,
+) {
+    for c in conds {
+        let key = (kind, c.type_.clone(), c.status.as_str());
+        if add {
+            *counts.entry(key).or_default() += 1;
+        } else if let Some(n) = counts.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&key);
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -83,30 +118,57 @@ impl Metrics {
 
     fn objects_text(&self, live: &Arc<Live>) -> Arc<str> {
         let mut memo = self.objects.lock().unwrap();
-        if let Some((_, text)) = memo.as_ref().filter(|(of, _)| std::ptr::eq(of.as_ptr(), Arc::as_ptr(live))) {
-            return text.clone();
+        if let Some(m) = memo.as_ref().filter(|m| std::ptr::eq(m.of.as_ptr(), Arc::as_ptr(live))) {
+            return m.text.clone();
         }
-        let text: Arc<str> = objects_text(&live.output.statuses).into();
-        *memo = Some((Arc::downgrade(live), text.clone()));
+        let st = &live.output.statuses;
+        let mut m = memo.take().unwrap_or_else(|| ObjectsMemo {
+            of: Weak::new(),
+            text: "".into(),
+            routes: Map::new(),
+            backends: Map::new(),
+            counts: BTreeMap::new(),
+        });
+        for key in changed_keys(&m.routes, &st.routes) {
+            for (s, add) in [(m.routes.get(key), false), (st.routes.get(key), true)] {
+                for p in s.iter().flat_map(|s| &s.parents) {
+                    count(&mut m.counts, key.kind.name(), &p.conditions, add);
+                }
+            }
+        }
+        for key in changed_keys(&m.backends, &st.backends) {
+            for (s, add) in [(m.backends.get(key), false), (st.backends.get(key), true)] {
+                if let Some(s) = s {
+                    count(&mut m.counts, "Backend", &s.conditions, add);
+                }
+            }
+        }
+        (m.routes, m.backends) = (st.routes.clone(), st.backends.clone());
+        m.text = objects_text(st, &m.counts).into();
+        m.of = Arc::downgrade(live);
+        let text = m.text.clone();
+        *memo = Some(m);
         text
     }
 }
 
-/// The `legate_objects` gauge: objects by kind and by the status of a condition.
-fn objects_text(statuses: &Statuses) -> String {
+/// The `legate_objects` gauge: objects by kind and by the status of a condition; routes and
+/// Backends from `kept` (counted by [`Metrics`] as they change), the few others counted here.
+fn objects_text(statuses: &Statuses, kept: &BTreeMap<(&'static str, String, &'static str), u64>) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# HELP legate_objects Objects by kind and by the status of a condition.");
     let _ = writeln!(o, "# TYPE legate_objects gauge");
     let st = statuses;
     let conditions = (st.gateway_classes.values().map(|s| ("GatewayClass", &s.conditions)))
-        .chain(st.gateways.values().map(|s| ("Gateway", &s.conditions)))
-        .chain(st.routes.iter().flat_map(|(key, s)| s.parents.iter().map(|p| (key.kind.name(), &p.conditions))))
-        .chain(st.backends.values().map(|s| ("Backend", &s.conditions)));
-    let mut counts: std::collections::BTreeMap<(&str, &str, &str), u64> = Default::default();
+        .chain(st.gateways.values().map(|s| ("Gateway", &s.conditions)));
+    let mut counts: BTreeMap<(&str, &str, &str), u64> = Default::default();
     for (kind, conds) in conditions {
         for c in conds {
             *counts.entry((kind, c.type_.as_str(), c.status.as_str())).or_default() += 1;
         }
+    }
+    for ((kind, ty, st), n) in kept {
+        *counts.entry((kind, ty.as_str(), st)).or_default() += n;
     }
     for ((kind, ty, st), n) in counts {
         let _ = writeln!(o, "legate_objects{{kind=\"{kind}\",condition=\"{ty}\",status=\"{st}\"}} {n}");
