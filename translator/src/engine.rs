@@ -509,7 +509,8 @@ impl Engine {
                 if *n == 0 {
                     e.kinds.remove(&(*listener, key.kind));
                 }
-                if !touched.contains(&gw) {
+                // What changed is read only by a translation that looked at what changed.
+                if self.last_incremental && !touched.contains(&gw) {
                     touched.push(gw);
                 }
             }
