@@ -156,13 +156,18 @@ pub fn files_under(path: &Path) -> std::io::Result<Vec<PathBuf>> {
             let p = e?.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+            } else if is_resource_file(&p) {
                 out.push(p);
             }
         }
     }
     out.sort();
     Ok(out)
+}
+
+/// Whether a file in a resources folder is read: `*.yaml`, `*.yml` or `*.json`.
+pub fn is_resource_file(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
 }
 
 /// Splits a file's text into documents (JSON values for `.json`, YAML documents otherwise),

@@ -75,10 +75,10 @@ impl FileProvider {
     /// Re-reads the files under the root whose size, times or inode changed (and those read too
     /// soon after a write to trust that); parses only those whose text changed.
     pub fn reload(&mut self) -> Reload {
-        let mut out = Reload::default();
         let paths = match load::files_under(&self.root) {
             Ok(p) => p,
             Err(e) => {
+                let mut out = self.finish(BTreeSet::new());
                 out.errors.push(format!("{}: cannot read: {e}", self.root.display()));
                 return out;
             }
@@ -86,63 +86,118 @@ impl FileProvider {
         let mut affected = BTreeSet::new();
         let gone: Vec<PathBuf> = self.files.keys().filter(|p| !paths.contains(p)).cloned().collect();
         for path in gone {
-            let state = self.files.remove(&path).expect("listed");
-            self.disown(&path, state.good.keys(), &mut affected);
+            self.forget(&path, &mut affected);
         }
         for path in paths {
-            let meta = std::fs::metadata(&path).ok();
-            if let (Some(m), Some(state)) = (&meta, self.files.get(&path))
-                && state.stamp.as_ref().is_some_and(|s| s.unchanged(m))
-            {
-                continue;
-            }
-            let read_at = std::time::SystemTime::now();
-            let Ok(text) = std::fs::read_to_string(&path) else { continue }; // vanished meanwhile
-            let state = self.files.entry(path.clone()).or_default();
-            state.stamp = meta.map(|m| stamp::Stamp::of(&m, read_at));
-            let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
-            if state.digest == digest && (state.error.is_some() || !state.good.is_empty() || text.trim().is_empty()) {
-                continue;
-            }
-            state.digest = digest;
-            let mut fresh = Loaded::default();
-            match load::add_file(&mut fresh, &path, &text) {
-                Ok(()) => {
-                    if state.error.take().is_some() {
-                        info!(file = %path.display(), "file parses again");
+            self.read(path, &mut affected);
+        }
+        self.finish(affected)
+    }
+
+    /// Re-reads only the paths the watcher named: a resource file is read (as in
+    /// [`reload`](Self::reload)) or forgotten if it is gone; other files are ignored. A folder,
+    /// a path that held files, a root that is a file, or a watcher that lost events makes it a
+    /// whole [`reload`](Self::reload).
+    pub fn reload_changes(&mut self, changes: &Changes) -> Reload {
+        let mut files = vec![];
+        let whole = changes.rescan
+            || !self.root.is_dir()
+            || changes.paths.iter().any(|path| match std::fs::metadata(path) {
+                Ok(m) if m.is_dir() => true,
+                Ok(_) => {
+                    if load::is_resource_file(path) {
+                        files.push(path);
                     }
-                    for s in &fresh.skipped {
-                        info!("{s}");
-                    }
-                    state.inner_duplicates = fresh.duplicates;
-                    let mut good: BTreeMap<Id, RawObject> = fresh.objects.into_iter().collect();
-                    // An object whose content did not change stays the same shared object.
-                    for (id, o) in &mut good {
-                        if let Some(old) = state.good.get(id).filter(|old| old.value == o.value) {
-                            (o.value, o.object) = (old.value.clone(), old.object.clone());
-                        }
-                    }
-                    if good == state.good {
-                        continue;
-                    }
-                    let old = std::mem::replace(&mut state.good, good);
-                    let new: Vec<Id> = state.good.keys().cloned().collect();
-                    self.disown(&path, old.keys(), &mut affected);
-                    let shared: Arc<Path> = Arc::from(path.as_path());
-                    for id in new {
-                        let owners = self.owners.entry(id.clone()).or_default();
-                        if let Err(at) = owners.binary_search(&shared) {
-                            owners.insert(at, shared.clone());
-                        }
-                        affected.insert(id);
-                    }
+                    !path.starts_with(&self.root)
                 }
-                Err(e) => {
-                    warn!(error = %e, "file does not parse; keeping its last good objects");
-                    state.error = Some(e);
+                Err(_) if self.files.contains_key(path) => {
+                    files.push(path);
+                    false
                 }
+                // A folder that held files we read, now gone or renamed away.
+                Err(_) => self.files.range(path.clone()..).next().is_some_and(|(f, _)| f.starts_with(path)),
+            });
+        if whole {
+            return self.reload();
+        }
+        let mut affected = BTreeSet::new();
+        for path in files {
+            if path.is_file() {
+                self.read(path.clone(), &mut affected);
+            } else {
+                self.forget(path, &mut affected);
             }
         }
+        self.finish(affected)
+    }
+
+    /// Takes out a file that is gone: its objects are defined elsewhere or not at all.
+    fn forget(&mut self, path: &Path, affected: &mut BTreeSet<Id>) {
+        if let Some(state) = self.files.remove(path) {
+            self.disown(path, state.good.keys(), affected);
+        }
+    }
+
+    /// Reads one file if its stamp changed, and parses it if its text changed; the objects it
+    /// defines (before and after) go into `affected`.
+    fn read(&mut self, path: PathBuf, affected: &mut BTreeSet<Id>) {
+        let meta = std::fs::metadata(&path).ok();
+        if let (Some(m), Some(state)) = (&meta, self.files.get(&path))
+            && state.stamp.as_ref().is_some_and(|s| s.unchanged(m))
+        {
+            return;
+        }
+        let read_at = std::time::SystemTime::now();
+        let Ok(text) = std::fs::read_to_string(&path) else { return }; // vanished meanwhile
+        let state = self.files.entry(path.clone()).or_default();
+        state.stamp = meta.map(|m| stamp::Stamp::of(&m, read_at));
+        let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+        if state.digest == digest && (state.error.is_some() || !state.good.is_empty() || text.trim().is_empty()) {
+            return;
+        }
+        state.digest = digest;
+        let mut fresh = Loaded::default();
+        match load::add_file(&mut fresh, &path, &text) {
+            Ok(()) => {
+                if state.error.take().is_some() {
+                    info!(file = %path.display(), "file parses again");
+                }
+                for s in &fresh.skipped {
+                    info!("{s}");
+                }
+                state.inner_duplicates = fresh.duplicates;
+                let mut good: BTreeMap<Id, RawObject> = fresh.objects.into_iter().collect();
+                // An object whose content did not change stays the same shared object.
+                for (id, o) in &mut good {
+                    if let Some(old) = state.good.get(id).filter(|old| old.value == o.value) {
+                        (o.value, o.object) = (old.value.clone(), old.object.clone());
+                    }
+                }
+                if good == state.good {
+                    return;
+                }
+                let old = std::mem::replace(&mut state.good, good);
+                let new: Vec<Id> = state.good.keys().cloned().collect();
+                self.disown(&path, old.keys(), affected);
+                let shared: Arc<Path> = Arc::from(path.as_path());
+                for id in new {
+                    let owners = self.owners.entry(id.clone()).or_default();
+                    if let Err(at) = owners.binary_search(&shared) {
+                        owners.insert(at, shared.clone());
+                    }
+                    affected.insert(id);
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "file does not parse; keeping its last good objects");
+                state.error = Some(e);
+            }
+        }
+    }
+
+    /// Puts in force what the affected objects' files now define.
+    fn finish(&mut self, affected: BTreeSet<Id>) -> Reload {
+        let mut out = Reload::default();
         for id in affected {
             if self.settle(&id) {
                 out.touched.push(id);
@@ -222,20 +277,98 @@ impl FileProvider {
     }
 }
 
-/// Watches `root` and sends a unit on `tx` after changes settle for `debounce`.
-pub fn watch(root: &Path, debounce: Duration, tx: mpsc::Sender<()>) -> notify::Result<notify::RecommendedWatcher> {
+/// What the watcher saw between two reloads.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// The paths its events named.
+    pub paths: BTreeSet<PathBuf>,
+    /// Whether everything must be read again (it lost events, or failed).
+    pub rescan: bool,
+}
+
+impl Changes {
+    pub fn merge(&mut self, other: Changes) {
+        self.paths.extend(other.paths);
+        self.rescan |= other.rescan;
+    }
+}
+
+/// The events of one batch, and whether it is complete.
+#[derive(Default)]
+struct Batch {
+    changes: Changes,
+    /// Files written to and not yet closed (nor renamed or removed).
+    writing: BTreeSet<PathBuf>,
+    /// An event whose end cannot be seen (a new folder, whose files may come before their
+    /// watch; an unknown kind): the batch waits for the events to settle.
+    unsure: bool,
+}
+
+impl Batch {
+    fn add(&mut self, ev: notify::Result<notify::Event>) {
+        use notify::EventKind::{Access, Create, Modify, Remove};
+        use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind};
+        let ev = match ev {
+            Ok(ev) if !ev.need_rescan() => ev,
+            _ => {
+                self.changes.rescan = true;
+                self.unsure = true;
+                return;
+            }
+        };
+        for path in &ev.paths {
+            match ev.kind {
+                Create(CreateKind::File) | Modify(ModifyKind::Data(_) | ModifyKind::Any) => {
+                    self.writing.insert(path.clone());
+                }
+                Access(AccessKind::Close(AccessMode::Write)) | Modify(ModifyKind::Name(_)) | Remove(_) => {
+                    self.writing.remove(path);
+                }
+                Modify(ModifyKind::Metadata(_)) => {}
+                _ => self.unsure = true,
+            }
+            self.changes.paths.insert(path.clone());
+        }
+    }
+
+    /// Whether every file written to was closed, renamed or removed: then the batch is whole
+    /// and need not wait.
+    fn complete(&self) -> bool {
+        !self.unsure && self.writing.is_empty()
+    }
+}
+
+/// Watches `root` and sends what changed once the writes are over: at once when every file
+/// written to was closed, renamed or removed (an editor's save, `kubectl`-style write and
+/// rename), or else after `debounce` without an event.
+pub fn watch(root: &Path, debounce: Duration, tx: mpsc::Sender<Changes>) -> notify::Result<notify::RecommendedWatcher> {
     let (raw_tx, mut raw_rx) = mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-        if ev.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
-            let _ = raw_tx.send(());
+        use notify::event::{AccessKind, AccessMode, EventKind};
+        // Opening and reading (ours too) change nothing.
+        if !matches!(&ev, Ok(e) if matches!(e.kind, EventKind::Access(k) if k != AccessKind::Close(AccessMode::Write)))
+        {
+            let _ = raw_tx.send(ev);
         }
     })?;
     watcher.watch(root, RecursiveMode::Recursive)?;
     tokio::spawn(async move {
-        while raw_rx.recv().await.is_some() {
-            // Settle: keep absorbing events until `debounce` passes without one.
-            while let Ok(Some(())) = tokio::time::timeout(debounce, raw_rx.recv()).await {}
-            if tx.send(()).await.is_err() {
+        while let Some(ev) = raw_rx.recv().await {
+            let mut batch = Batch::default();
+            batch.add(ev);
+            loop {
+                while let Ok(ev) = raw_rx.try_recv() {
+                    batch.add(ev);
+                }
+                if batch.complete() {
+                    break;
+                }
+                match tokio::time::timeout(debounce, raw_rx.recv()).await {
+                    Ok(Some(ev)) => batch.add(ev),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            if tx.send(batch.changes).await.is_err() {
                 return;
             }
         }

@@ -152,12 +152,12 @@ pub async fn run(args: Args) -> Result<()> {
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     // Re-read the files when they change; re-translate when they changed or when Envoy's
     // rejections of what is served change (an ACK alone changes no status).
-    let (mut reread, mut retranslate) = (false, true);
+    let (mut reread, mut retranslate) = (provider::Changes::default(), true);
     let mut file_errors = first_read.errors;
     let mut last_nacks = vec![];
     loop {
-        if std::mem::take(&mut reread) {
-            let reload = provider.reload();
+        if reread != provider::Changes::default() {
+            let reload = provider.reload_changes(&std::mem::take(&mut reread));
             retranslate |= reload.changed;
             file_errors = reload.errors;
             if !retranslate && state.current().file_errors != file_errors {
@@ -169,7 +169,7 @@ pub async fn run(args: Args) -> Result<()> {
             last_nacks = reconcile(&provider, &file_errors, runtime, &state, &mut infra, &write_bootstrap).await;
         }
         tokio::select! {
-            Some(()) = change_rx.recv() => reread = true,
+            Some(changes) = change_rx.recv() => reread.merge(changes),
             Ok(()) = ledger_rx.changed() => retranslate = nacks(&state) != last_nacks,
             true = rate_limit.changed() => retranslate = true,
             _ = tokio::signal::ctrl_c() => break,

@@ -59,12 +59,89 @@ fn duplicates_across_files_keep_the_first_and_are_reported() {
 }
 
 #[tokio::test]
-async fn the_watcher_signals_changes() {
+async fn the_watcher_names_what_changed_and_does_not_wait_for_a_closed_write() {
     let dir = tempfile::tempdir().unwrap();
     let (tx, mut rx) = mpsc::channel(4);
-    let _w = watch(dir.path(), Duration::from_millis(20), tx).unwrap();
-    std::fs::write(dir.path().join("x.yaml"), GW).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("a change notification").unwrap();
+    // A debounce far longer than the test's patience: a complete write must not wait for it.
+    let _w = watch(dir.path(), Duration::from_secs(60), tx).unwrap();
+    std::fs::write(dir.path().join(".x.tmp"), GW).unwrap();
+    std::fs::rename(dir.path().join(".x.tmp"), dir.path().join("x.yaml")).unwrap();
+    let mut seen = Changes::default();
+    while !seen.paths.contains(&dir.path().join("x.yaml")) {
+        let c = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("a change before the debounce")
+            .unwrap();
+        seen.merge(c);
+    }
+    assert!(!seen.rescan, "{seen:?}");
+}
+
+#[tokio::test]
+async fn the_watcher_waits_for_a_file_still_being_written() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, mut rx) = mpsc::channel(4);
+    let _w = watch(dir.path(), Duration::from_millis(400), tx).unwrap();
+    let mut f = std::fs::File::create(dir.path().join("x.yaml")).unwrap();
+    f.write_all(GW.as_bytes()).unwrap();
+    f.flush().unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(150), rx.recv()).await.is_err(),
+        "an open file is not announced before the debounce"
+    );
+    drop(f);
+    let c = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("a change").unwrap();
+    assert!(c.paths.contains(&dir.path().join("x.yaml")), "{c:?}");
+}
+
+#[test]
+fn a_reload_of_named_paths_reads_only_those() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.yaml"), dir.path().join("b.yaml"));
+    std::fs::write(&a, GW).unwrap();
+    std::fs::write(&b, GW.replace("name: g,", "name: h,")).unwrap();
+    let mut p = FileProvider::new(dir.path());
+    assert_eq!(p.reload().touched.len(), 2);
+    let port = |p: &FileProvider, name: &str| {
+        p.snapshot().0.resources.gateways.get(&ObjKey::new("n", name)).map(|g| g.spec.listeners[0].port)
+    };
+    let named = |paths: &[&Path]| Changes { paths: paths.iter().map(|p| p.to_path_buf()).collect(), rescan: false };
+
+    std::fs::write(&a, GW.replace("port: 80", "port: 81")).unwrap();
+    std::fs::write(&b, GW.replace("name: g,", "name: h,").replace("port: 80", "port: 82")).unwrap();
+    let r = p.reload_changes(&named(&[&a, &dir.path().join("notes.txt")]));
+    assert_eq!(r.touched, [(Kind::Gateway, ObjKey::new("n", "g"))]);
+    assert_eq!((port(&p, "g"), port(&p, "h")), (Some(81), Some(80)), "b.yaml was not named, so not read");
+
+    // A named file that is gone takes its objects with it.
+    std::fs::remove_file(&a).unwrap();
+    let r = p.reload_changes(&named(&[&a]));
+    assert_eq!(r.touched, [(Kind::Gateway, ObjKey::new("n", "g"))]);
+    assert_eq!((port(&p, "g"), port(&p, "h")), (None, Some(80)));
+
+    // A rescan reads everything.
+    let r = p.reload_changes(&Changes { rescan: true, ..Changes::default() });
+    assert_eq!(r.touched, [(Kind::Gateway, ObjKey::new("n", "h"))]);
+    assert_eq!(port(&p, "h"), Some(82));
+}
+
+#[test]
+fn a_named_folder_is_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(sub.join("gw.yaml"), GW).unwrap();
+    let mut p = FileProvider::new(dir.path());
+    let named = |path: &Path| Changes { paths: [path.to_path_buf()].into(), rescan: false };
+    // A folder moved in: its files are read, though only the folder was named.
+    assert!(p.reload_changes(&named(&sub)).changed);
+    assert_eq!(p.snapshot().0.resources.gateways.len(), 1);
+    // The folder gone: its files' objects go, though only the folder was named.
+    std::fs::remove_dir_all(&sub).unwrap();
+    let r = p.reload_changes(&named(&sub));
+    assert!(r.changed, "{r:?}");
+    assert!(p.snapshot().0.resources.gateways.is_empty());
 }
 
 #[test]
