@@ -486,15 +486,22 @@ impl Session {
                 // What [`Session::delta_changes`] finds, without collecting it: a resource to
                 // (re)send, or, when every one is as sent, more names sent than there are now.
                 let keep_removed = ty.is_dependency() && !self.transition_done;
+                // Both in name order: one merged walk, no lookup per resource.
                 self.with_view(ty, |v| {
-                    let mut n = 0;
+                    let mut sent = st.sent.iter().peekable();
                     for (k, r) in v {
-                        if st.sent.get(k).map(String::as_str) != Some(r.hash()) || st.force.contains(k) {
-                            return true;
+                        // Names sent that are no longer served.
+                        while sent.next_if(|(s, _)| s.as_str() < k).is_some() {
+                            if !keep_removed {
+                                return true;
+                            }
                         }
-                        n += 1;
+                        match sent.next_if(|(s, _)| s.as_str() == k) {
+                            Some((_, h)) if h == r.hash() && !st.force.contains(k) => {}
+                            _ => return true,
+                        }
                     }
-                    !keep_removed && st.sent.len() > n
+                    !keep_removed && sent.next().is_some()
                 })
             }
         }
