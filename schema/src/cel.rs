@@ -24,6 +24,8 @@ use crate::Violation;
 use crate::schema::{Rule, Schema};
 use crate::structural::children;
 
+pub(crate) mod native;
+
 static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
     let mut env = Env::stdlib();
     env.add_extension(cel::extensions::strings).expect("the strings extension declares once");
@@ -123,16 +125,26 @@ fn check_node(ctx: &Context, converted: &mut Converted, s: &Schema, v: &Value, p
     s.verdicts.put(key, found);
 }
 
-/// Evaluates the rules of node `s` over `v`.
+/// Evaluates the rules of node `s` over `v`: natively where a rule has a native form that
+/// answers for `v`, else with CEL (`self` is converted only then).
 fn check_rules(ctx: &Context, converted: &mut Converted, s: &Schema, v: &Value, path: &str, out: &mut Vec<Violation>) {
-    let mut scope = ctx.new_inner_scope();
-    scope.add_variable_from_value("self", to_cel_with(s, v, converted));
+    let mut scope = None;
     for rule in s.validations.iter().filter(|r| !is_transition_rule(r)) {
         let field = || match &rule.field_path {
             Some(f) => format!("{path}{f}"),
             None => path.to_owned(),
         };
-        let outcome = program(rule).map_err(str::to_owned).and_then(|p| p.execute(&scope).map_err(|e| e.to_string()));
+        let outcome = match rule.native.get(&rule.rule).and_then(|n| n(v)) {
+            Some(b) => Ok(Cel::Bool(b)),
+            None => {
+                let scope = scope.get_or_insert_with(|| {
+                    let mut scope = ctx.new_inner_scope();
+                    scope.add_variable_from_value("self", to_cel_with(s, v, converted));
+                    scope
+                });
+                program(rule).map_err(str::to_owned).and_then(|p| p.execute(scope).map_err(|e| e.to_string()))
+            }
+        };
         match outcome {
             Ok(Cel::Bool(true)) => {}
             Ok(Cel::Bool(false)) => {

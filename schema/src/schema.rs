@@ -83,6 +83,9 @@ pub struct Rule {
     pub field_path: Option<String>,
     #[serde(skip)]
     pub(crate) program: OnceLock<Result<cel::Program, String>>,
+    /// Its native form, if it has one (see `cel/native.rs`).
+    #[serde(skip)]
+    pub(crate) native: crate::cel::native::Slot,
 }
 
 impl Schema {

@@ -172,6 +172,19 @@ impl Engine {
         &self.opts
     }
 
+    /// The Gateways of `res` whose GatewayClass names this controller, before any
+    /// translation: the ones that may get an Envoy (whether they are accepted is the
+    /// translation's to say).
+    pub fn gateways_of_ours<'a>(&self, res: &'a Resources) -> impl Iterator<Item = &'a ObjKey> {
+        let controller = self.opts.controller_name.clone();
+        res.gateways.iter().filter_map(move |(key, gw)| {
+            res.gateway_classes
+                .get(&ObjKey::new("", &gw.spec.gateway_class_name))
+                .is_some_and(|c| c.spec.controller_name == controller)
+                .then_some(key)
+        })
+    }
+
     /// Translates `res`, reusing what earlier translations computed from the same objects.
     pub fn translate(&mut self, res: &Resources) -> Output {
         let _span = debug_span!("translate", gateways = res.gateways.len(), routes = res.routes.len()).entered();

@@ -88,9 +88,7 @@ impl FileProvider {
         for path in gone {
             self.forget(&path, &mut affected);
         }
-        for path in paths {
-            self.read(path, &mut affected);
-        }
+        self.read_all(paths, &mut affected);
         self.finish(affected)
     }
 
@@ -141,24 +139,41 @@ impl FileProvider {
     /// Reads one file if its stamp changed, and parses it if its text changed; the objects it
     /// defines (before and after) go into `affected`.
     fn read(&mut self, path: PathBuf, affected: &mut BTreeSet<Id>) {
-        let meta = std::fs::metadata(&path).ok();
-        if let (Some(m), Some(state)) = (&meta, self.files.get(&path))
-            && state.stamp.as_ref().is_some_and(|s| s.unchanged(m))
-        {
+        let read = read_file(&path, self.files.get(&path));
+        self.take_in(path, read, affected);
+    }
+
+    /// [`FileProvider::read`] of many files: they are read and parsed on every core when there
+    /// is enough to read, then taken in in path order.
+    fn read_all(&mut self, paths: Vec<PathBuf>, affected: &mut BTreeSet<Id>) {
+        /// Below this much text in all, one thread.
+        const PARALLEL_BYTES: u64 = 256 * 1024;
+        let bytes: u64 = paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+        if paths.len() < 2 || bytes < PARALLEL_BYTES {
+            for p in paths {
+                self.read(p, affected);
+            }
             return;
         }
-        let read_at = std::time::SystemTime::now();
-        let Ok(text) = std::fs::read_to_string(&path) else { return }; // vanished meanwhile
+        let files = &self.files;
+        let reads = load::map_in_order(paths, 1, |p| {
+            let r = read_file(&p, files.get(&p));
+            (p, r)
+        });
+        for (p, r) in reads {
+            self.take_in(p, r, affected);
+        }
+    }
+
+    /// Takes in what [`read_file`] found of `path`.
+    fn take_in(&mut self, path: PathBuf, read: Option<Read>, affected: &mut BTreeSet<Id>) {
+        let Some(read) = read else { return };
         let state = self.files.entry(path.clone()).or_default();
-        state.stamp = meta.map(|m| stamp::Stamp::of(&m, read_at));
-        let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
-        if state.digest == digest && (state.error.is_some() || !state.good.is_empty() || text.trim().is_empty()) {
-            return;
-        }
-        state.digest = digest;
-        let mut fresh = Loaded::default();
-        match load::add_file(&mut fresh, &path, &text) {
-            Ok(()) => {
+        state.stamp = read.stamp;
+        state.digest = read.digest;
+        let Some(parsed) = read.parsed else { return };
+        match parsed {
+            Ok(fresh) => {
                 if state.error.take().is_some() {
                     info!(file = %path.display(), "file parses again");
                 }
@@ -275,6 +290,37 @@ impl FileProvider {
         out.sort();
         out
     }
+}
+
+/// A file as [`read_file`] found it.
+struct Read {
+    stamp: Option<stamp::Stamp>,
+    digest: [u8; 32],
+    /// What its text parses to; `None` when the text is as before.
+    parsed: Option<Result<Loaded, LoadError>>,
+}
+
+/// Reads `path` unless its stamp says it is as when `prev` was read (then `None`, as when it
+/// vanished meanwhile), and parses its text unless that is as before.
+fn read_file(path: &Path, prev: Option<&FileState>) -> Option<Read> {
+    let meta = std::fs::metadata(path).ok();
+    if let (Some(m), Some(state)) = (&meta, prev)
+        && state.stamp.as_ref().is_some_and(|s| s.unchanged(m))
+    {
+        return None;
+    }
+    let read_at = std::time::SystemTime::now();
+    let text = std::fs::read_to_string(path).ok()?;
+    let stamp = meta.map(|m| stamp::Stamp::of(&m, read_at));
+    let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+    let same = prev.is_some_and(|state| {
+        state.digest == digest && (state.error.is_some() || !state.good.is_empty() || text.trim().is_empty())
+    });
+    let parsed = (!same).then(|| {
+        let mut fresh = Loaded::default();
+        load::add_file(&mut fresh, path, &text).map(|()| fresh)
+    });
+    Some(Read { stamp, digest, parsed })
 }
 
 /// What the watcher saw between two reloads.

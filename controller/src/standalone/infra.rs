@@ -97,6 +97,15 @@ impl HostInfra {
         }
     }
 
+    /// Stops the Envoy of `gw`, started ahead of the translation that did not accept its
+    /// Gateway, without waiting for it to stop.
+    pub fn discard(&mut self, gw: &ObjKey) {
+        if let Some(s) = self.envoys.remove(gw) {
+            info!(gateway = %gw, "Gateway not accepted: stopping the Envoy started for it");
+            tokio::spawn(stop(s));
+        }
+    }
+
     /// Drains and stops every Envoy.
     pub async fn shutdown(&mut self) {
         let all = std::mem::take(&mut self.envoys);

@@ -196,9 +196,19 @@ async fn reconcile(
 ) -> Vec<EnvoyRejection> {
     let _span = info_span!("reconcile").entered();
     let (loaded, dups) = provider.snapshot();
+    // At start-up, the Envoys of the Gateways of Legate's classes boot while the world is
+    // translated; one whose Gateway the translation does not accept is stopped again.
+    let ahead: Vec<ObjKey> = match state.metrics.translations() {
+        0 => engine.gateways_of_ours(&loaded.resources).cloned().collect(),
+        _ => vec![],
+    };
+    infra.start(&ahead, write_bootstrap);
     let started = Instant::now();
     let output = engine.translate(&loaded.resources);
     state.metrics.observe_translation(started.elapsed());
+    for gw in ahead.iter().filter(|gw| !output.gateways.iter().any(|g| &g.gateway == *gw)) {
+        infra.discard(gw);
+    }
     // New Gateways' Envoys boot while their snapshots are built.
     infra.start(output.gateways.iter().map(|g| &g.gateway), write_bootstrap);
     let mut errors = file_errors.to_vec();
