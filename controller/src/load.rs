@@ -248,7 +248,7 @@ pub fn add_file(loaded: &mut Loaded, file: &Path, text: &str) -> Result<(), Load
     let unchecked = loaded.unchecked;
     let shared: Arc<Path> = file.into();
     let read = |(doc, v)| read_value(unchecked, &shared, doc, v);
-    for d in map_in_order(documents(file, text)?, 64, read) {
+    for d in map_in_order(documents(file, text)?, read) {
         loaded.add(d?);
     }
     Ok(())
@@ -271,25 +271,17 @@ fn read_value(unchecked: bool, file: &Arc<Path>, doc: usize, v: Value) -> Result
     decode(file, doc, v)
 }
 
-/// `f` over `items` on up to as many threads as there are cores, in order, with at least
-/// `min_per_thread` items each (starting a thread costs more than a few small items). Within
-/// such a thread, a nested call runs on that thread alone.
-pub(crate) fn map_in_order<T: Send, R: Send>(
-    items: Vec<T>,
-    min_per_thread: usize,
-    f: impl Fn(T) -> R + Sync,
-) -> Vec<R> {
+/// `f` over `items` on up to as many threads as there are cores, in order.
+fn map_in_order<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    /// Below this many items, one thread: starting others costs more than it saves.
+    const MIN_PER_THREAD: usize = 64;
     /// The cores, read once: `available_parallelism` reads cgroup files on every call.
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    thread_local! {
-        static WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-    let min_per_thread = min_per_thread.max(1);
-    if items.len() < 2 * min_per_thread || WORKER.get() {
+    if items.len() < 2 * MIN_PER_THREAD {
         return items.into_iter().map(f).collect();
     }
     let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let threads = cores.min(items.len() / min_per_thread);
+    let threads = cores.min(items.len() / MIN_PER_THREAD);
     if threads <= 1 {
         return items.into_iter().map(f).collect();
     }
@@ -301,15 +293,8 @@ pub(crate) fn map_in_order<T: Send, R: Send>(
     }
     let f = &f;
     std::thread::scope(|s| {
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|c| {
-                s.spawn(move || {
-                    WORKER.set(true);
-                    c.into_iter().map(f).collect::<Vec<R>>()
-                })
-            })
-            .collect();
+        let handles: Vec<_> =
+            chunks.into_iter().map(|c| s.spawn(move || c.into_iter().map(f).collect::<Vec<R>>())).collect();
         handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
     })
 }

@@ -88,7 +88,9 @@ impl FileProvider {
         for path in gone {
             self.forget(&path, &mut affected);
         }
-        self.read_all(paths, &mut affected);
+        for path in paths {
+            self.read(path, &mut affected);
+        }
         self.finish(affected)
     }
 
@@ -141,28 +143,6 @@ impl FileProvider {
     fn read(&mut self, path: PathBuf, affected: &mut BTreeSet<Id>) {
         let read = read_file(&path, self.files.get(&path));
         self.take_in(path, read, affected);
-    }
-
-    /// [`FileProvider::read`] of many files: they are read and parsed on every core when there
-    /// is enough to read, then taken in in path order.
-    fn read_all(&mut self, paths: Vec<PathBuf>, affected: &mut BTreeSet<Id>) {
-        /// Below this much text in all, one thread.
-        const PARALLEL_BYTES: u64 = 256 * 1024;
-        let bytes: u64 = paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
-        if paths.len() < 2 || bytes < PARALLEL_BYTES {
-            for p in paths {
-                self.read(p, affected);
-            }
-            return;
-        }
-        let files = &self.files;
-        let reads = load::map_in_order(paths, 1, |p| {
-            let r = read_file(&p, files.get(&p));
-            (p, r)
-        });
-        for (p, r) in reads {
-            self.take_in(p, r, affected);
-        }
     }
 
     /// Takes in what [`read_file`] found of `path`.
