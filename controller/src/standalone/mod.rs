@@ -49,7 +49,8 @@ pub struct Args {
     /// xDS protocol variant Envoys are told to use.
     #[arg(long, env = "LEGATE_XDS_PROTOCOL", value_enum, default_value = "delta")]
     pub xds_protocol: XdsProtocol,
-    /// How long file changes must settle before re-translating, in milliseconds.
+    /// How long file changes must settle before re-translating, in milliseconds, while a file is
+    /// still open for writing (a closed, renamed or removed file is read at once).
     #[arg(long, env = "LEGATE_DEBOUNCE_MS", default_value_t = 10)]
     pub debounce_ms: u64,
     /// Where bootstraps and Envoy logs go (default: a fresh temporary directory).
