@@ -99,30 +99,27 @@ impl FileProvider {
     /// a path that held files, a root that is a file, or a watcher that lost events makes it a
     /// whole [`reload`](Self::reload).
     pub fn reload_changes(&mut self, changes: &Changes) -> Reload {
-        let mut files = vec![];
-        let whole = changes.rescan
-            || !self.root.is_dir()
-            || changes.paths.iter().any(|path| match std::fs::metadata(path) {
-                Ok(m) if m.is_dir() => true,
-                Ok(_) => {
-                    if load::is_resource_file(path) {
-                        files.push(path);
-                    }
-                    !path.starts_with(&self.root)
-                }
-                Err(_) if self.files.contains_key(path) => {
-                    files.push(path);
-                    false
-                }
-                // A folder that held files we read, now gone or renamed away.
-                Err(_) => self.files.range(path.clone()..).next().is_some_and(|(f, _)| f.starts_with(path)),
-            });
-        if whole {
+        if changes.rescan || !self.root.is_dir() {
             return self.reload();
         }
+        // (path, whether it is there to read)
+        let mut files = vec![];
+        for path in &changes.paths {
+            match std::fs::metadata(path) {
+                Ok(m) if m.is_dir() || !path.starts_with(&self.root) => return self.reload(),
+                Ok(_) if load::is_resource_file(path) => files.push((path, true)),
+                Ok(_) => {}
+                Err(_) if self.files.contains_key(path) => files.push((path, false)),
+                // A folder that held files we read, now gone or renamed away.
+                Err(_) if self.files.range(path.clone()..).next().is_some_and(|(f, _)| f.starts_with(path)) => {
+                    return self.reload();
+                }
+                Err(_) => {}
+            }
+        }
         let mut affected = BTreeSet::new();
-        for path in files {
-            if path.is_file() {
+        for (path, there) in files {
+            if there {
                 self.read(path.clone(), &mut affected);
             } else {
                 self.forget(path, &mut affected);
@@ -141,19 +138,24 @@ impl FileProvider {
     /// Reads one file if its stamp changed, and parses it if its text changed; the objects it
     /// defines (before and after) go into `affected`.
     fn read(&mut self, path: PathBuf, affected: &mut BTreeSet<Id>) {
-        let read = read_file(&path, self.files.get(&path));
-        self.take_in(path, read, affected);
-    }
-
-    /// Takes in what [`read_file`] found of `path`.
-    fn take_in(&mut self, path: PathBuf, read: Option<Read>, affected: &mut BTreeSet<Id>) {
-        let Some(read) = read else { return };
+        let meta = std::fs::metadata(&path).ok();
+        if let (Some(m), Some(state)) = (&meta, self.files.get(&path))
+            && state.stamp.as_ref().is_some_and(|s| s.unchanged(m))
+        {
+            return;
+        }
+        let read_at = std::time::SystemTime::now();
+        let Ok(text) = std::fs::read_to_string(&path) else { return }; // vanished meanwhile
         let state = self.files.entry(path.clone()).or_default();
-        state.stamp = read.stamp;
-        state.digest = read.digest;
-        let Some(parsed) = read.parsed else { return };
-        match parsed {
-            Ok(fresh) => {
+        state.stamp = meta.map(|m| stamp::Stamp::of(&m, read_at));
+        let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+        if state.digest == digest && (state.error.is_some() || !state.good.is_empty() || text.trim().is_empty()) {
+            return;
+        }
+        state.digest = digest;
+        let mut fresh = Loaded::default();
+        match load::add_file(&mut fresh, &path, &text) {
+            Ok(()) => {
                 if state.error.take().is_some() {
                     info!(file = %path.display(), "file parses again");
                 }
@@ -272,37 +274,6 @@ impl FileProvider {
     }
 }
 
-/// A file as [`read_file`] found it.
-struct Read {
-    stamp: Option<stamp::Stamp>,
-    digest: [u8; 32],
-    /// What its text parses to; `None` when the text is as before.
-    parsed: Option<Result<Loaded, LoadError>>,
-}
-
-/// Reads `path` unless its stamp says it is as when `prev` was read (then `None`, as when it
-/// vanished meanwhile), and parses its text unless that is as before.
-fn read_file(path: &Path, prev: Option<&FileState>) -> Option<Read> {
-    let meta = std::fs::metadata(path).ok();
-    if let (Some(m), Some(state)) = (&meta, prev)
-        && state.stamp.as_ref().is_some_and(|s| s.unchanged(m))
-    {
-        return None;
-    }
-    let read_at = std::time::SystemTime::now();
-    let text = std::fs::read_to_string(path).ok()?;
-    let stamp = meta.map(|m| stamp::Stamp::of(&m, read_at));
-    let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
-    let same = prev.is_some_and(|state| {
-        state.digest == digest && (state.error.is_some() || !state.good.is_empty() || text.trim().is_empty())
-    });
-    let parsed = (!same).then(|| {
-        let mut fresh = Loaded::default();
-        load::add_file(&mut fresh, path, &text).map(|()| fresh)
-    });
-    Some(Read { stamp, digest, parsed })
-}
-
 /// What the watcher saw between two reloads.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Changes {
@@ -313,6 +284,11 @@ pub struct Changes {
 }
 
 impl Changes {
+    /// Whether there is nothing to read again.
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty() && !self.rescan
+    }
+
     pub fn merge(&mut self, other: Changes) {
         self.paths.extend(other.paths);
         self.rescan |= other.rescan;

@@ -157,7 +157,7 @@ pub async fn run(args: Args) -> Result<()> {
     let mut file_errors = first_read.errors;
     let mut last_nacks = vec![];
     loop {
-        if reread != provider::Changes::default() {
+        if !reread.is_empty() {
             let reload = provider.reload_changes(&std::mem::take(&mut reread));
             retranslate |= reload.changed;
             file_errors = reload.errors;
