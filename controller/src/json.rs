@@ -45,16 +45,16 @@ impl JsonText {
     }
 
     /// The status document of this object: its `apiVersion`, `kind`, `metadata` name,
-    /// namespace and generation, `spec`, and `status` (when given), as the text of
+    /// namespace and generation, `spec`, and `status` (when given, as JSON text), as the text of
     /// `{"apiVersion", "kind", "metadata": {"generation", "name", "namespace"}, "spec", "status"}`
     /// (a missing name or generation is `null`).
-    pub fn status_document(&self, status: Option<&Value>) -> JsonText {
+    pub fn status_document(&self, status: Option<&JsonText>) -> JsonText {
         let p = self.parts();
         fn raw(r: Option<&RawValue>) -> &str {
             r.map_or("null", RawValue::get)
         }
         let meta = p.metadata.unwrap_or_default();
-        let mut out = String::with_capacity(self.0.len() + 512);
+        let mut out = String::with_capacity(self.0.len() + status.map_or(0, |s| s.0.len()) + 64);
         out.push_str("{\"apiVersion\":");
         out.push_str(raw(p.api_version));
         out.push_str(",\"kind\":");
@@ -74,7 +74,7 @@ impl JsonText {
         }
         if let Some(s) = status {
             out.push_str(",\"status\":");
-            out.push_str(&serde_json::to_string(s).expect("a serde_json::Value always serialises"));
+            out.push_str(&s.0);
         }
         out.push('}');
         JsonText(out.into())

@@ -41,7 +41,7 @@ fn reads_status_and_resource_version() {
 fn status_document_keeps_identity_and_spec_and_drops_other_metadata() {
     let t = JsonText::new(&route());
     let status = json!({ "parents": [{ "controllerName": "legate.dev/gateway-controller" }] });
-    let doc = t.status_document(Some(&status));
+    let doc = t.status_document(Some(&JsonText::new(&status)));
     let want = json!({
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "HTTPRoute",

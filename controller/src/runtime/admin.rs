@@ -64,7 +64,7 @@ fn format_of(q: &HashMap<String, String>) -> Format {
 async fn status(State(s): State<Arc<AppState>>, Query(q): Query<HashMap<String, String>>) -> Response {
     let live = s.current();
     let f = format_of(&q);
-    let docs: Vec<serde_json::Value> = live.status.values().map(crate::json::JsonText::value).collect();
+    let docs: Vec<serde_json::Value> = live.status.values().map(crate::status::render::StatusDoc::value).collect();
     let mut body = f.many(&docs);
     if !live.file_errors.is_empty() && f == Format::Yaml {
         let errs: String = live.file_errors.iter().map(|e| format!("# file error: {e}\n")).collect();

@@ -35,12 +35,38 @@ pub fn status_documents_with(
 }
 
 /// One object's status document.
-fn document(o: &RawObject, owned: Option<Owned<'_>>, previous: Option<Value>, controller: &str, now: &str) -> JsonText {
+fn document(o: &RawObject, owned: Option<Owned<'_>>, previous: Option<Value>, controller: &str, now: &str) -> StatusDoc {
     let status = match owned {
         Some(s) => Some(render::render(s, previous.as_ref(), controller, now)),
         None => previous,
     };
-    o.value.status_document(status.as_ref())
+    StatusDoc { object: o.value.clone(), status: status.as_ref().map(JsonText::new) }
+}
+
+/// One object's status document, held as its parts: the object's text (shared with the
+/// object) and its rendered status. They are spliced into one document only when shown, so a
+/// route's `spec` is not held a second time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusDoc {
+    object: JsonText,
+    status: Option<JsonText>,
+}
+
+impl StatusDoc {
+    /// The whole document (see [`JsonText::status_document`]).
+    pub fn document(&self) -> JsonText {
+        self.object.status_document(self.status.as_ref())
+    }
+
+    /// The whole document, parsed.
+    pub fn value(&self) -> Value {
+        self.document().value()
+    }
+
+    /// The rendered status, parsed.
+    pub fn status(&self) -> Option<Value> {
+        self.status.as_ref().map(JsonText::value)
+    }
 }
 
 /// The status Legate computed for one object, if it owns one.
@@ -58,7 +84,7 @@ pub fn owned_status<'a>(kind: Kind, key: &ObjKey, st: &'a Statuses) -> Option<Ow
 
 /// Status documents by kind and key (the order `legate translate --show status` prints them
 /// in): a persistent map, so handing the current set to `/status` is O(1).
-pub type StatusDocs = imbl::OrdMap<(Kind, ObjKey), JsonText>;
+pub type StatusDocs = imbl::OrdMap<(Kind, ObjKey), StatusDoc>;
 
 /// Status documents kept between translations: an object is rendered again only when its
 /// content (the shared object) or its computed status changed, found by comparing the objects
@@ -94,7 +120,7 @@ impl Renderer {
                 continue;
             };
             rendered += 1;
-            let previous = self.docs.get(&id).and_then(JsonText::status).or_else(|| o.value.status());
+            let previous = self.docs.get(&id).and_then(StatusDoc::status).or_else(|| o.value.status());
             let doc = document(o, owned_status(o.kind, &o.key, st), previous, controller, now);
             self.docs.insert(id, doc);
         }

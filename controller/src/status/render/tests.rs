@@ -38,7 +38,7 @@ fn only_changed_objects_are_rendered_again_and_the_documents_match_a_full_render
     let second = r.render(&l2.objects, &out2, "legate.dev/gateway-controller", "2026-01-02T00:00:00Z");
     assert_eq!(r.last_rendered, 1);
     let full = status_documents(&l2, &out2, "legate.dev/gateway-controller", "2026-01-01T00:00:00Z");
-    let second: Vec<Value> = second.values().map(JsonText::value).collect();
+    let second: Vec<Value> = second.values().map(StatusDoc::value).collect();
     assert_eq!(second, full, "the same documents as a full rendering (timestamps kept: nothing transitioned)");
 }
 
@@ -57,5 +57,5 @@ fn an_object_removed_then_added_again_is_rendered_afresh_and_forgotten_while_gon
     let out3 = engine.translate(&l.resources);
     let docs = r.render(&l.objects, &out3, "legate.dev/gateway-controller", "2026-01-01T00:00:00Z");
     let full = status_documents(&l, &out3, "legate.dev/gateway-controller", "2026-01-01T00:00:00Z");
-    assert_eq!(docs.values().map(JsonText::value).collect::<Vec<_>>(), full);
+    assert_eq!(docs.values().map(StatusDoc::value).collect::<Vec<_>>(), full);
 }
