@@ -225,7 +225,7 @@ fn streams(
             .cloned()
             .collect();
         if backends.is_empty() {
-            backends.push(WeightedBackend { cluster: None, weight: 1, filters: Filters::default() });
+            backends.push(WeightedBackend { cluster: None, weight: 1, filters: Default::default() });
         }
         let stream = |name: String, server_names: Vec<String>, certificates: Vec<String>| StreamIr {
             name,

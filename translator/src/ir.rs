@@ -254,8 +254,8 @@ pub enum ActionIr {
     Forward {
         /// Shared with the rule it comes from when every backend has a weight.
         backends: Arc<[WeightedBackend]>,
-        #[serde(skip_serializing_if = "Filters::is_empty")]
-        filters: Filters,
+        #[serde(skip_serializing_if = "SharedFilters::is_empty")]
+        filters: SharedFilters,
         /// Route timeout in milliseconds; 0 disables it; `None` keeps Envoy's default (15s).
         #[serde(skip_serializing_if = "Option::is_none")]
         timeout_ms: Option<u64>,
@@ -277,8 +277,8 @@ pub struct WeightedBackend {
     pub cluster: Option<String>,
     pub weight: u32,
     /// Filters of this backendRef alone (header edits), applied after the rule's.
-    #[serde(skip_serializing_if = "Filters::is_empty")]
-    pub filters: Filters,
+    #[serde(skip_serializing_if = "SharedFilters::is_empty")]
+    pub filters: SharedFilters,
 }
 
 /// A RequestMirror filter: a copy of the request goes to `cluster` for this share of requests.
@@ -346,6 +346,45 @@ pub struct Retry {
 impl Filters {
     pub fn is_empty(&self) -> bool {
         self == &Filters::default()
+    }
+}
+
+/// [`Filters`] shared: a rule's filters are the same value in every route made of it (one per
+/// match, per listener), and every empty set is one value, so a route without filters carries
+/// a pointer instead of some 220 bytes. Changing one (`DerefMut`) copies it first if shared.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct SharedFilters(Arc<Filters>);
+
+impl SharedFilters {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Default for SharedFilters {
+    fn default() -> Self {
+        static EMPTY: std::sync::LazyLock<Arc<Filters>> = std::sync::LazyLock::new(Arc::default);
+        SharedFilters(EMPTY.clone())
+    }
+}
+
+impl From<Filters> for SharedFilters {
+    fn from(f: Filters) -> Self {
+        if f.is_empty() { SharedFilters::default() } else { SharedFilters(Arc::new(f)) }
+    }
+}
+
+impl std::ops::Deref for SharedFilters {
+    type Target = Filters;
+    fn deref(&self) -> &Filters {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for SharedFilters {
+    fn deref_mut(&mut self) -> &mut Filters {
+        Arc::make_mut(&mut self.0)
     }
 }
 

@@ -35,7 +35,13 @@ pub fn status_documents_with(
 }
 
 /// One object's status document.
-fn document(o: &RawObject, owned: Option<Owned<'_>>, previous: Option<Value>, controller: &str, now: &str) -> StatusDoc {
+fn document(
+    o: &RawObject,
+    owned: Option<Owned<'_>>,
+    previous: Option<Value>,
+    controller: &str,
+    now: &str,
+) -> StatusDoc {
     let status = match owned {
         Some(s) => Some(render::render(s, previous.as_ref(), controller, now)),
         None => previous,

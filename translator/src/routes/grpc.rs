@@ -95,7 +95,7 @@ fn build_rule(
             // streaming calls); the client's deadline applies instead (see xds/route.rs).
             RuleAction::Forward {
                 backends: destinations(idx, from, refs, out).into(),
-                filters,
+                filters: filters.into(),
                 timeout: Some(None),
                 mirrors,
             }

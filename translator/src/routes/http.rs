@@ -150,7 +150,7 @@ fn build_rule(
         });
         RuleAction::Forward {
             backends: destinations(idx, from, refs, out).into(),
-            filters: ir_filters,
+            filters: ir_filters.into(),
             timeout,
             mirrors,
         }

@@ -8,7 +8,7 @@ use legate_api::conditions::reasons;
 
 use super::backends::{self, BackendRefView, Referrer};
 use crate::conditions::Problem;
-use crate::ir::{ClusterIr, Filters, MatchIr, Mirror, PathRewrite, WeightedBackend};
+use crate::ir::{ClusterIr, Filters, MatchIr, Mirror, PathRewrite, SharedFilters, WeightedBackend};
 use crate::resources::{Reads, RejectedRule};
 
 /// What a rule does once matched, before the listener is known (redirect ports depend on it).
@@ -16,7 +16,7 @@ use crate::resources::{Reads, RejectedRule};
 pub enum RuleAction {
     Forward {
         backends: Arc<[WeightedBackend]>,
-        filters: Filters,
+        filters: SharedFilters,
         timeout: Option<Duration>,
         mirrors: Vec<Mirror>,
     },
@@ -110,7 +110,7 @@ pub(crate) fn destinations<'r>(
     for (view, weight, filters) in refs {
         let weight = weight.unwrap_or(1).max(0) as u32;
         let cluster = resolve(idx, from, view, out);
-        dests.push(WeightedBackend { cluster, weight, filters });
+        dests.push(WeightedBackend { cluster, weight, filters: filters.into() });
     }
     dests.shrink_to_fit();
     dests

@@ -34,7 +34,7 @@ fn forward(index: usize, name: Option<String>, backends: Vec<crate::ir::Weighted
         matches: vec![],
         action: RuleAction::Forward {
             backends: backends.into(),
-            filters: Filters::default(),
+            filters: Default::default(),
             timeout: None,
             mirrors: vec![],
         },
