@@ -283,7 +283,7 @@ impl Engine {
                 }
                 let mut namespaces: HashMap<&str, Option<Arc<Namespace>>> = HashMap::new();
                 for (key, route) in &res.routes {
-                    let ns = key.key.namespace.as_str();
+                    let ns: &str = &key.key.namespace;
                     let namespace = namespaces
                         .entry(ns)
                         .or_insert_with(|| res.namespaces.get(&ObjKey::new("", ns)).cloned())
@@ -405,7 +405,9 @@ impl Engine {
                 let holds = match read {
                     DepKey::Service(k) => services || same(prev.services.get(k), res.services.get(k)),
                     DepKey::Backend(k) => backends || same(prev.backends.get(k), res.backends.get(k)),
-                    DepKey::Grants(ns) => grants || same_grants(prev.grants.get(ns), res.grants.get(ns)),
+                    DepKey::Grants(ns) => {
+                        grants || same_grants(prev.grants.get(ns.as_str()), res.grants.get(ns.as_str()))
+                    }
                 };
                 if !holds {
                     out.extend(routes.iter().cloned());

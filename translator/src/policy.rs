@@ -84,8 +84,8 @@ impl Target {
         ParentRef {
             group: info.group.to_owned(),
             kind: info.name.to_owned(),
-            namespace: self.key.namespace.clone(),
-            name: self.key.name.clone(),
+            namespace: self.key.namespace.to_string(),
+            name: self.key.name.to_string(),
             section_name: self.section.clone(),
             port: None,
         }

@@ -60,7 +60,7 @@ pub struct Resources {
     /// Index: EndpointSlices by the Service they belong to (`kubernetes.io/service-name`).
     pub slices: Map<ObjKey, Objects<EndpointSlice>>,
     /// Index: ReferenceGrants by namespace.
-    pub grants: Map<String, Objects<ReferenceGrant>>,
+    pub grants: Map<Arc<str>, Objects<ReferenceGrant>>,
     /// Index: ListenerSets by the Gateway their `parentRef` names.
     pub sets_by_gateway: Map<ObjKey, Objects<SetEntry>>,
 }
@@ -400,17 +400,53 @@ where
 /// `namespace/name` of a namespaced object (namespace empty for cluster-scoped ones).
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct ObjKey {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
 }
 
 impl ObjKey {
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { namespace: namespace.into(), name: name.into() }
+    pub fn new(namespace: impl KeyPart, name: impl KeyPart) -> Self {
+        Self { namespace: namespace.key_part(), name: name.key_part() }
     }
 
     pub fn of(meta: &ObjectMeta) -> Self {
-        Self::new(meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
+        Self::new(meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default())
+    }
+}
+
+/// What an [`ObjKey`]'s namespace or name is made from: text (copied once) or an already shared
+/// part (shared again, without copying).
+pub trait KeyPart {
+    fn key_part(self) -> Arc<str>;
+}
+
+impl KeyPart for &str {
+    fn key_part(self) -> Arc<str> {
+        Arc::from(self)
+    }
+}
+
+impl KeyPart for String {
+    fn key_part(self) -> Arc<str> {
+        Arc::from(self)
+    }
+}
+
+impl KeyPart for &String {
+    fn key_part(self) -> Arc<str> {
+        Arc::from(self.as_str())
+    }
+}
+
+impl KeyPart for Arc<str> {
+    fn key_part(self) -> Arc<str> {
+        self
+    }
+}
+
+impl KeyPart for &Arc<str> {
+    fn key_part(self) -> Arc<str> {
+        self.clone()
     }
 }
 
@@ -483,7 +519,7 @@ impl Dep {
             Dep::Service(k, v) => same(res.services.get(k), v.as_ref()),
             Dep::Backend(k, v) => same(res.backends.get(k), v.as_ref()),
             Dep::Grants(ns, v) => {
-                let now = res.grants.get(ns);
+                let now = res.grants.get(ns.as_str());
                 now.map_or(0, Map::len) == v.len()
                     && now.into_iter().flat_map(|m| m.values()).zip(v).all(|(a, b)| Arc::ptr_eq(a, b))
             }

@@ -149,8 +149,8 @@ impl ParentRef {
         ParentRef {
             group: legate_api::gvk::GATEWAY_GROUP.into(),
             kind: legate_api::gvk::KIND_GATEWAY.into(),
-            namespace: gw.namespace.clone(),
-            name: gw.name.clone(),
+            namespace: gw.namespace.to_string(),
+            name: gw.name.to_string(),
             section_name: None,
             port: None,
         }

@@ -233,14 +233,14 @@ pub fn desired(
     labels.extend(selector_labels(&key.name));
     let annotations = infra.and_then(|i| i.annotations.clone()).unwrap_or_default();
     let meta = Meta {
-        namespace: key.namespace.clone(),
+        namespace: key.namespace.to_string(),
         gateway: &key.name,
         labels,
         annotations,
         owner: OwnerReference {
             api_version: "gateway.networking.k8s.io/v1".into(),
             kind: "Gateway".into(),
-            name: key.name.clone(),
+            name: key.name.to_string(),
             uid: gw.metadata.uid.clone().unwrap_or_default(),
             controller: Some(true),
             block_owner_deletion: Some(true),
@@ -462,7 +462,7 @@ where
 /// Deletes the fleet of Gateway `gw` (absent objects are fine). Normally unneeded: the owner
 /// references make the garbage collector do it when the Gateway is deleted.
 pub async fn delete(client: &kube::Client, gw: &ObjKey) -> Result<(), FleetError> {
-    let (ns, name) = (gw.namespace.as_str(), fleet_name(&gw.name));
+    let (ns, name) = (&*gw.namespace, fleet_name(&gw.name));
     delete_one::<Deployment>(client, "Deployment", ns, &name).await?;
     delete_one::<Service>(client, "Service", ns, &name).await?;
     delete_one::<ConfigMap>(client, "ConfigMap", ns, &name).await?;

@@ -443,7 +443,7 @@ impl Loop {
         let versions = publish_snapshots(&self.state.cache, &out);
 
         let leader = *self.leader.borrow();
-        let accepted = |k: &legate_translator::ObjKey| out.statuses.gateway_classes.contains_key(&k.name);
+        let accepted = |k: &legate_translator::ObjKey| out.statuses.gateway_classes.contains_key(&*k.name);
         let request = FleetRequest {
             leader,
             gateways: out

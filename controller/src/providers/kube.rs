@@ -155,7 +155,7 @@ impl Store {
                 inner.touched_kinds.insert(id.kind);
                 let listed = inner.buffers.remove(id).unwrap_or_default();
                 inner.objects.retain(|(k, key), _| {
-                    *k != id.kind || id.namespace.as_ref().is_some_and(|ns| *ns != key.namespace)
+                    *k != id.kind || id.namespace.as_ref().is_some_and(|ns| **ns != *key.namespace)
                 });
                 for (key, o) in listed {
                     inner.objects.insert((id.kind, key), o);

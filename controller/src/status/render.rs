@@ -78,7 +78,7 @@ impl StatusDoc {
 /// The status Legate computed for one object, if it owns one.
 pub fn owned_status<'a>(kind: Kind, key: &ObjKey, st: &'a Statuses) -> Option<Owned<'a>> {
     match kind {
-        Kind::GatewayClass => st.gateway_classes.get(&key.name).map(Owned::GatewayClass),
+        Kind::GatewayClass => st.gateway_classes.get(&*key.name).map(Owned::GatewayClass),
         Kind::Gateway => st.gateways.get(key).map(Owned::Gateway),
         Kind::ListenerSet => st.listener_sets.get(key).map(Owned::ListenerSet),
         k if k.is_route() => st.route(k, key).map(|s| Owned::Route(s)),

@@ -45,7 +45,7 @@ fn err<T>(s: &Section<T>) -> Option<&str> {
 
 /// Resolves `spec` of policy `key`; `Err` says why the spec itself is invalid.
 pub fn resolve(res: &Resources, key: &ObjKey, spec: &AuthPolicySpec) -> Result<Sections, String> {
-    let ns = key.namespace.as_str();
+    let ns: &str = &key.namespace;
     Ok(Sections {
         jwt: spec.jwt.as_ref().map(|j| jwt(res, key, j)).transpose()?,
         basic_auth: spec.basic_auth.as_ref().map(|b| Ok::<_, String>(basic_auth(res, ns, b))).transpose()?,

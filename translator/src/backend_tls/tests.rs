@@ -93,7 +93,7 @@ fn world() -> Resources {
 }
 
 fn cluster<'a>(out: &'a Output, gw: &str, name: &str) -> &'a ClusterIr {
-    let g = out.gateways.iter().find(|g| g.gateway.name == gw).expect("gateway translated");
+    let g = out.gateways.iter().find(|g| &*g.gateway.name == gw).expect("gateway translated");
     g.ir.clusters.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no cluster {name}"))
 }
 
@@ -262,7 +262,7 @@ fn the_gateways_client_certificate_is_presented_to_its_tls_backends_only() {
         let tls = cluster(&out, gw, "service/apps/s/443").tls.clone().unwrap();
         assert_eq!(tls.client_certificate.as_deref(), Some(format!("apps/client-{gw}").as_str()));
         assert!(cluster(&out, gw, "service/apps/s/8443").tls.is_none(), "a port no policy targets stays plaintext");
-        let ir = &out.gateways.iter().find(|g| g.gateway.name == gw).unwrap().ir;
+        let ir = &out.gateways.iter().find(|g| &*g.gateway.name == gw).unwrap().ir;
         assert_eq!(ir.certificates.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), [format!("apps/client-{gw}")]);
     }
     assert_eq!(policy_reasons(&out, "p"), ["g: Accepted/ResolvedRefs", "h: Accepted/ResolvedRefs"]);
@@ -270,8 +270,8 @@ fn the_gateways_client_certificate_is_presented_to_its_tls_backends_only() {
     let again = engine.translate(&res);
     for gw in ["g", "h"] {
         let (a, b) = (
-            out.gateways.iter().find(|g| g.gateway.name == gw).unwrap(),
-            again.gateways.iter().find(|g| g.gateway.name == gw).unwrap(),
+            out.gateways.iter().find(|g| &*g.gateway.name == gw).unwrap(),
+            again.gateways.iter().find(|g| &*g.gateway.name == gw).unwrap(),
         );
         assert!(a.ir.clusters.iter().zip(&b.ir.clusters).all(|(x, y)| Arc::ptr_eq(x, y)), "{gw}");
     }

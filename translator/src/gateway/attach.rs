@@ -111,7 +111,7 @@ fn namespace_allowed(idx: &Index<'_>, gw: &GatewayState<'_>, i: usize, route_ns:
     let own_ns = l.set.map_or(&gw.key.namespace, |s| &gw.sets[s].key.namespace);
     let ns = l.spec.allowed_routes.as_ref().and_then(|a| a.namespaces.as_ref());
     match ns.and_then(|n| n.from.as_ref()) {
-        None | Some(From::Same) => route_ns == own_ns,
+        None | Some(From::Same) => route_ns == &**own_ns,
         Some(From::All) => true,
         Some(From::Selector) => {
             ns.and_then(|n| n.selector.as_ref()).is_some_and(|s| selector_matches(s, &idx.namespace_labels(route_ns)))

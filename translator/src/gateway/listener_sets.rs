@@ -32,7 +32,7 @@ pub fn sets_of<'a>(idx: &Index<'a>, gw: &Gateway, key: &ObjKey) -> (Vec<SetState
     let from = namespaces.and_then(|n| n.from.as_ref());
     let admits = |ns: &str| match from {
         None | Some(From::None) => false,
-        Some(From::Same) => ns == key.namespace,
+        Some(From::Same) => ns == &*key.namespace,
         Some(From::All) => true,
         Some(From::Selector) => {
             namespaces.and_then(|n| n.selector.as_ref()).is_some_and(|s| selector_matches(s, &idx.namespace_labels(ns)))

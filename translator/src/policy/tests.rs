@@ -14,7 +14,7 @@ fn merged(layers: &[(&str, Value)], atomic: &[&str]) -> (Value, Vec<(String, Str
     for (name, v) in layers {
         merge_into(&mut out, v, "", atomic, &k(name), &mut prov);
     }
-    (out, prov.into_iter().map(|(p, k)| (p, k.name)).collect())
+    (out, prov.into_iter().map(|(p, k)| (p, k.name.to_string())).collect())
 }
 
 #[test]
@@ -102,7 +102,7 @@ fn two_policies_on_one_target_the_older_wins(#[case] a: &str, #[case] b: &str, #
     let gw = json!({ "group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw" });
     let mut att = resolve(&[policy_on("a", a, gw.clone()), policy_on("b", b, gw)]);
     let t = Target::gateway(&k("gw"), None);
-    assert_eq!(att.winner(&t).map(|(k, _)| k.name.as_str()), Some(winner));
+    assert_eq!(att.winner(&t).map(|(k, _)| &*k.name), Some(winner));
     let m = att.chain(std::slice::from_ref(&t), &k("gw"), &[]);
     att.used(&m, &[]);
     let st = att.statuses("c");

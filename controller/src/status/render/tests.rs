@@ -26,7 +26,7 @@ fn only_changed_objects_are_rendered_again_and_the_documents_match_a_full_render
     // count is unchanged, so not even the Gateway) — only b is rendered again.
     let mut l2 = Loaded::default();
     for o in l.objects.values() {
-        if o.key.name == "b" {
+        if &*o.key.name == "b" {
             let mut v = o.value.value();
             v["spec"]["hostnames"] = serde_json::json!(["b.example"]);
             load::add_value(&mut l2, Path::new("w.yaml"), 4, v).unwrap();
