@@ -1,17 +1,20 @@
 //! Conditions as the translator computes them: no `lastTransitionTime` (that is stamped when a
 //! status is rendered, see [`crate::render`]), so equal inputs give equal conditions.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
-/// A `metav1.Condition` without its transition time.
+/// A `metav1.Condition` without its transition time. Types, reasons and most messages are
+/// constants, held without a copy of their own.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
     #[serde(rename = "type")]
-    pub type_: String,
+    pub type_: Cow<'static, str>,
     pub status: Status,
-    pub reason: String,
-    pub message: String,
+    pub reason: Cow<'static, str>,
+    pub message: Cow<'static, str>,
     pub observed_generation: i64,
 }
 
@@ -40,16 +43,16 @@ impl From<bool> for Status {
 
 impl Condition {
     pub fn new(
-        type_: &str,
+        type_: impl Into<Cow<'static, str>>,
         status: impl Into<Status>,
-        reason: &str,
-        message: impl Into<String>,
+        reason: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
         generation: i64,
     ) -> Self {
         Condition {
-            type_: type_.to_owned(),
+            type_: type_.into(),
             status: status.into(),
-            reason: reason.to_owned(),
+            reason: reason.into(),
             message: message.into(),
             observed_generation: generation,
         }
@@ -96,7 +99,7 @@ impl Problem {
     }
 
     /// The condition of `type_` this problem sets, with `status`.
-    pub fn condition(&self, type_: &str, status: impl Into<Status>, generation: i64) -> Condition {
+    pub fn condition(&self, type_: &'static str, status: impl Into<Status>, generation: i64) -> Condition {
         Condition::new(type_, status, self.reason, self.message.clone(), generation)
     }
 }

@@ -421,7 +421,7 @@ impl Attachments {
 /// Adds (or extends) the PolicyAffected condition.
 fn add_condition(conditions: &mut Vec<Condition>, message: String, g: i64) {
     match conditions.iter_mut().find(|c| c.type_ == lg::POLICY_AFFECTED) {
-        Some(c) => c.message = format!("{}; {message}", c.message),
+        Some(c) => c.message = format!("{}; {message}", c.message).into(),
         None => conditions.push(Condition::new(lg::POLICY_AFFECTED, true, lg::AFFECTED, message, g)),
     }
 }

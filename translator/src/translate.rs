@@ -356,7 +356,7 @@ fn gateway_status(
     } else if let Some(m) = &gw.invalid_parameters {
         Condition::new(types::ACCEPTED, false, reasons::INVALID_PARAMETERS, m.clone(), g)
     } else if let Some((r, m, true)) = &address_problem {
-        Condition::new(types::ACCEPTED, false, r, m.clone(), g)
+        Condition::new(types::ACCEPTED, false, *r, m.clone(), g)
     } else if valid.is_empty() {
         Condition::new(
             types::ACCEPTED,
@@ -380,7 +380,7 @@ fn gateway_status(
     let any_programmed = own().any(|l| l.programmed);
     let programmed_cond = match &address_problem {
         _ if !accepted => Condition::new(types::PROGRAMMED, false, reasons::INVALID, "Gateway is not accepted", g),
-        Some((r, m, false)) => Condition::new(types::PROGRAMMED, false, r, m.clone(), g),
+        Some((r, m, false)) => Condition::new(types::PROGRAMMED, false, *r, m.clone(), g),
         _ if !any_programmed => {
             Condition::new(types::PROGRAMMED, false, reasons::INVALID, "no listener is programmed", g)
         }

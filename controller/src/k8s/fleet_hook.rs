@@ -73,7 +73,7 @@ pub fn apply_fleet_status(out: &mut Output, fleet: &BTreeMap<ObjKey, FleetStatus
             continue;
         }
         for c in st.conditions.iter_mut().filter(|c| c.type_ == types::PROGRAMMED && c.is_true()) {
-            *c = Condition::new(types::PROGRAMMED, false, &f.reason, f.message.clone(), c.observed_generation);
+            *c = Condition::new(types::PROGRAMMED, false, f.reason.clone(), f.message.clone(), c.observed_generation);
         }
         out.statuses.parent_not_programmed(key);
     }

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use legate_translator::conditions::Condition;
@@ -34,12 +35,12 @@ struct ObjectsMemo {
     /// The statuses counted in `counts` (persistent maps: shared, O(1) to keep).
     routes: Map<RouteKey, Arc<RouteStatus>>,
     backends: Map<ObjKey, Arc<BackendStatus>>,
-    counts: BTreeMap<(&'static str, String, &'static str), u64>,
+    counts: BTreeMap<(&'static str, Cow<'static, str>, &'static str), u64>,
 }
 
 /// Adds (or takes away) one object's conditions to `counts`.
 fn count(
-    counts: &mut BTreeMap<(&'static str, String, &'static str), u64>,
+    counts: &mut BTreeMap<(&'static str, Cow<'static, str>, &'static str), u64>,
     kind: &'static str,
     conds: &[Condition],
     add: bool,
@@ -154,7 +155,7 @@ impl Metrics {
 
 /// The `legate_objects` gauge: objects by kind and by the status of a condition; routes and
 /// Backends from `kept` (counted by [`Metrics`] as they change), the few others counted here.
-fn objects_text(statuses: &Statuses, kept: &BTreeMap<(&'static str, String, &'static str), u64>) -> String {
+fn objects_text(statuses: &Statuses, kept: &BTreeMap<(&'static str, Cow<'static, str>, &'static str), u64>) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# HELP legate_objects Objects by kind and by the status of a condition.");
     let _ = writeln!(o, "# TYPE legate_objects gauge");
@@ -164,11 +165,11 @@ fn objects_text(statuses: &Statuses, kept: &BTreeMap<(&'static str, String, &'st
     let mut counts: BTreeMap<(&str, &str, &str), u64> = Default::default();
     for (kind, conds) in conditions {
         for c in conds {
-            *counts.entry((kind, c.type_.as_str(), c.status.as_str())).or_default() += 1;
+            *counts.entry((kind, &*c.type_, c.status.as_str())).or_default() += 1;
         }
     }
     for ((kind, ty, st), n) in kept {
-        *counts.entry((kind, ty.as_str(), st)).or_default() += n;
+        *counts.entry((kind, &**ty, st)).or_default() += n;
     }
     for ((kind, ty, st), n) in counts {
         let _ = writeln!(o, "legate_objects{{kind=\"{kind}\",condition=\"{ty}\",status=\"{st}\"}} {n}");

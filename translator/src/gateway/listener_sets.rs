@@ -69,7 +69,7 @@ pub fn statuses(
     let mut out = vec![];
     for (i, set) in gw.sets.iter().enumerate() {
         let g = set.generation;
-        let pair = |reason: &str, message: String| {
+        let pair = |reason: &'static str, message: String| {
             [
                 Condition::new(types::ACCEPTED, false, reason, message.clone(), g),
                 Condition::new(types::PROGRAMMED, false, reason, message, g),

@@ -222,7 +222,7 @@ spec: { gatewayClassName: legate, listeners: [ { name: http, port: 8081, protoco
 fn programmed(out: &Output, name: &str) -> (bool, String, String) {
     let st = &out.statuses.gateways[&ObjKey::new("infra", name)];
     let c = st.conditions.iter().find(|c| c.type_ == types::PROGRAMMED).unwrap();
-    (c.status == legate_translator::conditions::Status::True, c.reason.clone(), c.message.clone())
+    (c.status == legate_translator::conditions::Status::True, c.reason.to_string(), c.message.to_string())
 }
 
 #[test]
@@ -240,7 +240,7 @@ fn folded_rejections_turn_only_their_gateways_programmed_false_with_envoys_messa
     let set = &out.statuses.listener_sets[&ObjKey::new("infra", "team")];
     let c = set.conditions.iter().find(|c| c.type_ == types::PROGRAMMED).unwrap();
     assert_eq!(
-        (c.status, c.reason.as_str()),
+        (c.status, &*c.reason),
         (legate_translator::conditions::Status::False, reasons::PARENT_NOT_PROGRAMMED),
         "served by the same Envoys"
     );

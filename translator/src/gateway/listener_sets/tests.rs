@@ -46,7 +46,7 @@ fn world(allowed: Value) -> Resources {
 
 fn cond<'a>(conds: &'a [Condition], t: &str) -> (&'a str, &'a str) {
     let c = find(conds, t).unwrap_or_else(|| panic!("no {t} in {conds:?}"));
-    (if c.is_true() { "True" } else { "False" }, c.reason.as_str())
+    (if c.is_true() { "True" } else { "False" }, &*c.reason)
 }
 
 fn set_status<'a>(st: &'a Statuses, ns: &str, name: &str) -> &'a crate::status::ListenerSetStatus {
