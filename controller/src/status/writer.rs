@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -116,6 +116,10 @@ pub struct StatusWriter {
     metrics: StatusMetrics,
     pending: Mutex<Pending>,
     wake: Notify,
+    /// Whether this replica leads, as [`StatusWriter::run`] last saw it. A follower writes
+    /// nothing, so its submissions work nothing out (each used to compare every object after
+    /// the one full pass it was left with).
+    leading: AtomicBool,
 }
 
 /// Why a write did not happen.
@@ -137,6 +141,7 @@ impl StatusWriter {
             metrics: StatusMetrics::default(),
             pending: Mutex::default(),
             wake: Notify::new(),
+            leading: AtomicBool::new(false),
         })
     }
 
@@ -148,9 +153,26 @@ impl StatusWriter {
     /// Only the objects whose content or computed status changed since the last batch (and
     /// those whose write was given up) are looked at, unless every object must be.
     pub fn submit(&self, batch: Arc<Batch>) {
+        let mut p = self.pending.lock().unwrap();
+        // Read under the lock: `run` turns it on before it takes the lock to look at the last
+        // batch, so a batch stored here as a follower's is the one it then looks at.
+        if !self.leading.load(Ordering::Acquire) {
+            // Nothing is written: keep the batch for when this replica leads, and look at
+            // everything then.
+            p.batch = Some(batch);
+            p.full = true;
+            p.keys.clear();
+            return;
+        }
+        self.queue(&mut p, batch);
+        drop(p);
+        self.wake.notify_one();
+    }
+
+    /// [`StatusWriter::submit`]'s work, as the leader, under the lock.
+    fn queue(&self, p: &mut Pending, batch: Arc<Batch>) {
         let now = now();
         let mut due = BTreeSet::new();
-        let mut p = self.pending.lock().unwrap();
         let last = p.batch.clone().filter(|_| !p.full);
         let ids: Vec<(Kind, ObjKey)> = match last {
             Some(last) => {
@@ -189,15 +211,37 @@ impl StatusWriter {
         }
         p.keys.extend(due);
         p.batch = Some(batch);
-        drop(p);
-        self.wake.notify_one();
     }
 
     /// Works the queue while `leader` is true; drops it otherwise (whoever becomes leader
     /// submits everything again).
-    pub async fn run(self: Arc<Self>, leader: watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, mut leader: watch::Receiver<bool>) {
+        let mut leader_open = true;
         loop {
-            self.wake.notified().await;
+            let leading = *leader.borrow_and_update();
+            if leading && !self.leading.swap(true, Ordering::AcqRel) {
+                // Just became the leader: every object of the last batch is looked at.
+                let mut p = self.pending.lock().unwrap();
+                if let Some(batch) = p.batch.clone() {
+                    p.full = true;
+                    self.queue(&mut p, batch);
+                }
+                drop(p);
+                self.wake.notify_one();
+            } else if !leading {
+                self.leading.store(false, Ordering::Release);
+            }
+            if leader_open {
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    changed = leader.changed() => {
+                        leader_open = changed.is_ok();
+                        continue;
+                    }
+                }
+            } else {
+                self.wake.notified().await;
+            }
             let (keys, batch) = {
                 let mut p = self.pending.lock().unwrap();
                 (std::mem::take(&mut p.keys), p.batch.clone())
