@@ -5,8 +5,8 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
-/// A `metav1.Condition` without its transition time. Types, reasons and most messages are
-/// constants, held without a copy of their own.
+/// A `metav1.Condition` without its transition time. Types and reasons are constants, held
+/// without a copy of their own.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {

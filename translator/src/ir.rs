@@ -351,7 +351,7 @@ impl Filters {
 
 /// [`Filters`] shared: a rule's filters are the same value in every route made of it (one per
 /// match, per listener), and every empty set is one value, so a route without filters carries
-/// a pointer instead of some 220 bytes. Changing one (`DerefMut`) copies it first if shared.
+/// a pointer instead of some 220 bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct SharedFilters(Arc<Filters>);
@@ -379,12 +379,6 @@ impl std::ops::Deref for SharedFilters {
     type Target = Filters;
     fn deref(&self) -> &Filters {
         &self.0
-    }
-}
-
-impl std::ops::DerefMut for SharedFilters {
-    fn deref_mut(&mut self) -> &mut Filters {
-        Arc::make_mut(&mut self.0)
     }
 }
 

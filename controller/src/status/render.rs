@@ -59,14 +59,9 @@ pub struct StatusDoc {
 }
 
 impl StatusDoc {
-    /// The whole document (see [`JsonText::status_document`]).
-    pub fn document(&self) -> JsonText {
-        self.object.status_document(self.status.as_ref())
-    }
-
-    /// The whole document, parsed.
+    /// The whole document (see [`JsonText::status_document`]), parsed.
     pub fn value(&self) -> Value {
-        self.document().value()
+        self.object.status_document(self.status.as_ref()).value()
     }
 
     /// The rendered status, parsed.
