@@ -94,8 +94,9 @@ pub struct Args {
     /// Where Gateway listeners bind in Envoy when a Gateway has no spec.addresses.
     #[arg(long, env = "LEGATE_LISTEN_ADDRESS", default_value = "0.0.0.0")]
     pub listen_address: String,
-    /// How long changes must settle before re-translating, in milliseconds.
-    #[arg(long, env = "LEGATE_DEBOUNCE_MS", default_value_t = 100)]
+    /// How long changes must settle before re-translating, in milliseconds: events that arrive
+    /// together (one `kubectl apply` of several objects) make one translation.
+    #[arg(long, env = "LEGATE_DEBOUNCE_MS", default_value_t = 10)]
     pub debounce_ms: u64,
     /// While some Gateway's fleet is not ready, how often to look at it again, in milliseconds.
     /// Fleet Deployments are not watched: without this, a Deployment becoming available would
