@@ -11,7 +11,9 @@
 //! Environment: `LEGATE_KUBECONFIG`, `LEGATE_CLUSTER_BIN` (set by scripts/bench-cluster),
 //! `LEGATE_BENCH_SIZES` (route counts, default `1000,3000`), `LEGATE_BENCH_SAMPLES` (new routes
 //! timed per size, default 30), `LEGATE_BENCH_EDITS` (routes edited under load per size,
-//! default 30).
+//! default 30), `LEGATE_BENCH_TRACE` (print when each probe was sent and first served, as Unix
+//! seconds, to line up with the controllers' debug logs), `LEGATE_BENCH_KEEP` (leave the
+//! namespace and its routes in place at the end).
 //!
 //! The timer starts just before the create request is sent (so it includes the API server's
 //! write and watch fan-out) and stops at the first 200. The routes are spread over 50 hostnames
@@ -152,6 +154,7 @@ spec:
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---|");
 
+    let trace = std::env::var_os("LEGATE_BENCH_TRACE").is_some();
     let mut have = 0;
     for &size in &sizes {
         // Load: create routes up to `size`, 16 requests in flight.
@@ -203,6 +206,11 @@ spec:
             routes.create(&PostParams::default(), &obj).await?;
             until_served(&http, &addr, &host, &errors).await.map_err(anyhow::Error::msg)?;
             latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
+            if trace {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+                let sent = now.saturating_sub(t0.elapsed());
+                eprintln!("probe {name}: sent at {:.3}, served at {:.3}", sent.as_secs_f64(), now.as_secs_f64());
+            }
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         let cpu_per_change = (cpu_total(&procs) - cpu0) * 1000.0 / samples as f64;
@@ -249,6 +257,9 @@ spec:
             usage.join(", ")
         );
     }
-    drop(ns);
+    if std::env::var_os("LEGATE_BENCH_KEEP").is_some() {
+        // Left for a look by hand (e2e/cluster/down removes it with the cluster).
+        std::mem::forget(ns);
+    }
     Ok(())
 }
