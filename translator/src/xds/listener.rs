@@ -15,7 +15,8 @@ use envoy_types::pb::envoy::extensions::filters::http::grpc_web::v3::GrpcWeb;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    HttpConnectionManager, HttpFilter, Rds, http_connection_manager::RouteSpecifier,
+    HttpConnectionManager, HttpFilter, Rds,
+    http_connection_manager::{RouteSpecifier, UpgradeConfig},
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, Secret, TlsCertificate, secret,
@@ -144,6 +145,10 @@ fn hcm(listener: &str, route_config: &str, client: Option<&ClientIr>, policies: 
         .chain([super::session::http_filter(), super::http_filter("envoy.filters.http.router", Router::default())])
         .collect(),
         normalize_path: Some(BoolValue { value: true }),
+        // WebSocket upgrades pass through on every route (Service appProtocol
+        // kubernetes.io/ws, or none). Said once here rather than on each route: Envoy builds a
+        // route's upgrade map again on every rebuild of the route table.
+        upgrade_configs: vec![UpgradeConfig { upgrade_type: "websocket".into(), ..Default::default() }],
         ..Default::default()
     };
     if let Some(c) = client {

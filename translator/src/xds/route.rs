@@ -315,9 +315,6 @@ fn route(r: &RouteIr) -> Route {
                     }
                 }
             }
-            // WebSocket upgrades pass through (Service appProtocol kubernetes.io/ws, or none).
-            a.upgrade_configs =
-                vec![route_action::UpgradeConfig { upgrade_type: "websocket".into(), ..Default::default() }];
             if let Some(t) = &r.traffic {
                 super::traffic::route(&mut a, t);
             }
