@@ -94,8 +94,9 @@ pub struct Args {
     /// Where Gateway listeners bind in Envoy when a Gateway has no spec.addresses.
     #[arg(long, env = "LEGATE_LISTEN_ADDRESS", default_value = "0.0.0.0")]
     pub listen_address: String,
-    /// How long changes must settle before re-translating, in milliseconds: events that arrive
-    /// together (one `kubectl apply` of several objects) make one translation.
+    /// How long changes must settle before re-translating, in milliseconds, when they follow
+    /// the last translation that closely: the rest of a burst (one `kubectl apply` of several
+    /// objects) joins one translation. A change that comes alone is translated at once.
     #[arg(long, env = "LEGATE_DEBOUNCE_MS", default_value_t = 10)]
     pub debounce_ms: u64,
     /// While some Gateway's fleet is not ready, how often to look at it again, in milliseconds.
@@ -385,6 +386,8 @@ impl Loop {
         let mut remote = self.remote.clone();
         let mut resync = tokio::time::interval(self.fleet_resync);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // When the last translation finished.
+        let mut last: Option<Instant> = None;
         loop {
             let settle = tokio::select! {
                 Ok(()) = changes.changed() => true,
@@ -408,7 +411,9 @@ impl Loop {
                 _ = shutdown.changed() => break,
             };
             if settle {
-                tokio::time::sleep(self.debounce).await;
+                if last.is_some_and(|t: Instant| t.elapsed() < self.debounce) {
+                    tokio::time::sleep(self.debounce).await;
+                }
                 changes.borrow_and_update();
             }
             leader.borrow_and_update();
@@ -416,6 +421,7 @@ impl Loop {
             self.pending = !(self.store.synced() && self.remote.borrow().synced);
             if !self.pending {
                 self.reconcile().await;
+                last = Some(Instant::now());
                 resync.reset();
             }
         }
