@@ -10,7 +10,7 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::route::v3::VirtualHost;
 
-use crate::ir::{ClusterIr, VirtualHostIr};
+use crate::ir::{ActionIr, ClusterIr, VirtualHostIr};
 
 /// Values by key, each marked with the translation that last used it; a sweep drops those the
 /// translation that just ended did not use.
@@ -116,12 +116,15 @@ impl ClusterCache {
 }
 
 /// What a virtual host's routes need of the connection manager serving it: the local and
-/// global rate-limit filters, and the auth filters.
+/// global rate-limit filters, the auth filters, and the CORS, gRPC-Web and session filters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Needs {
     pub local: bool,
     pub global: bool,
     pub auth: bool,
+    pub cors: bool,
+    pub grpc: bool,
+    pub session: bool,
 }
 
 /// [`Needs`] by virtual host, read again only when its IR is not the same: the filters of a
@@ -141,6 +144,11 @@ impl NeedsCache {
                         n.global |= l.global.is_some();
                     }
                     n.auth |= r.auth.is_some();
+                    n.grpc |= r.match_.grpc.is_some();
+                    if let ActionIr::Forward { filters, .. } = &r.action {
+                        n.cors |= filters.cors.is_some();
+                        n.session |= filters.session.is_some();
+                    }
                 }
                 (v.clone(), n)
             },

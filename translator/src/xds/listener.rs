@@ -44,7 +44,7 @@ pub fn listener(
         Protocol::Http => {
             let rc = names::route_config(&l.name, None);
             routes.push(route_configuration(rc.clone(), &l.virtual_hosts, None, cache));
-            let filters = policy_filters(&l.virtual_hosts, None, needs);
+            let filters = http_filters(&l.virtual_hosts, None, needs);
             let cap = super::ratelimit::connection_limit(l.connection_limit.as_ref());
             chains.push(FilterChain {
                 filters: cap.into_iter().chain([hcm(&l.name, &rc, l.client.as_deref(), filters)]).collect(),
@@ -59,7 +59,7 @@ pub fn listener(
             });
             for c in &l.tls {
                 let rc = names::route_config(&l.name, Some(&c.listener));
-                let filters = policy_filters(&l.virtual_hosts, Some(&c.listener), needs);
+                let filters = http_filters(&l.virtual_hosts, Some(&c.listener), needs);
                 routes.push(route_configuration(rc.clone(), &l.virtual_hosts, Some(&c.listener), cache));
                 chains.push(FilterChain {
                     name: c.listener.clone(),
@@ -108,42 +108,52 @@ pub fn socket(address: &str, port: u16) -> Address {
     }
 }
 
-/// The policy filters a connection manager's routes use, in their order in its chain:
-/// authentication and authorization first, then rate limits.
-fn policy_filters(vhosts: &[Arc<VirtualHostIr>], chain: Option<&str>, needs: &mut NeedsCache) -> Vec<HttpFilter> {
+/// The HTTP filters of a connection manager, in order: CORS (preflights are answered before
+/// anything else runs), gRPC-Web, authentication and authorization, rate limits, session
+/// persistence, the router. Each but the router only when some route of the chain uses it:
+/// every filter in the chain costs every request (the CORS, gRPC-Web and session filters,
+/// unused, about 8 % of Envoy's CPU per request with one route; BENCHMARKS.md, "Data plane").
+fn http_filters(vhosts: &[Arc<VirtualHostIr>], chain: Option<&str>, needs: &mut NeedsCache) -> Vec<HttpFilter> {
     // Only the virtual hosts whose routes need a filter are read (most need none).
     let (mut auth, mut limited) = (vec![], vec![]);
+    let mut used = super::cache::Needs::default();
     for v in vhosts {
         let n = needs.of(v);
         if n.auth {
             auth.push(v.clone());
         }
-        if (n.local || n.global) && chain.is_none_or(|c| v.listener == c) {
-            limited.push(v);
+        if chain.is_none_or(|c| v.listener == c) {
+            if n.local || n.global {
+                limited.push(v);
+            }
+            used.cors |= n.cors;
+            used.grpc |= n.grpc;
+            used.session |= n.session;
         }
     }
     let auth = super::auth::http_filters(&auth, chain);
-    auth.into_iter().chain(super::ratelimit::http_filters(limited.into_iter().map(|v| &**v))).collect()
+    let limits = super::ratelimit::http_filters(limited.into_iter().map(|v| &**v));
+    used.cors
+        .then(super::cors::http_filter)
+        .into_iter()
+        // gRPC-Web from browsers to the same routes as gRPC (a no-op for other requests).
+        .chain(used.grpc.then(|| super::http_filter("envoy.filters.http.grpc_web", GrpcWeb::default())))
+        .chain(auth)
+        .chain(limits)
+        .chain(used.session.then(super::session::http_filter))
+        .chain([super::http_filter("envoy.filters.http.router", Router::default())])
+        .collect()
 }
 
-/// An HTTP connection manager; `policies`: the policy filters its routes use (between
-/// gRPC-Web and the session filter).
-fn hcm(listener: &str, route_config: &str, client: Option<&ClientIr>, policies: Vec<HttpFilter>) -> Filter {
+/// An HTTP connection manager with these HTTP filters.
+fn hcm(listener: &str, route_config: &str, client: Option<&ClientIr>, http_filters: Vec<HttpFilter>) -> Filter {
     let mut hcm = HttpConnectionManager {
         stat_prefix: names::stat_prefix(listener),
         route_specifier: Some(RouteSpecifier::Rds(Rds {
             config_source: Some(ads()),
             route_config_name: route_config.into(),
         })),
-        http_filters: vec![
-            super::cors::http_filter(),
-            // gRPC-Web from browsers to the same routes as gRPC (a no-op for other requests).
-            super::http_filter("envoy.filters.http.grpc_web", GrpcWeb::default()),
-        ]
-        .into_iter()
-        .chain(policies)
-        .chain([super::session::http_filter(), super::http_filter("envoy.filters.http.router", Router::default())])
-        .collect(),
+        http_filters,
         normalize_path: Some(BoolValue { value: true }),
         // WebSocket upgrades pass through on every route (Service appProtocol
         // kubernetes.io/ws, or none). Said once here rather than on each route: Envoy builds a
