@@ -16,13 +16,15 @@ use crate::ir::{ActionIr, ClusterIr, VirtualHostIr};
 /// translation that just ended did not use.
 #[derive(Debug)]
 pub struct Epoched<K, V> {
-    entries: HashMap<K, (V, u64)>,
+    /// Hashed with foldhash: a translation looks up every cluster of a Gateway by name, and
+    /// SipHash made that a tenth of a one-route change at 15,000 clusters.
+    entries: HashMap<K, (V, u64), foldhash::fast::RandomState>,
     epoch: u64,
 }
 
 impl<K, V> Default for Epoched<K, V> {
     fn default() -> Self {
-        Epoched { entries: HashMap::new(), epoch: 0 }
+        Epoched { entries: HashMap::default(), epoch: 0 }
     }
 }
 
