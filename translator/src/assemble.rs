@@ -5,12 +5,13 @@
 //! only the domains it touches ([`hosts`]) and only their virtual hosts are built again;
 //! endpoints are read again only when the Service's EndpointSlices changed.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use legate_api::k8s::EndpointSlice;
 use legate_api::kinds::Kind;
 
+use crate::FastSet;
 use crate::gateway::{GatewayState, ListenerState, Protocol};
 use crate::hostname;
 use crate::ir::*;
@@ -66,7 +67,7 @@ impl Cache {
         self.clusters.sweep();
         self.unique.sweep();
         if let Some(seen) = &mut self.slices {
-            seen.changed = Some(HashSet::new());
+            seen.changed = Some(FastSet::default());
         }
         self.tls.sweep();
         self.traffic.sweep();
@@ -87,9 +88,10 @@ impl Cache {
                     || (kept.len() == slices().count() && kept.iter().zip(slices()).all(|(a, b)| Arc::ptr_eq(a, b))))
         };
         let (_, _, out) = self.clusters.get_or_by(c.name.as_str(), fresh, || {
+            let kept: Vec<_> = slices().cloned().collect();
             let mut out = ClusterIr::clone(c);
-            out.endpoints = Endpoints::Static(backends::service_endpoints(res, service, port_name));
-            (c.clone(), slices().cloned().collect(), Arc::new(out))
+            out.endpoints = Endpoints::Static(backends::slice_endpoints(kept.iter(), port_name));
+            (c.clone(), kept, Arc::new(out))
         });
         out.clone()
     }
@@ -98,7 +100,7 @@ impl Cache {
 /// See [`Cache::slices`].
 struct SlicesSeen {
     slices: Map<ObjKey, Objects<EndpointSlice>>,
-    changed: Option<HashSet<ObjKey>>,
+    changed: Option<FastSet<ObjKey>>,
 }
 
 impl Cache {
@@ -106,7 +108,7 @@ impl Cache {
     /// translation from the two snapshots' maps (costing what changed); `None` on the first.
     /// A kept cluster was checked in every translation since it was made (a sweep drops those
     /// a translation did not use), so it is fresh unless its Service is in this set.
-    fn changed_services(&mut self, res: &Resources) -> Option<&HashSet<ObjKey>> {
+    fn changed_services(&mut self, res: &Resources) -> Option<&FastSet<ObjKey>> {
         match &mut self.slices {
             Some(seen) if seen.slices.ptr_eq(&res.slices) => {}
             Some(seen) => {

@@ -7,7 +7,7 @@
 //! are, and the Envoy form of each virtual host and cluster while its IR is. The output is the
 //! same as a translation from scratch (a test checks it on random change sequences).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use legate_api::conditions::{reasons, types};
@@ -28,7 +28,7 @@ use crate::translate::{
     Attachment, GatewayRoutes, HttpRoutes, Options, Output, PolicyKinds, RouteOutcome, Target, attach_route,
     finish_gateway, route_parents,
 };
-use crate::{assemble, xds};
+use crate::{FastMap, assemble, xds};
 
 /// What route attachment reads of a Gateway: the Gateway itself, the ListenerSets naming it
 /// (and which it admits), and which of its merged listeners are accepted (which depends on
@@ -125,7 +125,7 @@ pub struct Engine {
     routes: Map<RouteKey, RouteMemo>,
     /// Reverse index: the routes whose rules read a Service, a Backend or a namespace's
     /// ReferenceGrants.
-    readers: HashMap<DepKey, BTreeSet<RouteKey>>,
+    readers: FastMap<DepKey, BTreeSet<RouteKey>>,
     /// Every route's status as attachment made it (before conflicts and policies add to it),
     /// shared with the output.
     statuses: Map<RouteKey, Arc<RouteStatus>>,
@@ -134,11 +134,11 @@ pub struct Engine {
     /// The world of the last translation, to tell what changed since (a persistent map: the
     /// copy is O(1) and two snapshots compare in time proportional to what differs).
     prev: Option<Resources>,
-    sigs: HashMap<ObjKey, Arc<GatewaySig>>,
+    sigs: FastMap<ObjKey, Arc<GatewaySig>>,
     /// The clusters routes resolved, shared between them.
     clusters: SharedClusters,
     /// Per Gateway, what is attached to it.
-    attached: HashMap<ObjKey, GatewayRoutesMemo>,
+    attached: FastMap<ObjKey, GatewayRoutesMemo>,
     assemble: assemble::Cache,
     xds: xds::cache::Generator,
     /// Counters of the last translation: (routes rebuilt, attachments recomputed).
@@ -154,13 +154,13 @@ impl Engine {
         Engine {
             opts,
             routes: Map::new(),
-            readers: HashMap::new(),
+            readers: FastMap::default(),
             statuses: Map::new(),
             backend_statuses: Map::new(),
             prev: None,
-            sigs: HashMap::new(),
+            sigs: FastMap::default(),
             clusters: SharedClusters::default(),
-            attached: HashMap::new(),
+            attached: FastMap::default(),
             assemble: assemble::Cache::default(),
             xds: xds::cache::Generator::default(),
             last_recomputed: (0, 0),
@@ -212,7 +212,7 @@ impl Engine {
 
         // Gateways, and their signatures for route attachment.
         let mut gateways: BTreeMap<ObjKey, GatewayState<'_>> = BTreeMap::new();
-        let mut sigs = HashMap::new();
+        let mut sigs = FastMap::default();
         let mut sigs_changed = false;
         for (key, gw) in &res.gateways {
             if !ours(&gw.spec.gateway_class_name) {
@@ -281,7 +281,7 @@ impl Engine {
                 for key in &gone {
                     self.forget(key);
                 }
-                let mut namespaces: HashMap<&str, Option<Arc<Namespace>>> = HashMap::new();
+                let mut namespaces: FastMap<&str, Option<Arc<Namespace>>> = FastMap::default();
                 for (key, route) in &res.routes {
                     let ns: &str = &key.key.namespace;
                     let namespace = namespaces

@@ -27,5 +27,12 @@ pub mod engine;
 mod translate;
 
 pub use engine::Engine;
+
+/// The translator's hash maps and sets, hashed with foldhash: their keys are names and object
+/// keys looked up once or more per route or cluster, where SipHash was a few per cent of a
+/// translation. Iteration order never reaches the output (see above).
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// See [`FastMap`].
+pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 pub use resources::{ObjKey, Resources};
 pub use translate::{AddressMode, GatewayOutput, Options, Output, translate};

@@ -532,7 +532,7 @@ impl Dep {
 /// cluster alive itself.
 #[derive(Debug, Default)]
 pub struct SharedClusters {
-    by_name: std::sync::Mutex<(std::collections::HashMap<String, std::sync::Weak<ClusterIr>>, usize)>,
+    by_name: std::sync::Mutex<(crate::FastMap<String, std::sync::Weak<ClusterIr>>, usize)>,
 }
 
 impl SharedClusters {

@@ -10,7 +10,7 @@
 //! change removes the route's old attachments and adds its new ones, which gives the same.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use legate_api::k8s::Time;
@@ -112,7 +112,7 @@ pub(super) struct HostIndex {
     complete: bool,
     domains: BTreeMap<Spec, Domain>,
     /// Per listener, its routes attached with a wildcard hostname.
-    wildcards: HashMap<usize, BTreeMap<RouteKey, Wild>>,
+    wildcards: crate::FastMap<usize, BTreeMap<RouteKey, Wild>>,
 }
 
 impl HostIndex {
@@ -123,7 +123,13 @@ impl HostIndex {
             let own = gw.listeners[i].hostname.clone().unwrap_or_else(|| "*".into());
             domains.insert(Spec(own), Domain::new(i, true));
         }
-        HostIndex { members: members.to_vec(), shape: shape(gw, members), complete, domains, wildcards: HashMap::new() }
+        HostIndex {
+            members: members.to_vec(),
+            shape: shape(gw, members),
+            complete,
+            domains,
+            wildcards: crate::FastMap::default(),
+        }
     }
 
     /// Whether changes to the attachments of `members` can be applied to it: it holds every

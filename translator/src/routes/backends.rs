@@ -2,11 +2,12 @@
 //! clusters. Shared by every route kind.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use legate_api::backend::Backend;
 use legate_api::conditions::reasons;
 use legate_api::gvk::{CORE_GROUP, GATEWAY_GROUP, KIND_BACKEND, KIND_SERVICE, LEGATE_GROUP};
-use legate_api::k8s::{Service, ServicePort};
+use legate_api::k8s::{EndpointSlice, Service, ServicePort};
 
 use crate::conditions::Problem;
 use crate::ir::{ClusterIr, EndpointSource, Endpoints, SocketAddr, UpstreamProtocol};
@@ -126,8 +127,13 @@ fn service_cluster(key: ObjKey, svc: &Service, port: Option<i32>) -> Result<Clus
 /// The ready IP endpoints of a Service port (by its name) from the Service's EndpointSlices,
 /// sorted and without duplicates.
 pub fn service_endpoints(res: &Resources, key: &ObjKey, port_name: &str) -> Vec<SocketAddr> {
+    slice_endpoints(res.slices.get(key).into_iter().flat_map(|m| m.values()), port_name)
+}
+
+/// [`service_endpoints`] of the Service's EndpointSlices, already looked up.
+pub fn slice_endpoints<'a>(slices: impl Iterator<Item = &'a Arc<EndpointSlice>>, port_name: &str) -> Vec<SocketAddr> {
     let mut endpoints = vec![];
-    for slice in res.slices.get(key).into_iter().flat_map(|m| m.values()) {
+    for slice in slices {
         if slice.address_type == "FQDN" {
             continue;
         }

@@ -44,8 +44,6 @@
 //! fewer than two keys) or would copy routes too often (nested prefixes and regex routes are
 //! repeated in many lists: more than [`MAX_COPIES`] route copies per route).
 
-use std::collections::HashMap;
-
 use envoy_types::pb::envoy::config::route::v3::{Route, RouteList};
 use envoy_types::pb::envoy::r#type::matcher::v3::HttpRequestHeaderMatchInput;
 use envoy_types::pb::google::protobuf::Any;
@@ -97,7 +95,7 @@ pub fn plan(routes: &[RouteIr]) -> Option<Plan<'_>> {
     if routes.len() < MIN_ROUTES {
         return None;
     }
-    let mut by_key: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut by_key: crate::FastMap<&str, Vec<usize>> = crate::FastMap::default();
     let mut regex = vec![];
     for (i, r) in routes.iter().enumerate() {
         match key(r) {

@@ -129,7 +129,7 @@ fn first_in_list(
 
 /// Whether `re` matches all of `path` (compiled once per pattern and thread).
 fn full_match(re: &str, path: &str) -> bool {
-    thread_local!(static COMPILED: std::cell::RefCell<HashMap<String, regex::Regex>> = Default::default());
+    thread_local!(static COMPILED: std::cell::RefCell<std::collections::HashMap<String, regex::Regex>> = Default::default());
     COMPILED.with_borrow_mut(|c| {
         c.entry(re.to_owned()).or_insert_with(|| regex::Regex::new(&format!("^(?:{re})$")).unwrap()).is_match(path)
     })
