@@ -27,6 +27,8 @@ pub mod engine;
 mod translate;
 
 pub use engine::Engine;
+pub use resources::{ObjKey, Resources};
+pub use translate::{AddressMode, GatewayOutput, Options, Output, translate};
 
 /// The translator's hash maps and sets, hashed with foldhash: their keys are names and object
 /// keys looked up once or more per route or cluster, where SipHash was a few per cent of a
@@ -34,5 +36,3 @@ pub use engine::Engine;
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 /// See [`FastMap`].
 pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
-pub use resources::{ObjKey, Resources};
-pub use translate::{AddressMode, GatewayOutput, Options, Output, translate};
